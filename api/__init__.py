@@ -1,0 +1,1 @@
+"""The Flask API (``create_app``) and the ``kgrec`` command line."""

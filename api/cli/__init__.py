@@ -1,0 +1,35 @@
+"""The ``kgrec`` command line: one module per command, registered on one click group.
+
+Heavy imports (torch, pykeen, flask) stay inside the commands so ``kgrec --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import click
+
+from graph.store import DEFAULT_STORE_URL
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kgrec")
+def main() -> None:
+    """kgrec: knowledge-graph recommendations with reasons you can replay in Cypher."""
+
+
+store_option = click.option(
+    "--store",
+    "store_url",
+    default=DEFAULT_STORE_URL,
+    envvar="KGREC_STORE",
+    show_default=True,
+    help="memory://DIR or neo4j://HOST:PORT[/DATABASE] (credentials from KGREC_NEO4J_USER/PASSWORD).",
+)
+
+
+def _register() -> None:
+    from api.cli import stats
+
+    main.add_command(stats.stats)
+
+
+_register()

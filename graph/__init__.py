@@ -1,0 +1,1 @@
+"""The kgrec graph: schema, records, the GraphStore interface, its stores and snapshots."""

@@ -1,0 +1,98 @@
+"""Plain records that flow from loaders into stores and from stores into snapshots.
+
+They are the one vocabulary every store speaks, so that the same data gives the same
+graph (and the same snapshot fingerprint) whichever store holds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+AttrValue = str | int | float | bool
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    attrs: dict[str, AttrValue] = field(default_factory=dict, hash=False, compare=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    id: str
+    title: str | None = None
+    attrs: dict[str, AttrValue] = field(default_factory=dict, hash=False, compare=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    id: str
+    name: str
+    kind: str = "tag"
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    """(:User)-[:INTERACTED {weight, rating, ts}]->(:Item); one per (user, item)."""
+
+    user: str
+    item: str
+    weight: float = 1.0
+    rating: float | None = None
+    ts: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tagging:
+    """(:User)-[:TAGGED {tag, ts}]->(:Item); one per (user, item, tag)."""
+
+    user: str
+    item: str
+    tag: str
+    ts: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemTag:
+    """(:Item)-[:HAS_TAG {count}]->(:Tag); one per (item, tag)."""
+
+    item: str
+    tag: str
+    count: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Follow:
+    """(:User)-[:FOLLOWS {weight}]->(:User); one per directed pair."""
+
+    user: str
+    friend: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """(:Item)-[:RELATED {predicate}]->(:Entity {iri, label}); one per triple."""
+
+    item: str
+    predicate: str
+    entity: str
+    entity_label: str | None = None
+
+
+@dataclass
+class GraphRecords:
+    """A whole graph as lists of records: what loaders produce and stores export."""
+
+    users: list[User] = field(default_factory=list)
+    items: list[Item] = field(default_factory=list)
+    tags: list[Tag] = field(default_factory=list)
+    interactions: list[Interaction] = field(default_factory=list)
+    taggings: list[Tagging] = field(default_factory=list)
+    item_tags: list[ItemTag] = field(default_factory=list)
+    follows: list[Follow] = field(default_factory=list)
+    facts: list[Fact] = field(default_factory=list)
+
+
+#: The keys of ``GraphStore.counts()`` and ``kgrec stats --json``.
+COUNT_KEYS = ("users", "items", "tags", "interactions", "taggings", "item_tags", "follows", "facts")

@@ -1,0 +1,328 @@
+"""GraphSnapshot: the immutable, array-based view that recommenders and trainers read.
+
+Both stores build it through ``build_snapshot`` from the same records, with ids sorted,
+so the same graph yields the same arrays and the same fingerprint whichever store held it.
+It saves to ``snapshot.npz`` + ``snapshot.json`` and loads with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from graph.records import COUNT_KEYS, GraphRecords
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class IdIndex:
+    """A sorted tuple of string ids and its inverse map."""
+
+    ids: tuple[str, ...]
+    index: dict[str, int] = field(repr=False, compare=False)
+
+    @classmethod
+    def of(cls, ids: set[str] | list[str]) -> IdIndex:
+        ordered = tuple(sorted(set(ids)))
+        return cls(ordered, {x: i for i, x in enumerate(ordered)})
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.index
+
+    def get(self, key: str) -> int | None:
+        return self.index.get(key)
+
+
+@dataclass(frozen=True)
+class GraphSnapshot:
+    """Users × items × tags × entities as CSR matrices plus id maps.
+
+    ``interactions`` holds weights; ``ratings`` and ``timestamps`` are aligned with
+    ``interactions.data`` (NaN / -1 where absent). ``taggings`` keeps every (user, item,
+    tag, ts) so that evaluation can drop side data of held-out pairs.
+    """
+
+    users: IdIndex
+    items: IdIndex
+    tags: IdIndex
+    entities: IdIndex
+    predicates: tuple[str, ...]
+    interactions: sp.csr_matrix
+    ratings: np.ndarray
+    timestamps: np.ndarray
+    item_tags: sp.csr_matrix
+    user_tags: sp.csr_matrix
+    follows: sp.csr_matrix
+    taggings: np.ndarray  # structured: user, item, tag (int32), ts (int64, -1 = unknown)
+    facts: np.ndarray  # structured: item, predicate, entity (int32)
+    item_titles: tuple[str | None, ...]
+    tag_names: tuple[str, ...]
+    tag_kinds: tuple[str, ...]
+    entity_labels: tuple[str | None, ...]
+    user_attrs: tuple[dict[str, Any], ...]
+    item_attrs: tuple[dict[str, Any], ...]
+    fingerprint: str = ""
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {
+            "users": len(self.users),
+            "items": len(self.items),
+            "tags": len(self.tags),
+            "interactions": int(self.interactions.nnz),
+            "taggings": int(len(self.taggings)),
+            "item_tags": int(self.item_tags.nnz),
+            "follows": int(self.follows.nnz),
+            "facts": int(len(self.facts)),
+        }
+
+    def user_items(self, user: int) -> np.ndarray:
+        """Item indices a user interacted with."""
+        r = self.interactions
+        return r.indices[r.indptr[user] : r.indptr[user + 1]]
+
+    def title(self, item: int) -> str:
+        return self.item_titles[item] or self.items.ids[item]
+
+    def with_interactions(self, matrix: sp.csr_matrix, taggings: np.ndarray | None = None) -> GraphSnapshot:
+        """The same graph with other interactions (a training split); side data is kept
+        except taggings, which the caller filters so held-out pairs cannot leak."""
+        matrix = sp.csr_matrix(matrix, dtype=np.float32)
+        matrix.sort_indices()
+        n = matrix.nnz
+        tg = self.taggings if taggings is None else taggings
+        user_tags = _user_tags(tg, len(self.users), len(self.tags))
+        snap = GraphSnapshot(
+            users=self.users, items=self.items, tags=self.tags, entities=self.entities,
+            predicates=self.predicates, interactions=matrix,
+            ratings=np.full(n, np.nan, dtype=np.float32), timestamps=np.full(n, -1, dtype=np.int64),
+            item_tags=self.item_tags, user_tags=user_tags, follows=self.follows, taggings=tg,
+            facts=self.facts, item_titles=self.item_titles, tag_names=self.tag_names,
+            tag_kinds=self.tag_kinds, entity_labels=self.entity_labels,
+            user_attrs=self.user_attrs, item_attrs=self.item_attrs,
+        )
+        return _with_fingerprint(snap)
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        """Write ``snapshot.npz`` (numbers) and ``snapshot.json`` (strings); no pickle."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        arrays = {
+            **_csr_arrays("interactions", self.interactions),
+            **_csr_arrays("item_tags", self.item_tags),
+            **_csr_arrays("user_tags", self.user_tags),
+            **_csr_arrays("follows", self.follows),
+            "ratings": self.ratings,
+            "timestamps": self.timestamps,
+            "taggings": _plain(self.taggings, TAGGING_FIELDS),
+            "facts": _plain(self.facts, FACT_FIELDS),
+        }
+        np.savez_compressed(d / "snapshot.npz", **arrays)
+        meta = {
+            "format": FORMAT_VERSION,
+            "fingerprint": self.fingerprint,
+            "counts": self.counts,
+            "users": list(self.users.ids),
+            "items": list(self.items.ids),
+            "tags": list(self.tags.ids),
+            "entities": list(self.entities.ids),
+            "predicates": list(self.predicates),
+            "item_titles": list(self.item_titles),
+            "tag_names": list(self.tag_names),
+            "tag_kinds": list(self.tag_kinds),
+            "entity_labels": list(self.entity_labels),
+            "user_attrs": list(self.user_attrs),
+            "item_attrs": list(self.item_attrs),
+        }
+        (d / "snapshot.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> GraphSnapshot:
+        d = Path(directory)
+        meta = json.loads((d / "snapshot.json").read_text(encoding="utf-8"))
+        if meta.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{d}: snapshot format {meta.get('format')} is not {FORMAT_VERSION}")
+        with np.load(d / "snapshot.npz", allow_pickle=False) as z:
+            a = {k: z[k] for k in z.files}
+        users, items, tags = IdIndex.of(meta["users"]), IdIndex.of(meta["items"]), IdIndex.of(meta["tags"])
+        snap = cls(
+            users=users, items=items, tags=tags, entities=IdIndex.of(meta["entities"]),
+            predicates=tuple(meta["predicates"]),
+            interactions=_csr_from(a, "interactions", (len(users), len(items))),
+            ratings=a["ratings"], timestamps=a["timestamps"],
+            item_tags=_csr_from(a, "item_tags", (len(items), len(tags))),
+            user_tags=_csr_from(a, "user_tags", (len(users), len(tags))),
+            follows=_csr_from(a, "follows", (len(users), len(users))),
+            taggings=_structured(a["taggings"], TAGGING_FIELDS),
+            facts=_structured(a["facts"], FACT_FIELDS),
+            item_titles=tuple(meta["item_titles"]), tag_names=tuple(meta["tag_names"]),
+            tag_kinds=tuple(meta["tag_kinds"]), entity_labels=tuple(meta["entity_labels"]),
+            user_attrs=tuple(meta["user_attrs"]), item_attrs=tuple(meta["item_attrs"]),
+            fingerprint=meta["fingerprint"],
+        )
+        if _fingerprint(snap) != snap.fingerprint:
+            raise ValueError(f"{d}: snapshot content does not match its fingerprint")
+        return snap
+
+
+TAGGING_FIELDS = [("user", np.int32), ("item", np.int32), ("tag", np.int32), ("ts", np.int64)]
+FACT_FIELDS = [("item", np.int32), ("predicate", np.int32), ("entity", np.int32)]
+
+
+def build_snapshot(records: GraphRecords) -> GraphSnapshot:
+    """Build a snapshot from records; ids are sorted so the result is canonical."""
+    user_ids = {u.id for u in records.users}
+    item_ids = {i.id for i in records.items}
+    tag_ids = {t.id for t in records.tags}
+    for r in records.interactions:
+        user_ids.add(r.user)
+        item_ids.add(r.item)
+    for r in records.taggings:
+        user_ids.add(r.user)
+        item_ids.add(r.item)
+        tag_ids.add(r.tag)
+    for r in records.item_tags:
+        item_ids.add(r.item)
+        tag_ids.add(r.tag)
+    for r in records.follows:
+        user_ids.update((r.user, r.friend))
+    item_ids.update(f.item for f in records.facts)
+    users, items, tags = IdIndex.of(user_ids), IdIndex.of(item_ids), IdIndex.of(tag_ids)
+    entities = IdIndex.of({f.entity for f in records.facts})
+    predicates = tuple(sorted({f.predicate for f in records.facts}))
+    pred_index = {p: i for i, p in enumerate(predicates)}
+    nu, ni, nt = len(users), len(items), len(tags)
+
+    inter = sorted(records.interactions, key=lambda r: (users.index[r.user], items.index[r.item]))
+    rows = np.fromiter((users.index[r.user] for r in inter), dtype=np.int64, count=len(inter))
+    cols = np.fromiter((items.index[r.item] for r in inter), dtype=np.int64, count=len(inter))
+    weights = np.fromiter((r.weight for r in inter), dtype=np.float32, count=len(inter))
+    ratings = np.array([np.nan if r.rating is None else r.rating for r in inter], dtype=np.float32)
+    stamps = np.array([-1 if r.ts is None else r.ts for r in inter], dtype=np.int64)
+    matrix = _csr(rows, cols, weights, (nu, ni))
+    if matrix.nnz != len(inter):
+        raise ValueError("duplicate (user, item) interactions in records; stores keep one per pair")
+
+    tg = np.array(
+        sorted(
+            (users.index[t.user], items.index[t.item], tags.index[t.tag], -1 if t.ts is None else t.ts)
+            for t in records.taggings
+        ),
+        dtype=TAGGING_FIELDS,
+    )
+    it = [(items.index[r.item], tags.index[r.tag], r.count) for r in records.item_tags]
+    item_tags = _csr(*_cols(it, 3), (ni, nt))
+    fo = [(users.index[r.user], users.index[r.friend], r.weight) for r in records.follows]
+    follows = _csr(*_cols(fo, 3), (nu, nu))
+    facts = np.array(
+        sorted({(items.index[f.item], pred_index[f.predicate], entities.index[f.entity]) for f in records.facts}),
+        dtype=FACT_FIELDS,
+    )
+
+    titles: dict[str, str | None] = {i.id: i.title for i in records.items}
+    tag_rec = {t.id: t for t in records.tags}
+    ent_labels: dict[str, str | None] = {}
+    for f in records.facts:
+        if f.entity_label is not None or f.entity not in ent_labels:
+            ent_labels[f.entity] = f.entity_label
+    uattrs = {u.id: dict(u.attrs) for u in records.users}
+    iattrs = {i.id: dict(i.attrs) for i in records.items}
+    snap = GraphSnapshot(
+        users=users, items=items, tags=tags, entities=entities, predicates=predicates,
+        interactions=matrix, ratings=ratings, timestamps=stamps,
+        item_tags=item_tags, user_tags=_user_tags(tg, nu, nt), follows=follows,
+        taggings=tg, facts=facts,
+        item_titles=tuple(titles.get(i) for i in items.ids),
+        tag_names=tuple(tag_rec[t].name if t in tag_rec else t for t in tags.ids),
+        tag_kinds=tuple(tag_rec[t].kind if t in tag_rec else "tag" for t in tags.ids),
+        entity_labels=tuple(ent_labels.get(e) for e in entities.ids),
+        user_attrs=tuple(uattrs.get(u, {}) for u in users.ids),
+        item_attrs=tuple(iattrs.get(i, {}) for i in items.ids),
+    )
+    return _with_fingerprint(snap)
+
+
+def _cols(rows: list[tuple], n: int) -> tuple[np.ndarray, ...]:
+    if not rows:
+        return tuple(np.zeros(0) for _ in range(n))
+    return tuple(np.asarray(c) for c in zip(*rows, strict=True))
+
+
+def _csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    m = sp.csr_matrix(
+        (np.asarray(vals, dtype=np.float32), (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))),
+        shape=shape,
+    )
+    m.sum_duplicates()
+    m.sort_indices()
+    return m
+
+
+def _user_tags(taggings: np.ndarray, n_users: int, n_tags: int) -> sp.csr_matrix:
+    return _csr(taggings["user"], taggings["tag"], np.ones(len(taggings), dtype=np.float32), (n_users, n_tags))
+
+
+def _csr_arrays(name: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
+    return {f"{name}.data": m.data, f"{name}.indices": m.indices, f"{name}.indptr": m.indptr}
+
+
+def _csr_from(a: dict[str, np.ndarray], name: str, shape: tuple[int, int]) -> sp.csr_matrix:
+    return sp.csr_matrix((a[f"{name}.data"], a[f"{name}.indices"], a[f"{name}.indptr"]), shape=shape)
+
+
+def _plain(structured: np.ndarray, fields: list[tuple[str, Any]]) -> np.ndarray:
+    if len(structured) == 0:
+        return np.zeros((0, len(fields)), dtype=np.int64)
+    return np.stack([structured[name].astype(np.int64) for name, _ in fields], axis=1)
+
+
+def _structured(plain: np.ndarray, fields: list[tuple[str, Any]]) -> np.ndarray:
+    out = np.zeros(len(plain), dtype=fields)
+    for j, (name, _) in enumerate(fields):
+        out[name] = plain[:, j] if len(plain) else []
+    return out
+
+
+def _fingerprint(s: GraphSnapshot) -> str:
+    h = hashlib.sha256()
+
+    def add(obj: Any) -> None:
+        if isinstance(obj, np.ndarray):
+            h.update(np.ascontiguousarray(obj).tobytes())
+        else:
+            h.update(json.dumps(obj, ensure_ascii=False, sort_keys=True, default=str).encode("utf-8"))
+        h.update(b"\x00")
+
+    for part in (s.users.ids, s.items.ids, s.tags.ids, s.entities.ids, s.predicates):
+        add(list(part))
+    for m in (s.interactions, s.item_tags, s.user_tags, s.follows):
+        add(m.indptr.astype(np.int64))
+        add(m.indices.astype(np.int64))
+        add(m.data.astype(np.float32))
+    add(s.ratings.astype(np.float32))
+    add(s.timestamps.astype(np.int64))
+    add(_plain(s.taggings, TAGGING_FIELDS))
+    add(_plain(s.facts, FACT_FIELDS))
+    add([list(s.item_titles), list(s.tag_names), list(s.tag_kinds), list(s.entity_labels)])
+    add([list(s.user_attrs), list(s.item_attrs)])
+    c = s.counts
+    return "u{users}-i{items}-x{interactions}-".format(**c) + h.hexdigest()[:16]
+
+
+def _with_fingerprint(s: GraphSnapshot) -> GraphSnapshot:
+    object.__setattr__(s, "fingerprint", _fingerprint(s))
+    return s
+
+
+__all__ = ["COUNT_KEYS", "GraphSnapshot", "IdIndex", "build_snapshot"]

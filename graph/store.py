@@ -1,0 +1,187 @@
+"""The GraphStore interface and ``open_store(url)``.
+
+Each backend is its own class (``MemoryStore``, ``Neo4jStore``); shared code talks to this
+interface only and never asks which backend it holds.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from graph.records import (
+    Fact,
+    Follow,
+    GraphRecords,
+    Interaction,
+    Item,
+    ItemTag,
+    Tag,
+    Tagging,
+    User,
+)
+from graph.schema import Label, Rel
+
+if TYPE_CHECKING:
+    from graph.snapshot import GraphSnapshot
+
+DEFAULT_STORE_URL = "memory://data/graph"
+
+
+class StoreError(RuntimeError):
+    """A store could not do what was asked (bad URL, bad data, refused write)."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached right now; the caller may retry later."""
+
+
+@dataclass(frozen=True)
+class Neighbor:
+    """One relationship next to a node, as plain data (never a live driver object)."""
+
+    rel: Rel
+    outgoing: bool
+    label: Label
+    id: str
+    name: str | None
+    props: dict[str, Any] = field(default_factory=dict)
+
+
+class GraphStore(ABC):
+    """A user–item–tag–social property graph with batched, idempotent writes.
+
+    Upserts are keyed (see ``graph.schema``): writing the same record twice leaves one
+    node or relationship with the latest properties, so a failed load can simply be rerun.
+    Writes that name a node that does not exist yet create it with only its key.
+    """
+
+    # -- writes -------------------------------------------------------------------------
+    @abstractmethod
+    def upsert_users(self, rows: Iterable[User]) -> int: ...
+
+    @abstractmethod
+    def upsert_items(self, rows: Iterable[Item]) -> int: ...
+
+    @abstractmethod
+    def upsert_tags(self, rows: Iterable[Tag]) -> int: ...
+
+    @abstractmethod
+    def upsert_interactions(self, rows: Iterable[Interaction]) -> int: ...
+
+    @abstractmethod
+    def upsert_taggings(self, rows: Iterable[Tagging]) -> int: ...
+
+    @abstractmethod
+    def upsert_item_tags(self, rows: Iterable[ItemTag]) -> int: ...
+
+    @abstractmethod
+    def upsert_follows(self, rows: Iterable[Follow]) -> int: ...
+
+    @abstractmethod
+    def upsert_facts(self, rows: Iterable[Fact]) -> int: ...
+
+    @abstractmethod
+    def delete_users(self, ids: Iterable[str]) -> int:
+        """Delete users and every relationship touching them; returns how many existed."""
+
+    @abstractmethod
+    def delete_items(self, ids: Iterable[str]) -> int: ...
+
+    @abstractmethod
+    def delete_interactions(self, pairs: Iterable[tuple[str, str]]) -> int: ...
+
+    @abstractmethod
+    def clear(self) -> None:
+        """Remove everything (tests, and ``kgrec load --replace``)."""
+
+    def flush(self) -> None:
+        """Make every write so far durable. Stores that write through need do nothing."""
+
+    # -- reads --------------------------------------------------------------------------
+    @abstractmethod
+    def counts(self) -> dict[str, int]:
+        """Counts under the keys of ``graph.records.COUNT_KEYS``."""
+
+    @abstractmethod
+    def get_node(self, label: Label, key: str) -> dict[str, Any] | None:
+        """A node's properties (attributes unprefixed under ``attrs``), or None."""
+
+    @abstractmethod
+    def neighbors(
+        self, label: Label, key: str, rels: Sequence[Rel] | None = None, limit: int = 100
+    ) -> list[Neighbor]:
+        """Relationships next to a node, both directions, sorted by (rel, id) for stable output."""
+
+    @abstractmethod
+    def has_relationship(self, src: tuple[Label, str], rel: Rel, dst: tuple[Label, str]) -> bool:
+        """Whether ``(src)-[rel]->(dst)`` exists; explanations are checked against this."""
+
+    @abstractmethod
+    def export(self) -> GraphRecords:
+        """The whole graph as records (RDF export, snapshots)."""
+
+    def snapshot(self) -> GraphSnapshot:
+        """An immutable array view of the graph; the same data gives the same fingerprint."""
+        from graph.snapshot import build_snapshot
+
+        return build_snapshot(self.export())
+
+    # -- convenience --------------------------------------------------------------------
+    def load(self, records: GraphRecords) -> dict[str, int]:
+        """Upsert a whole ``GraphRecords`` in dependency order, then flush."""
+        written = {
+            "users": self.upsert_users(records.users),
+            "items": self.upsert_items(records.items),
+            "tags": self.upsert_tags(records.tags),
+            "interactions": self.upsert_interactions(records.interactions),
+            "taggings": self.upsert_taggings(records.taggings),
+            "item_tags": self.upsert_item_tags(records.item_tags),
+            "follows": self.upsert_follows(records.follows),
+            "facts": self.upsert_facts(records.facts),
+        }
+        self.flush()
+        return written
+
+    def ping(self) -> bool:
+        """True when the store answers (health checks)."""
+        try:
+            self.counts()
+        except StoreUnavailable:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Release connections; the store is unusable afterwards."""
+
+    def __enter__(self) -> GraphStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_store(url: str | None = None) -> GraphStore:
+    """Open a store by URL.
+
+    ``memory://PATH``: everything after ``memory://`` is a directory (relative allowed).
+    ``neo4j://HOST:PORT[/DATABASE]`` or ``bolt://…``: credentials come from
+    ``KGREC_NEO4J_USER`` / ``KGREC_NEO4J_PASSWORD``, never from the URL.
+    """
+    url = url or os.environ.get("KGREC_STORE") or DEFAULT_STORE_URL
+    if url.startswith("memory://"):
+        from graph.memory import MemoryStore
+
+        path = url[len("memory://") :]
+        if not path:
+            raise StoreError("memory:// needs a directory path, e.g. memory://data/graph")
+        return MemoryStore(path)
+    for scheme in ("neo4j://", "bolt://", "neo4j+s://", "bolt+s://"):
+        if url.startswith(scheme):
+            from graph.neo4j_store import Neo4jStore
+
+            return Neo4jStore.from_url(url)
+    raise StoreError(f"unsupported store URL {url!r}: use memory://DIR or neo4j://HOST:PORT[/DATABASE]")

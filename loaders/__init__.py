@@ -1,0 +1,1 @@
+"""Loaders: datasets -> validated records -> GraphStore."""

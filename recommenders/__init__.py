@@ -1,0 +1,1 @@
+"""Recommenders fitted on GraphSnapshots, behind one protocol (``recommenders.base``)."""
