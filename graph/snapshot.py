@@ -94,19 +94,40 @@ class GraphSnapshot:
     def title(self, item: int) -> str:
         return self.item_titles[item] or self.items.ids[item]
 
-    def with_interactions(self, matrix: sp.csr_matrix, taggings: np.ndarray | None = None) -> GraphSnapshot:
+    def with_interactions(
+        self,
+        matrix: sp.csr_matrix,
+        taggings: np.ndarray | None = None,
+        *,
+        ratings: np.ndarray | None = None,
+        timestamps: np.ndarray | None = None,
+        item_tags: sp.csr_matrix | None = None,
+    ) -> GraphSnapshot:
         """The same graph with other interactions (a training split); side data is kept
-        except taggings, which the caller filters so held-out pairs cannot leak."""
+        except taggings, which the caller filters so held-out pairs cannot leak.
+
+        ``ratings``/``timestamps`` (aligned with ``matrix.data``, which must then be in
+        canonical sorted CSR order) and ``item_tags`` (recounted without held-out taggings)
+        are optional; without them ratings are unknown and item tags are kept.
+        """
+        aligned = ratings is not None or timestamps is not None
+        if aligned and not (sp.issparse(matrix) and matrix.format == "csr" and matrix.has_sorted_indices):
+            raise ValueError("ratings/timestamps need a CSR matrix with sorted indices")
         matrix = sp.csr_matrix(matrix, dtype=np.float32)
         matrix.sort_indices()
         n = matrix.nnz
+        for name, arr in (("ratings", ratings), ("timestamps", timestamps)):
+            if arr is not None and len(arr) != n:
+                raise ValueError(f"{name} has {len(arr)} values for {n} interactions")
         tg = self.taggings if taggings is None else taggings
         user_tags = _user_tags(tg, len(self.users), len(self.tags))
         snap = GraphSnapshot(
             users=self.users, items=self.items, tags=self.tags, entities=self.entities,
             predicates=self.predicates, interactions=matrix,
-            ratings=np.full(n, np.nan, dtype=np.float32), timestamps=np.full(n, -1, dtype=np.int64),
-            item_tags=self.item_tags, user_tags=user_tags, follows=self.follows, taggings=tg,
+            ratings=np.full(n, np.nan, dtype=np.float32) if ratings is None else np.asarray(ratings, np.float32),
+            timestamps=np.full(n, -1, dtype=np.int64) if timestamps is None else np.asarray(timestamps, np.int64),
+            item_tags=self.item_tags if item_tags is None else sp.csr_matrix(item_tags, dtype=np.float32),
+            user_tags=user_tags, follows=self.follows, taggings=tg,
             facts=self.facts, item_titles=self.item_titles, tag_names=self.tag_names,
             tag_kinds=self.tag_kinds, entity_labels=self.entity_labels,
             user_attrs=self.user_attrs, item_attrs=self.item_attrs,
