@@ -1,0 +1,135 @@
+"""A versioned model bundle: the snapshot and every fitted model, with no pickle.
+
+Layout of a bundle directory::
+
+    manifest.json        {"format", "created", "seed", "snapshot": {fingerprint, counts},
+                          "models": [{"name", "path", "config"}], "fallback": [names]}
+    snapshot/            GraphSnapshot.save (snapshot.npz + snapshot.json)
+    models/<name>/       Recommender.save: model.json + arrays.npz (allow_pickle=False)
+
+Any registered recommender can live in a bundle if its ``save(dir)`` writes only JSON and
+numeric arrays under ``dir`` and its ``load(dir, snapshot)`` classmethod restores it from
+them, refusing a snapshot with another fingerprint (``recommenders.scored`` documents the
+format its subclasses share; a recommender with other files — e.g. ``kge`` vectors as
+safetensors — keeps them in its own directory the same way). The bundle is written to a
+temporary sibling directory and renamed into place, so a crash never leaves half a bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from graph.snapshot import GraphSnapshot
+from recommenders.base import Recommender
+from recommenders.fallback import FallbackChain
+from recommenders.registry import create, get
+
+BUNDLE_FORMAT = 1
+#: Appended to every chain so that unknown and cold users always get an answer.
+LAST_RESORT = "popularity"
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle: the snapshot, the models by name, and the fallback chain."""
+
+    snapshot: GraphSnapshot
+    models: dict[str, Recommender]
+    chain: FallbackChain
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def chain_for(self, model: str | None = None) -> FallbackChain:
+        """The bundle's chain, or ``model`` first followed by the last resort."""
+        if model is None:
+            return self.chain
+        if model not in self.models:
+            raise ValueError(f"model {model!r} is not in this bundle; it has: {', '.join(self.models)}")
+        order = [model] + ([LAST_RESORT] if model != LAST_RESORT else [])
+        return FallbackChain([self.models[n] for n in order])
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Bundle:
+        d = Path(directory)
+        path = d / "manifest.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{d}: no manifest.json; not a kgrec bundle")
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if manifest.get("format") != BUNDLE_FORMAT:
+            raise ValueError(f"{d}: bundle format {manifest.get('format')} is not {BUNDLE_FORMAT}")
+        snapshot = GraphSnapshot.load(d / "snapshot")
+        expected = manifest["snapshot"]["fingerprint"]
+        if snapshot.fingerprint != expected:
+            raise ValueError(f"{d}: snapshot {snapshot.fingerprint} is not the one the manifest names ({expected})")
+        models: dict[str, Recommender] = {}
+        for entry in manifest["models"]:
+            models[entry["name"]] = get(entry["name"]).load(d / entry["path"], snapshot)
+        chain = FallbackChain([models[n] for n in manifest["fallback"]])
+        return cls(snapshot, models, chain, manifest)
+
+
+def fit_models(snapshot: GraphSnapshot, names: Sequence[str], seed: int = 42,
+               configs: dict[str, dict[str, Any]] | None = None, progress=None) -> dict[str, Recommender]:
+    """Fit each named recommender (defaults, the seed, and any per-name overrides)."""
+    configs = configs or {}
+    models: dict[str, Recommender] = {}
+    for name in _with_last_resort(names):
+        rec = create(name, **{"seed": seed, **configs.get(name, {})})
+        started = time.perf_counter()
+        rec.fit(snapshot)
+        if progress is not None:
+            progress(name, time.perf_counter() - started)
+        models[name] = rec
+    return models
+
+
+def save_bundle(directory: str | Path, snapshot: GraphSnapshot, models: dict[str, Recommender],
+                seed: int = 42, overwrite: bool = False) -> Path:
+    """Write a bundle atomically (temp dir + rename); refuses to replace one unless asked."""
+    d = Path(directory)
+    if d.exists() and any(d.iterdir()) and not overwrite:
+        raise FileExistsError(f"{d} exists and is not empty; choose another --out or pass --force")
+    if LAST_RESORT not in models:
+        raise ValueError(f"a bundle needs the {LAST_RESORT!r} model as the last resort of its chain")
+    d.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{d.name}.", dir=d.parent))
+    try:
+        snapshot.save(tmp / "snapshot")
+        entries = []
+        for name, rec in models.items():
+            rec.save(tmp / "models" / name)
+            cfg = getattr(rec, "config", None)
+            entries.append({"name": name, "path": f"models/{name}",
+                            "config": asdict(cfg) if is_dataclass(cfg) else {}})
+        manifest = {
+            "format": BUNDLE_FORMAT,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "seed": seed,
+            "snapshot": {"fingerprint": snapshot.fingerprint, "counts": snapshot.counts},
+            "models": entries,
+            "fallback": _with_last_resort(list(models)),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        if d.exists():
+            old = d.with_name(f".{d.name}.old-{os.getpid()}")
+            d.rename(old)
+            tmp.rename(d)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(d)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return d
+
+
+def _with_last_resort(names: Sequence[str]) -> list[str]:
+    out = [n for n in dict.fromkeys(names) if n != LAST_RESORT]
+    return [*out, LAST_RESORT]

@@ -1,0 +1,39 @@
+"""The registry: recommender name -> class, and ``create(name, **config)``.
+
+A recommender joins by adding one line here; the contract suite
+(``tests/test_recommender_contract.py``) fails for any name it does not cover, and the
+bundle finds classes here when it loads a saved model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recommenders.base import Recommender
+from recommenders.itemcf import ItemCF
+from recommenders.popularity import Popularity
+
+REGISTRY: dict[str, type[Recommender]] = {
+    Popularity.name: Popularity,
+    ItemCF.name: ItemCF,
+}
+
+
+def get(name: str) -> type[Recommender]:
+    """The class registered under ``name``, or a ValueError naming the choices."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown recommender {name!r}; registered: {', '.join(sorted(REGISTRY))}") from None
+
+
+def create(name: str, **config: Any) -> Recommender:
+    """A new, unfitted recommender; keyword arguments override its Config defaults."""
+    cls = get(name)
+    config_cls = getattr(cls, "Config", None)
+    if config_cls is None:
+        return cls(**config)
+    try:
+        return cls(config_cls(**config))
+    except TypeError as exc:
+        raise ValueError(f"bad options for {name}: {exc}") from None
