@@ -6,6 +6,7 @@ interface only and never asks which backend it holds.
 
 from __future__ import annotations
 
+import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -49,6 +50,21 @@ class Neighbor:
     id: str
     name: str | None
     props: dict[str, Any] = field(default_factory=dict)
+
+
+#: The stored property that names a node in ``Neighbor.name`` (users: their ``name`` attribute).
+DISPLAY_PROPERTY: dict[Label, str] = {
+    Label.USER: "attr_name",
+    Label.ITEM: "title",
+    Label.TAG: "name",
+    Label.ENTITY: "label",
+}
+
+
+def neighbor_order(n: Neighbor) -> tuple[str, str, bool, str]:
+    """The order of ``GraphStore.neighbors``: (rel, id), then direction and properties, so
+    parallel relationships (one TAGGED per tag) come out the same from every store."""
+    return (n.rel.value, n.id, not n.outgoing, json.dumps(n.props, sort_keys=True, default=str))
 
 
 class GraphStore(ABC):
@@ -114,7 +130,8 @@ class GraphStore(ABC):
     def neighbors(
         self, label: Label, key: str, rels: Sequence[Rel] | None = None, limit: int = 100
     ) -> list[Neighbor]:
-        """Relationships next to a node, both directions, sorted by (rel, id) for stable output."""
+        """Relationships next to a node, both directions, sorted by ``neighbor_order`` (rel, id, …)
+        for stable output, the first ``limit`` of them; ``name`` follows ``DISPLAY_PROPERTY``."""
 
     @abstractmethod
     def has_relationship(self, src: tuple[Label, str], rel: Rel, dst: tuple[Label, str]) -> bool:
