@@ -30,6 +30,11 @@ def _register() -> None:
     from api.cli import stats
 
     main.add_command(stats.stats)
+    from api.cli import cypher, schema, writeback
+
+    main.add_command(cypher.cypher)
+    main.add_command(schema.schema)
+    main.add_command(writeback.writeback)
 
 
 _register()
