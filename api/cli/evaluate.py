@@ -1,0 +1,103 @@
+"""``kgrec evaluate``: fit recommenders on a leak-free split of the graph and compare them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from api.cli import store_option
+
+DEFAULT_MODELS = "popularity,itemcf"
+
+
+@click.command()
+@store_option
+@click.option("--bundle", "bundle_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Evaluate on the snapshot stored in a trained bundle instead of reading the store.")
+@click.option("--models", default=None,
+              help=f"Comma-separated recommenders (default: the bundle's models, else {DEFAULT_MODELS}).")
+@click.option("--split", "split_kind", type=click.Choice(["random", "leave-last", "time"]), default="random",
+              show_default=True, help="Per-user random holdout, per-user latest interaction, or a global time cut.")
+@click.option("--test-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, min_open=True,
+              max_open=True), help="Share held out (random: per user; time: of all interactions).")
+@click.option("--k", default=10, show_default=True, type=click.IntRange(min=1), help="List length scored.")
+@click.option("--seed", default=42, show_default=True, type=int, help="Seed of the split.")
+@click.option("--min-interactions", default=5, show_default=True, type=click.IntRange(min=2),
+              help="Only users with at least this many interactions are evaluated.")
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the table as markdown.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write JSON.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a PNG bar chart.")
+def evaluate(
+    store_url: str,
+    bundle_dir: Path | None,
+    models: str | None,
+    split_kind: str,
+    test_fraction: float,
+    k: int,
+    seed: int,
+    min_interactions: int,
+    markdown_path: Path | None,
+    json_path: Path | None,
+    plot_path: Path | None,
+) -> None:
+    """Fit each model on the training part of a split and score its top-k on the held-out part.
+
+    Full ranking: every unseen item competes; training items are excluded. Side data of
+    held-out pairs (their taggings) is removed from the training graph.
+    """
+    from recommenders import registry
+    from recommenders.evaluation import evaluate as run_evaluation
+    from recommenders.report import save_plot, to_json, to_markdown, to_table
+    from recommenders.splits import make_split
+
+    snapshot, bundle_models = _snapshot(store_url, bundle_dir)
+    names = [m.strip() for m in (models or ",".join(bundle_models) or DEFAULT_MODELS).split(",") if m.strip()]
+    try:
+        recommenders = {n: registry.create(n, seed=seed) if _takes_seed(registry.get(n)) else registry.create(n)
+                        for n in names}
+        split = make_split(snapshot, split_kind, seed=seed, fraction=test_fraction,
+                           min_interactions=min_interactions)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not split.test:
+        raise click.ClickException(
+            f"no user has {min_interactions} or more interactions to hold out; lower --min-interactions"
+        )
+    click.echo(f"{split.name} split: {len(split.test):,} users, {split.held_out_pairs():,} held-out pairs", err=True)
+    result = run_evaluation(split, recommenders, k=k, progress=lambda msg: click.echo(msg, err=True))
+    click.echo(to_table(result))
+    for path, write in ((markdown_path, to_markdown), (json_path, to_json)):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(write(result), encoding="utf-8")
+    if plot_path is not None:
+        plot_path.parent.mkdir(parents=True, exist_ok=True)
+        save_plot(result, plot_path)
+
+
+def _takes_seed(cls: type) -> bool:
+    from dataclasses import fields, is_dataclass
+
+    config = getattr(cls, "Config", None)
+    return config is not None and is_dataclass(config) and any(f.name == "seed" for f in fields(config))
+
+
+def _snapshot(store_url: str, bundle_dir: Path | None) -> tuple[object, list[str]]:
+    """The graph to split, and the models a bundle names (empty when reading a store)."""
+    from graph.store import StoreError, open_store
+
+    if bundle_dir is not None:
+        from recommenders import bundle
+
+        try:
+            return bundle.read_snapshot(bundle_dir), bundle.model_names(bundle_dir)
+        except (OSError, ValueError) as exc:
+            raise click.ClickException(f"{bundle_dir}: {exc}") from exc
+    try:
+        with open_store(store_url) as store:
+            return store.snapshot(), []
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
