@@ -27,9 +27,14 @@ store_option = click.option(
 
 
 def _register() -> None:
-    from api.cli import stats
+    from api.cli import demo, load, stats
 
     main.add_command(stats.stats)
+    from api.cli import evaluate
+
+    main.add_command(evaluate.evaluate)
+    main.add_command(load.load)
+    main.add_command(demo.demo)
     from api.cli import cypher, schema, writeback
 
     main.add_command(cypher.cypher)

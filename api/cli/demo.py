@@ -1,0 +1,109 @@
+"""``kgrec demo``: build the synthetic graph in the embedded store and show what it holds.
+
+The demo is a sequence of steps, each a function of one ``DemoRun``; later steps (such as
+recommendations for a few users) are added by appending to ``STEPS``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import click
+
+from api.cli import store_option
+from graph.records import COUNT_KEYS
+from graph.store import StoreError, open_store
+
+if TYPE_CHECKING:
+    from graph.snapshot import GraphSnapshot
+    from graph.store import GraphStore
+    from loaders.synthetic import SyntheticGraph
+
+
+@dataclass
+class DemoRun:
+    """What the steps share: the open store, the generated graph and its snapshot."""
+
+    store: GraphStore
+    store_url: str
+    graph: SyntheticGraph
+    sample_users: list[str] = field(default_factory=list)
+    snapshot: GraphSnapshot | None = None
+
+
+def step_build(run: DemoRun) -> None:
+    """Write the generated graph into the store."""
+    from loaders.ingest import write_records
+
+    click.echo(f"== building a synthetic graph in {run.store_url}")
+    write_records(run.store, run.graph.records, progress=True)
+    run.snapshot = run.store.snapshot()
+
+
+def step_counts(run: DemoRun) -> None:
+    counts = run.store.counts()
+    click.echo("== what the graph holds")
+    for k in COUNT_KEYS:
+        click.echo(f"  {k:<13}{counts[k]:>8,}")
+    generated = {k: len(getattr(run.graph.records, k)) for k in COUNT_KEYS}
+    if any(counts[k] > generated[k] for k in ("users", "items")):
+        click.echo("  (the store also holds other data; `kgrec demo --replace` starts from an empty store)")
+
+
+def step_users(run: DemoRun) -> None:
+    """A few users with their planted community and what they did."""
+    snap = run.snapshot
+    assert snap is not None
+    click.echo("== a few users")
+    truth = run.graph.truth
+    names = {u.id: u.attrs.get("name", u.id) for u in run.graph.records.users}
+    for uid in run.sample_users:
+        u = snap.users.index[uid]
+        items = snap.user_items(u)
+        friends = snap.follows.indices[snap.follows.indptr[u] : snap.follows.indptr[u + 1]]
+        top = sorted(items, key=lambda j: -snap.interactions[u, j])[:3]
+        click.echo(
+            f"  {uid} ({names[uid]}), community {truth.user_community[uid]}: {len(items)} items, "
+            f"{len(friends)} friends; e.g. {', '.join(snap.title(int(j)) for j in top)}"
+        )
+
+
+def step_tags(run: DemoRun) -> None:
+    """The most used tags (by users) and the biggest genres (by items)."""
+    snap = run.snapshot
+    assert snap is not None
+    used = Counter({snap.tag_names[t]: int(n) for t, n in enumerate(snap.user_tags.sum(axis=0).A1) if n})
+    on_items = Counter({snap.tag_names[t]: int(n) for t, n in enumerate((snap.item_tags > 0).sum(axis=0).A1) if n})
+    click.echo("== top tags")
+    click.echo("  by taggings: " + ", ".join(f"{t} ({n})" for t, n in used.most_common(5)))
+    click.echo("  by items:    " + ", ".join(f"{t} ({n})" for t, n in on_items.most_common(5)))
+
+
+#: The demo, in order; extend by appending a function of ``DemoRun``.
+STEPS: list[Callable[[DemoRun], None]] = [step_build, step_counts, step_users, step_tags]
+
+
+@click.command()
+@store_option
+@click.option("--users", type=click.IntRange(min=2), default=300, show_default=True)
+@click.option("--items", type=click.IntRange(min=2), default=500, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--replace", is_flag=True, help="Empty the store first.")
+def demo(store_url: str, users: int, items: int, seed: int, replace: bool) -> None:
+    """Build a synthetic graph (planted communities) in the store and show what it holds."""
+    from loaders.synthetic import generate
+
+    graph = generate(users=users, items=items, seed=seed)
+    picks = [u.id for u in graph.records.users]
+    try:
+        with open_store(store_url) as store:
+            if replace:
+                store.clear()
+            run = DemoRun(store, store_url, graph, sample_users=[picks[0], picks[len(picks) // 2], picks[-1]])
+            for step in STEPS:
+                step(run)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
