@@ -260,3 +260,67 @@ def test_evaluate_restricts_to_a_user_subset() -> None:
     ev = evaluate(split, {"fixed": FixedLists(["i6", "i5"])}, k=2, users=[a])
     assert ev.users == 1
     assert ev.results[0].metrics["ndcg@2"] == pytest.approx(1 / math.log2(3))
+
+
+# -- kgrec evaluate ----------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def store_url(tmp_path: Path, synthetic) -> str:
+    from graph.store import open_store
+
+    url = f"memory://{tmp_path / 'graph'}"
+    with open_store(url) as store:
+        store.load(synthetic.records)
+    return url
+
+
+def test_cli_evaluate_writes_every_output(tmp_path: Path, store_url: str) -> None:
+    from click.testing import CliRunner
+
+    from api.cli import main
+
+    out = tmp_path / "out"
+    args = ["evaluate", "--store", store_url, "--models", "popularity,itemcf", "--k", "5", "--seed", "3",
+            "--markdown", str(out / "r.md"), "--json", str(out / "r.json"), "--plot", str(out / "r.png")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "ndcg@5" in result.output and "itemcf" in result.output
+    data = json.loads((out / "r.json").read_text())
+    assert [r["model"] for r in data["results"]] == ["popularity", "itemcf"]
+    assert data["split"] == "random" and data["seed"] == 3 and data["k"] == 5
+    assert all(0.0 <= r["metrics"]["ndcg@5"] <= 1.0 for r in data["results"])
+    assert (out / "r.md").read_text().startswith("| model |")
+    assert (out / "r.png").stat().st_size > 1000
+    # the same command gives the same numbers
+    again = CliRunner().invoke(main, [*args[:-6], "--json", str(out / "again.json")])
+    assert again.exit_code == 0
+    metrics_of = [r["metrics"] for r in json.loads((out / "again.json").read_text())["results"]]
+    assert metrics_of == [r["metrics"] for r in data["results"]]
+
+
+def test_cli_evaluate_reports_bad_input(store_url: str) -> None:
+    from click.testing import CliRunner
+
+    from api.cli import main
+
+    bad_model = CliRunner().invoke(main, ["evaluate", "--store", store_url, "--models", "nosuch"])
+    assert bad_model.exit_code != 0 and "unknown recommender 'nosuch'" in bad_model.output
+    assert "Traceback" not in bad_model.output
+    too_strict = CliRunner().invoke(main, ["evaluate", "--store", store_url, "--min-interactions", "1000"])
+    assert too_strict.exit_code != 0 and "lower --min-interactions" in too_strict.output
+
+
+def test_cli_evaluate_refits_a_bundles_configuration(tmp_path: Path, snapshot: GraphSnapshot) -> None:
+    from click.testing import CliRunner
+
+    from api.cli import main
+    from recommenders.bundle import fit_models, save_bundle
+
+    models = fit_models(snapshot, ["itemcf"], seed=1, configs={"itemcf": {"neighbours": 7}})
+    save_bundle(tmp_path / "b", snapshot, models, seed=1)
+    result = CliRunner().invoke(main, ["evaluate", "--bundle", str(tmp_path / "b"), "--json", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    assert [r["model"] for r in json.loads((tmp_path / "r.json").read_text())["results"]] == ["itemcf", "popularity"]
+    broken = CliRunner().invoke(main, ["evaluate", "--bundle", str(tmp_path)])
+    assert broken.exit_code != 0 and "not a readable kgrec bundle" in broken.output

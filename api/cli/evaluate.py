@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from api.cli import store_option
+
+if TYPE_CHECKING:
+    from graph.snapshot import GraphSnapshot
 
 DEFAULT_MODELS = "popularity,itemcf"
 
@@ -53,10 +58,10 @@ def evaluate(
     from recommenders.report import save_plot, to_json, to_markdown, to_table
     from recommenders.splits import make_split
 
-    snapshot, bundle_models = _snapshot(store_url, bundle_dir)
-    names = [m.strip() for m in (models or ",".join(bundle_models) or DEFAULT_MODELS).split(",") if m.strip()]
+    snapshot, bundle_configs = _source(store_url, bundle_dir)
+    names = [m.strip() for m in (models or ",".join(bundle_configs) or DEFAULT_MODELS).split(",") if m.strip()]
     try:
-        recommenders = {n: registry.create(n, seed=seed) if _takes_seed(registry.get(n)) else registry.create(n)
+        recommenders = {n: registry.create(n, **{**_seed(registry.get(n), seed), **bundle_configs.get(n, {})})
                         for n in names}
         split = make_split(snapshot, split_kind, seed=seed, fraction=test_fraction,
                            min_interactions=min_interactions)
@@ -78,26 +83,37 @@ def evaluate(
         save_plot(result, plot_path)
 
 
-def _takes_seed(cls: type) -> bool:
+def _seed(cls: type, seed: int) -> dict[str, int]:
+    """``{"seed": seed}`` for recommenders whose Config has a seed, else nothing."""
     from dataclasses import fields, is_dataclass
 
     config = getattr(cls, "Config", None)
-    return config is not None and is_dataclass(config) and any(f.name == "seed" for f in fields(config))
+    has_seed = config is not None and is_dataclass(config) and any(f.name == "seed" for f in fields(config))
+    return {"seed": seed} if has_seed else {}
 
 
-def _snapshot(store_url: str, bundle_dir: Path | None) -> tuple[object, list[str]]:
-    """The graph to split, and the models a bundle names (empty when reading a store)."""
+def _config(values: dict[str, Any]) -> dict[str, Any]:
+    """A configuration read from JSON: lists back to the tuples frozen configs hold."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+
+def _source(store_url: str, bundle_dir: Path | None) -> tuple[GraphSnapshot, dict[str, dict[str, Any]]]:
+    """The graph to split and, from a bundle, each model's configuration (refitted on the
+    training part: the bundle's fitted models have seen the held-out pairs)."""
+    from graph.snapshot import GraphSnapshot
     from graph.store import StoreError, open_store
 
     if bundle_dir is not None:
-        from recommenders import bundle
-
+        manifest_path = bundle_dir / "manifest.json"
         try:
-            return bundle.read_snapshot(bundle_dir), bundle.model_names(bundle_dir)
-        except (OSError, ValueError) as exc:
-            raise click.ClickException(f"{bundle_dir}: {exc}") from exc
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            snapshot = GraphSnapshot.load(bundle_dir / "snapshot")
+            configs = {m["name"]: _config(m.get("config", {})) for m in manifest["models"]}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise click.ClickException(f"{bundle_dir}: not a readable kgrec bundle ({exc})") from exc
+        return snapshot, configs
     try:
         with open_store(store_url) as store:
-            return store.snapshot(), []
+            return store.snapshot(), {}
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
