@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Reason
-from recommenders.scored import ScoredRecommender, csr_restore, csr_state, interaction_weights
+from recommenders.scored import ScoredRecommender, csr_restore, csr_state, interaction_weights, weighted_row_sum
 
 BLOCK = 2048
 
@@ -34,8 +34,7 @@ class ItemToItem(ScoredRecommender):
         a, b = w.indptr[u], w.indptr[u + 1]
         if a == b:
             return None
-        items, vals = w.indices[a:b], w.data[a:b]
-        return np.asarray(self._sim[items].T @ vals).ravel()
+        return weighted_row_sum(self._sim, w.indices[a:b], w.data[a:b])
 
     @abstractmethod
     def _reason_text(self, u: int, j: int, i: int, co_users: int, sim: float) -> str: ...

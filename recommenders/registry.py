@@ -9,13 +9,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from recommenders.association import Association
 from recommenders.base import Recommender
+from recommenders.content import Content
+from recommenders.graph_walk import GraphWalk
 from recommenders.itemcf import ItemCF
+from recommenders.mf import ALS, BPR
 from recommenders.popularity import Popularity
+from recommenders.social import Social
+from recommenders.usercf import UserCF
 
 REGISTRY: dict[str, type[Recommender]] = {
     Popularity.name: Popularity,
     ItemCF.name: ItemCF,
+    UserCF.name: UserCF,
+    Content.name: Content,
+    Association.name: Association,
+    ALS.name: ALS,
+    BPR.name: BPR,
+    GraphWalk.name: GraphWalk,
+    Social.name: Social,
 }
 
 

@@ -245,3 +245,17 @@ def best_witness(snapshot: GraphSnapshot, item_users: sp.csc_matrix, j: int, i: 
         return None
     w = np.asarray(snapshot.interactions[both, i].todense()).ravel()
     return int(both[np.lexsort((both, -w))[0]])
+
+
+def weighted_row_sum(m: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``weights @ m[rows]`` as a dense vector, by gathering the rows' slices (much faster
+    than scipy's sparse row indexing for one user's few dozen rows)."""
+    starts, ends = m.indptr[rows], m.indptr[rows + 1]
+    lengths = ends - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(m.shape[1])
+    offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+    pos = np.arange(total) + offsets
+    vals = m.data[pos] * np.repeat(weights, lengths)
+    return np.bincount(m.indices[pos], weights=vals, minlength=m.shape[1])

@@ -1,0 +1,110 @@
+"""Content-based: TF-IDF over item tags and title words; serves items nobody has chosen.
+
+Each item is a unit vector over terms (tags, weighted by log(1 + count), and title words
+times ``title_weight``), each term scaled by its IDF. A user's profile is the mean of their
+items' vectors (weighted by ``interaction_weighting``), and ``score(u, i) = profile · v_i``:
+a sum over terms, one reason per term. Because only an item's own tags and title enter its
+vector, an item with no interactions at all is scored like any other.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from graph.snapshot import GraphSnapshot
+from recommenders.base import Reason
+from recommenders.scored import ScoredRecommender, csr_restore, csr_state, interaction_weights, weighted_row_sum
+
+WORD = re.compile(r"[^\W_]{2,}", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class ContentConfig:
+    title_weight: float = 0.5
+    min_df: int = 2
+    interaction_weighting: str = "log"
+    seed: int = 42
+
+
+class Content(ScoredRecommender):
+    name: ClassVar[str] = "content"
+    Config = ContentConfig
+
+    def _prepare(self, snapshot: GraphSnapshot) -> None:
+        self._weights = interaction_weights(snapshot, self.config.interaction_weighting)
+        words = [sorted(set(WORD.findall((t or "").lower()))) for t in snapshot.item_titles]
+        df: dict[str, int] = {}
+        for ws in words:
+            for w in ws:
+                df[w] = df.get(w, 0) + 1
+        self._vocab = sorted(w for w, n in df.items() if n >= self.config.min_df)
+        self._n_tags = len(snapshot.tags)
+        index = {w: k for k, w in enumerate(self._vocab)}
+        rows = [j for j, ws in enumerate(words) for w in ws if w in index]
+        cols = [index[w] for ws in words for w in ws if w in index]
+        self._title_terms = sp.csr_matrix(
+            (np.ones(len(rows)), (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))),
+            shape=(len(snapshot.items), len(self._vocab)),
+        )
+
+    def _fit(self, snapshot: GraphSnapshot) -> None:
+        tags = sp.csr_matrix(snapshot.item_tags, dtype=np.float64, copy=True)
+        tags.data = np.log1p(tags.data)
+        terms = sp.csr_matrix(sp.hstack([tags, self._title_terms * self.config.title_weight]))
+        n = max(1, terms.shape[0])
+        df = np.diff(sp.csc_matrix(terms).indptr)
+        idf = np.log((1 + n) / (1 + df)) + 1.0
+        v = sp.csr_matrix(terms @ sp.diags(idf))
+        norms = np.sqrt(np.asarray(v.multiply(v).sum(axis=1)).ravel())
+        inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+        self._vectors = sp.csr_matrix(sp.diags(inv) @ v)
+        self._vectors.sort_indices()
+        self._item_terms = sp.csc_matrix(self._vectors)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return csr_state("vectors", self._vectors)
+
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        self._vectors = csr_restore("vectors", arrays)
+        self._item_terms = sp.csc_matrix(self._vectors)
+
+    def _profile(self, u: int) -> np.ndarray | None:
+        w = self._weights
+        a, b = w.indptr[u], w.indptr[u + 1]
+        total = w.data[a:b].sum()
+        if total <= 0:
+            return None
+        return weighted_row_sum(self._vectors, w.indices[a:b], w.data[a:b] / total)
+
+    def _scores(self, u: int) -> np.ndarray | None:
+        profile = self._profile(u)
+        return None if profile is None else self._vectors @ profile
+
+    def _explain(self, u: int, i: int, score: float) -> list[Reason]:
+        profile = self._profile(u)
+        v, snap, paths = self._vectors, self.snapshot, self._paths
+        w = self._weights
+        mine, my_w = w.indices[w.indptr[u] : w.indptr[u + 1]], w.data[w.indptr[u] : w.indptr[u + 1]]
+        reasons = []
+        for t, vi in zip(v.indices[v.indptr[i] : v.indptr[i + 1]], v.data[v.indptr[i] : v.indptr[i + 1]], strict=True):
+            share = float(vi * profile[t])
+            if share == 0:
+                continue
+            col = self._item_terms
+            holders = col.indices[col.indptr[t] : col.indptr[t + 1]]
+            both, ia, ib = np.intersect1d(mine, holders, assume_unique=True, return_indices=True)
+            mass = my_w[ia] * col.data[col.indptr[t] + ib]
+            j = int(both[np.lexsort((both, -mass))[0]])
+            if t < self._n_tags:
+                text = f"{snap.title(i)} is tagged {snap.tag_names[t]}, like {snap.title(j)} which you chose"
+                reasons.append(paths.shared_tag(u, j, int(t), i, share, text))
+            else:
+                word = self._vocab[t - self._n_tags]
+                text = f"{snap.title(i)} and {snap.title(j)}, which you chose, both have “{word}” in their titles"
+                reasons.append(paths.own_item(u, j, share, text))
+        return reasons

@@ -1,0 +1,181 @@
+"""Matrix factorisation through the ``implicit`` library: ALS and BPR.
+
+Factors are trained by implicit on the CPU (``num_threads``, ``random_state=seed``) and
+saved as plain ``.npz`` arrays, never as pickled implicit models.
+
+ALS is additive: with item factors Y fixed, the user's factors are the least-squares
+solution ``x_u = W_u Y^T C_u p_u``, so ``score(u, i) = sum_j c_uj * y_i^T W_u y_j`` — one
+term per item j you chose (Hu, Koren & Volinsky 2008, section 5), which is what
+``implicit``'s ``explain`` returns. After fitting, the user factors are re-solved in
+float64 from the final item factors so the scores served are exactly the ones explained.
+BPR is not additive: its reasons are your items nearest to the recommended one in factor
+space, labelled as evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+from implicit.nearest_neighbours import bm25_weight
+from threadpoolctl import threadpool_limits
+
+from graph.snapshot import GraphSnapshot
+from recommenders.base import Reason
+from recommenders.scored import ScoredRecommender, interaction_weights
+
+
+def _confidence(snapshot: GraphSnapshot, scheme: str) -> sp.csr_matrix:
+    if scheme == "bm25":
+        x = bm25_weight(interaction_weights(snapshot, "raw").tocoo(), K1=100, B=0.8)
+        return sp.csr_matrix(x, dtype=np.float32)
+    return sp.csr_matrix(interaction_weights(snapshot, scheme), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class ALSConfig:
+    """``confidence``: how interactions become ALS confidences (``binary``, ``log``,
+    ``raw`` or ``bm25``), scaled by ``alpha``."""
+
+    factors: int = 64
+    regularization: float = 0.05
+    alpha: float = 1.0
+    iterations: int = 15
+    confidence: str = "bm25"
+    num_threads: int = 2
+    seed: int = 42
+
+
+class ALS(ScoredRecommender):
+    name: ClassVar[str] = "als"
+    Config = ALSConfig
+    positive_only: ClassVar[bool] = False
+
+    def _prepare(self, snapshot: GraphSnapshot) -> None:
+        self._conf = _confidence(snapshot, self.config.confidence)
+
+    def _model(self):
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        c = self.config
+        return AlternatingLeastSquares(
+            factors=c.factors, regularization=c.regularization, alpha=c.alpha, iterations=c.iterations,
+            calculate_training_loss=False, num_threads=c.num_threads, random_state=c.seed,
+        )
+
+    def _fit(self, snapshot: GraphSnapshot) -> None:
+        with threadpool_limits(1, "blas"):  # implicit runs its own threads; BLAS threads would fight them
+            model = self._model()
+            model.fit(self._conf, show_progress=False)
+        self._items = np.asarray(model.item_factors, dtype=np.float64)
+        self._users = self._solve_users()
+        self._implicit = None
+
+    def _solve_users(self) -> np.ndarray:
+        """Exact float64 user factors for the final item factors (what explain decomposes)."""
+        c, y = self.config, self._items
+        base = y.T @ y + c.regularization * np.eye(y.shape[1])
+        out = np.zeros((self._conf.shape[0], y.shape[1]))
+        conf = self._conf
+        for u in range(conf.shape[0]):
+            a, b = conf.indptr[u], conf.indptr[u + 1]
+            if a == b:
+                continue
+            yu = y[conf.indices[a:b]]
+            cu = c.alpha * conf.data[a:b].astype(np.float64)
+            out[u] = np.linalg.solve(base + (yu.T * (cu - 1.0)) @ yu, yu.T @ cu)
+        return out
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"user_factors": self._users, "item_factors": self._items}
+
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        self._users, self._items = arrays["user_factors"], arrays["item_factors"]
+        self._implicit = None
+
+    def _scores(self, u: int) -> np.ndarray | None:
+        if self._conf.indptr[u] == self._conf.indptr[u + 1]:
+            return None
+        return self._items @ self._users[u]
+
+    def _explain(self, u: int, i: int, score: float) -> list[Reason]:
+        if self._implicit is None:
+            with threadpool_limits(1, "blas"):
+                model = self._model()
+            model.item_factors = self._items
+            model.user_factors = self._users
+            self._implicit = model
+        row = self._conf[u]
+        _, contributions, _ = self._implicit.explain(0, row, i, N=row.nnz)
+        snap = self.snapshot
+        reasons = []
+        for j, share in contributions:
+            text = f"You chose {snap.title(j)}, whose factors point towards {snap.title(i)} ({share:+.3f})"
+            reasons.append(self._paths.own_item(u, int(j), float(share), text))
+        return reasons
+
+
+@dataclass(frozen=True)
+class BPRConfig:
+    factors: int = 64
+    learning_rate: float = 0.05
+    regularization: float = 0.01
+    iterations: int = 100
+    evidence: int = 5
+    seed: int = 42
+
+
+class BPR(ScoredRecommender):
+    """Bayesian personalised ranking; single-threaded so that a seed fixes the result."""
+
+    name: ClassVar[str] = "bpr"
+    Config = BPRConfig
+    additive: ClassVar[bool] = False
+    positive_only: ClassVar[bool] = False
+
+    def _prepare(self, snapshot: GraphSnapshot) -> None:
+        self._binary = sp.csr_matrix(interaction_weights(snapshot, "binary"), dtype=np.float32)
+
+    def _fit(self, snapshot: GraphSnapshot) -> None:
+        from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+        c = self.config
+        model = BayesianPersonalizedRanking(
+            factors=c.factors, learning_rate=c.learning_rate, regularization=c.regularization,
+            iterations=c.iterations, num_threads=1, random_state=c.seed,
+        )
+        model.fit(self._binary, show_progress=False)
+        self._users = np.asarray(model.user_factors, dtype=np.float64)
+        self._items = np.asarray(model.item_factors, dtype=np.float64)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"user_factors": self._users, "item_factors": self._items}
+
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        self._users, self._items = arrays["user_factors"], arrays["item_factors"]
+
+    def _scores(self, u: int) -> np.ndarray | None:
+        if self._binary.indptr[u] == self._binary.indptr[u + 1]:
+            return None
+        return self._items @ self._users[u]
+
+    def _explain(self, u: int, i: int, score: float) -> list[Reason]:
+        b = self._binary
+        mine = b.indices[b.indptr[u] : b.indptr[u + 1]]
+        vecs = self._items[:, :-1]  # the last column is the item bias
+        target = vecs[i]
+        norms = np.linalg.norm(vecs[mine], axis=1) * (np.linalg.norm(target) or 1.0)
+        cos = np.divide(vecs[mine] @ target, norms, out=np.zeros(len(mine)), where=norms > 0)
+        order = np.lexsort((mine, -cos))[: self.config.evidence]
+        snap = self.snapshot
+        return [
+            self._paths.own_item(
+                u, int(mine[o]), float(cos[o]),
+                f"You chose {snap.title(int(mine[o]))}, close to {snap.title(i)} in taste space "
+                f"(cosine {cos[o]:.2f})",
+                kind="evidence",
+            )
+            for o in order
+        ]
