@@ -1,0 +1,64 @@
+"""``create_app(settings)``: the Flask application factory.
+
+The bundle is loaded and the store handle created once, here, and kept in
+``app.extensions``; views only read them. A bad setting or an unloadable bundle fails
+now, at startup, not on the first request.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, redirect, url_for
+from werkzeug.wrappers import Response
+
+from api.engine import Engine
+from api.errors import register_error_handlers
+from api.overlay import InteractionOverlay
+from api.settings import Settings, SettingsError
+from api.store_handle import StoreHandle
+
+log = logging.getLogger("kgrec.api")
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Flask:
+    """Build the app; ``engine`` (an already loaded bundle) is for tests and embedding."""
+    settings = (settings or Settings.from_env()).validated()
+    if engine is None:
+        if settings.bundle is None:
+            raise SettingsError("KGREC_BUNDLE is not set: point it at a directory written by `kgrec train`")
+        from api.bundle_loader import load_engine
+
+        engine = load_engine(settings.bundle, InteractionOverlay(), settings.default_model)
+    elif settings.default_model is not None:
+        if settings.default_model not in engine.models:
+            raise SettingsError(f"KGREC_DEFAULT_MODEL: {settings.default_model!r} is not in the bundle")
+        engine.default_model = settings.default_model
+
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_body, JSON_SORT_KEYS=False)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.extensions["kgrec.settings"] = settings
+    app.extensions["kgrec.engine"] = engine
+    app.extensions["kgrec.store"] = StoreHandle(settings.store)
+
+    from api.blueprints.admin import bp as admin_bp
+    from api.blueprints.explain_pages import bp as pages_bp
+    from api.blueprints.recommend import bp as recommend_bp
+
+    app.register_blueprint(admin_bp, url_prefix="/v1")
+    app.register_blueprint(recommend_bp, url_prefix="/v1")
+    app.register_blueprint(pages_bp, url_prefix="/ui")
+    register_error_handlers(app)
+
+    @app.get("/")
+    def _root() -> Response:
+        return redirect(url_for("explain_pages.index"))
+
+    @app.get("/openapi.json")
+    def _openapi_alias() -> Response:
+        return redirect(url_for("admin.openapi"))
+
+    log.info("kgrec API ready: bundle %s (%s), store %s", settings.bundle, engine.fingerprint, settings.store)
+    return app

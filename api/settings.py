@@ -1,0 +1,88 @@
+"""API settings, read from ``KGREC_*`` environment variables and checked at startup.
+
+A bad value stops the app before it serves anything, with a message naming the variable,
+rather than surfacing later as a confusing 500.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from graph.store import DEFAULT_STORE_URL
+
+STORE_SCHEMES = ("memory://", "neo4j://", "bolt://", "neo4j+s://", "bolt+s://")
+
+
+class SettingsError(ValueError):
+    """A ``KGREC_*`` setting is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the API needs to start.
+
+    ``bundle`` is a directory written by ``kgrec train``; ``api_key`` guards writes (no key
+    configured means every write is refused with 401, never silently allowed).
+    """
+
+    bundle: str | None = None
+    store: str = DEFAULT_STORE_URL
+    api_key: str | None = None
+    max_body: int = 1_048_576
+    default_model: str | None = None
+    default_k: int = 10
+    max_k: int = 1000
+    max_batch: int = 10_000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Read ``KGREC_BUNDLE``, ``KGREC_STORE``, ``KGREC_API_KEY``, ``KGREC_MAX_BODY``,
+        ``KGREC_DEFAULT_MODEL``, ``KGREC_DEFAULT_K``, ``KGREC_MAX_BATCH``; ``overrides`` win."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {
+            "bundle": env.get("KGREC_BUNDLE") or None,
+            "store": env.get("KGREC_STORE") or DEFAULT_STORE_URL,
+            "api_key": env.get("KGREC_API_KEY") or None,
+            "default_model": env.get("KGREC_DEFAULT_MODEL") or None,
+        }
+        for name, var in (("max_body", "KGREC_MAX_BODY"), ("default_k", "KGREC_DEFAULT_K"),
+                          ("max_batch", "KGREC_MAX_BATCH")):
+            if env.get(var):
+                values[name] = _int(var, env[var])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values).validated()  # type: ignore[arg-type]
+
+    def validated(self) -> Settings:
+        """Return self, or raise ``SettingsError`` naming the first bad setting."""
+        if self.bundle is not None:
+            path = Path(self.bundle)
+            if not path.is_dir():
+                raise SettingsError(f"KGREC_BUNDLE: {self.bundle!r} is not a directory (train one with `kgrec train`)")
+        if not self.store.startswith(STORE_SCHEMES):
+            raise SettingsError(f"KGREC_STORE: {self.store!r} is not memory://DIR or neo4j://HOST:PORT[/DATABASE]")
+        if self.store.startswith("memory://") and not self.store[len("memory://"):]:
+            raise SettingsError("KGREC_STORE: memory:// needs a directory path")
+        if self.api_key is not None and len(self.api_key) < 8:
+            raise SettingsError("KGREC_API_KEY: use at least 8 characters")
+        if not 1_024 <= self.max_body <= 1_073_741_824:
+            raise SettingsError(f"KGREC_MAX_BODY: {self.max_body} is outside 1024..1073741824 bytes")
+        if not 1 <= self.max_k <= 1000:
+            raise SettingsError(f"max_k: {self.max_k} is outside 1..1000")
+        if not 1 <= self.default_k <= self.max_k:
+            raise SettingsError(f"KGREC_DEFAULT_K: {self.default_k} is outside 1..{self.max_k}")
+        if not 1 <= self.max_batch <= 1_000_000:
+            raise SettingsError(f"KGREC_MAX_BATCH: {self.max_batch} is outside 1..1000000")
+        return self
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes).validated()  # type: ignore[arg-type]
+
+
+def _int(var: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{var}: {raw!r} is not an integer") from None

@@ -1,0 +1,34 @@
+"""Shared setup of the API tests: a real bundle trained on the synthetic graph and a real
+MemoryStore holding the same graph."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from api.bundle_loader import load_engine
+from api.engine import Engine
+from api.overlay import InteractionOverlay
+from graph.memory import MemoryStore
+from graph.records import GraphRecords
+from graph.snapshot import GraphSnapshot
+from recommenders.bundle import fit_models, save_bundle
+from recommenders.registry import REGISTRY
+
+API_KEY = "test-key-0123456789"
+#: The models the API tests serve: the walk, the neighbourhood and the last resort.
+MODELS = [m for m in ("graph_walk", "itemcf", "popularity") if m in REGISTRY]
+
+
+def train_bundle(snapshot: GraphSnapshot, directory: Path) -> Path:
+    return save_bundle(directory, snapshot, fit_models(snapshot, MODELS, seed=7))
+
+
+def fill_store(records: GraphRecords, directory: Path) -> str:
+    store = MemoryStore(directory)
+    store.load(records)
+    store.close()
+    return f"memory://{directory}"
+
+
+def fresh_engine(bundle_dir: Path) -> Engine:
+    return load_engine(bundle_dir, InteractionOverlay(), default_model="graph_walk")
