@@ -1,0 +1,73 @@
+"""``kgrec export`` and ``kgrec import``: the graph as RDF (Turtle, N-Triples) and back."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from api.cli import store_option
+from graph.records import COUNT_KEYS
+from graph.store import StoreError, open_store
+
+
+@click.command("export")
+@store_option
+@click.option("--format", "fmt", type=click.Choice(["ttl", "nt"]), default="ttl", show_default=True,
+              help="Turtle or N-Triples.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="File to write (default: standard output).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def export(store_url: str, fmt: str, output: Path | None, no_progress: bool) -> None:
+    """Export the whole graph as RDF (vocabulary: https://kgrec.dev/ns#)."""
+    from tqdm import tqdm
+
+    from graph.rdf import export_rdf
+
+    try:
+        with open_store(store_url) as store, tqdm(
+            desc="triples", unit="", disable=no_progress or None, file=sys.stderr, leave=False
+        ) as bar:
+            if output is None:
+                n = export_rdf(store, sys.stdout.buffer, fmt, bar.update)
+                sys.stdout.flush()
+            else:
+                tmp = output.with_name(f".{output.name}.tmp")
+                n = export_rdf(store, tmp, fmt, bar.update)
+                tmp.replace(output)
+    except (StoreError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"exported {n:,} triples" + (f" to {output}" if output else ""), err=True)
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@store_option
+@click.option("--format", "fmt", type=click.Choice(["ttl", "nt", "xml", "jsonld", "n3", "trig"]),
+              help="RDF syntax (default: from the file extension).")
+@click.option("--item-prefix", "item_prefixes", multiple=True, metavar="IRI",
+              help="IRIs starting with this prefix name items: the rest of the IRI is the item id. Repeatable.")
+def import_(file: Path, store_url: str, fmt: str | None, item_prefixes: tuple[str, ...]) -> None:
+    """Import RDF: a kgrec export, or third-party triples about items (become RELATED facts).
+
+    Triples that cannot be mapped are counted by reason and shown, never dropped silently.
+    """
+    from graph.rdf import import_rdf
+
+    try:
+        with open_store(store_url) as store:
+            result = import_rdf(store, file, fmt, item_prefixes)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    counts = result.counts
+    click.echo(f"read {result.triples:,} triples from {file}")
+    click.echo("imported " + ", ".join(f"{k} {counts[k]:,}" for k in COUNT_KEYS if counts[k]) if any(
+        counts.values()) else "imported nothing")
+    total = sum(result.unmapped.values())
+    if total:
+        click.echo(f"unmapped {total:,} triples:")
+        for reason, n in result.unmapped.most_common():
+            click.echo(f"  {n:>8,}  {reason}")
+            for example in result.examples[reason][:2]:
+                click.echo(f"            e.g. {example}")

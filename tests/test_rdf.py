@@ -1,0 +1,193 @@
+"""RDF export/import: lossless round trips, third-party facts about items, and the CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from rdflib import Graph
+
+from api.cli import main
+from graph.memory import MemoryStore
+from graph.rdf import KG, export_rdf, import_rdf, node_iri
+from graph.records import Fact, GraphRecords, Interaction, Item, User
+from graph.schema import Label, Rel
+from graph.snapshot import build_snapshot
+from graph.store import StoreError
+from loaders.synthetic import generate
+
+CYPHERISH = "') DETACH DELETE n //"
+
+
+@pytest.fixture(scope="module")
+def records() -> GraphRecords:
+    """A small synthetic graph plus awkward ids, attribute types, exact floats and facts."""
+    r = generate(users=30, items=50, seed=3).records
+    r.users += [User("Björk", {"age": 57, "vip": True, "score": 1 / 3, "city": "Reykjavík"}), User(CYPHERISH)]
+    r.items += [Item("東京事変", "東京事変 🎸", {"year": 2004}), Item("a/b c?d#e", None)]
+    r.interactions += [
+        Interaction("Björk", "東京事変", 0.1 + 0.2, 4.5, 1_234_567_890),
+        Interaction(CYPHERISH, "a/b c?d#e", 123456789.123456789),
+    ]
+    r.facts += [
+        Fact("東京事変", "http://dbpedia.org/ontology/genre", "http://dbpedia.org/resource/J-pop", "J-pop"),
+        Fact("東京事変", "plain predicate", "not an IRI", None),
+    ]
+    return r
+
+
+@pytest.fixture
+def store(tmp_path: Path, records: GraphRecords) -> MemoryStore:
+    s = MemoryStore(tmp_path / "source")
+    s.load(records)
+    return s
+
+
+@pytest.mark.parametrize("fmt", ["ttl", "nt"])
+def test_export_then_import_gives_an_equal_graph(store: MemoryStore, records: GraphRecords, tmp_path: Path,
+                                                 fmt: str) -> None:
+    path = tmp_path / f"graph.{fmt}"
+    n = export_rdf(store, path, fmt)
+    assert n == len(Graph().parse(path, format="turtle" if fmt == "ttl" else "nt"))
+    target = MemoryStore(tmp_path / "target")
+    result = import_rdf(target, path)
+    assert sum(result.unmapped.values()) == 0, result.examples
+    assert target.counts() == store.counts()
+    assert target.snapshot().fingerprint == store.snapshot().fingerprint == build_snapshot(records).fingerprint
+    assert target.get_node(Label.USER, "Björk") == {
+        "id": "Björk", "attrs": {"age": 57, "vip": True, "score": 1 / 3, "city": "Reykjavík"},
+    }
+    assert target.get_node(Label.ITEM, "a/b c?d#e") == {"id": "a/b c?d#e", "attrs": {}}
+    weight = target.neighbors(Label.USER, CYPHERISH, [Rel.INTERACTED])[0].props["weight"]
+    assert weight == 123456789.123456789
+    # Importing the same file again changes nothing.
+    import_rdf(target, path)
+    assert target.snapshot().fingerprint == store.snapshot().fingerprint
+
+
+def test_export_uses_the_kgrec_vocabulary(store: MemoryStore) -> None:
+    buf = io.BytesIO()
+    export_rdf(store, buf, "nt")
+    g = Graph().parse(data=buf.getvalue().decode("utf-8"), format="nt")
+    user = node_iri(Label.USER, "Björk")
+    assert str(user) == "https://kgrec.dev/id/user/Bj%C3%B6rk"
+    assert (user, None, KG.User) in g
+    assert len(list(g.subjects(None, KG.Interaction))) == store.counts()["interactions"]
+    assert len(list(g.subjects(None, KG.Follow))) == store.counts()["follows"]
+
+
+THIRD_PARTY = """
+@prefix dbo: <http://dbpedia.org/ontology/> .
+@prefix dbr: <http://dbpedia.org/resource/> .
+@prefix owl: <http://www.w3.org/2002/07/owl#> .
+@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+
+<https://kgrec.dev/id/item/blur> dbo:genre dbr:Britpop ;
+    rdfs:comment "a literal is not an entity" .
+<http://music.example/artist/radiohead> dbo:hometown dbr:Abingdon .
+<http://music.example/artist/nobody> dbo:genre dbr:Britpop .
+dbr:Muse_band owl:sameAs <https://kgrec.dev/id/item/muse> ;
+    dbo:genre dbr:Alternative_rock .
+dbr:Britpop rdfs:label "Britpop (de)"@de, "Britpop"@en .
+dbr:Abingdon rdfs:label "Abingdon" .
+dbr:Blur dbo:abstract "Blur are an English rock band." .
+dbr:Nowhere rdfs:label "Nowhere" .
+<https://kgrec.dev/id/item/missing> dbo:genre dbr:Britpop .
+"""
+
+
+def test_third_party_triples_about_items_become_related_facts(tmp_path: Path) -> None:
+    target = MemoryStore(tmp_path / "g")
+    target.upsert_items([Item("blur", "Blur"), Item("radiohead", "Radiohead"), Item("muse", "Muse")])
+    path = tmp_path / "facts.ttl"
+    path.write_text(THIRD_PARTY, encoding="utf-8")
+    result = import_rdf(target, path, item_prefixes=["http://music.example/artist/"])
+    dbr = "http://dbpedia.org/resource/"
+    assert target.has_relationship((Label.ITEM, "blur"), Rel.RELATED, (Label.ENTITY, dbr + "Britpop"))
+    assert target.has_relationship((Label.ITEM, "radiohead"), Rel.RELATED, (Label.ENTITY, dbr + "Abingdon"))
+    assert target.has_relationship((Label.ITEM, "muse"), Rel.RELATED, (Label.ENTITY, dbr + "Alternative_rock"))
+    assert target.get_node(Label.ENTITY, dbr + "Britpop") == {"iri": dbr + "Britpop", "label": "Britpop"}
+    assert target.get_node(Label.ENTITY, dbr + "Abingdon")["label"] == "Abingdon"
+    [genre] = target.neighbors(Label.ITEM, "blur", [Rel.RELATED])
+    assert genre.props == {"predicate": "http://dbpedia.org/ontology/genre"}
+    assert target.counts()["facts"] == 3
+    assert target.counts()["items"] == 3  # unknown items are reported, never created
+    assert result.unmapped == {
+        "object is a literal or blank node, not an entity IRI": 1,
+        "subject is not a known item": 3,
+        "rdfs:label of a node that is not the entity of a fact": 1,
+    }
+    assert any("nobody" in e for e in result.examples["subject is not a known item"])
+
+
+def test_import_refuses_malformed_rdf(tmp_path: Path) -> None:
+    path = tmp_path / "bad.ttl"
+    path.write_text("<http://a> <http://b> .\n", encoding="utf-8")
+    target = MemoryStore(tmp_path / "g")
+    with pytest.raises(StoreError, match="not valid"):
+        import_rdf(target, path)
+    with pytest.raises(StoreError, match="format"):
+        import_rdf(target, tmp_path / "data.unknown-extension")
+    assert target.counts()["items"] == 0
+
+
+def _stats(url: str) -> dict[str, int]:
+    result = CliRunner().invoke(main, ["stats", "--json", "--store", url])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_cli_export_and_import(store: MemoryStore, tmp_path: Path) -> None:
+    store.close()
+    runner = CliRunner()
+    source, target = f"memory://{tmp_path / 'source'}", f"memory://{tmp_path / 'copy'}"
+    out = tmp_path / "g.nt"
+    result = runner.invoke(main, ["export", "--store", source, "--format", "nt", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "exported" in result.stderr
+    result = runner.invoke(main, ["import", str(out), "--store", target])
+    assert result.exit_code == 0, result.output
+    assert "unmapped" not in result.output
+    assert _stats(target) == _stats(source)
+    copied, original = MemoryStore(tmp_path / "copy"), MemoryStore(tmp_path / "source")
+    assert copied.snapshot().fingerprint == original.snapshot().fingerprint
+
+    stdout = runner.invoke(main, ["export", "--store", source, "--no-progress"])
+    assert stdout.exit_code == 0
+    assert (node_iri(Label.USER, "Björk"), None, KG.User) in Graph().parse(data=stdout.stdout, format="turtle")
+
+
+def test_cli_import_reports_unmapped_triples(tmp_path: Path) -> None:
+    path = tmp_path / "facts.ttl"
+    path.write_text(THIRD_PARTY, encoding="utf-8")
+    url = f"memory://{tmp_path / 'g'}"
+    with MemoryStore(tmp_path / "g") as s:
+        s.upsert_items([Item("blur"), Item("radiohead"), Item("muse")])
+    result = CliRunner().invoke(main, ["import", str(path), "--store", url, "--item-prefix",
+                                       "http://music.example/artist/"])
+    assert result.exit_code == 0, result.output
+    assert "facts 3" in result.output
+    assert "unmapped 5 triples" in result.output
+    assert "subject is not a known item" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["export", "--format", "xml"], ["import", "does-not-exist.ttl"], ["import", "x.ttl", "--format", "csv"]],
+)
+def test_cli_bad_arguments_exit_2(tmp_path: Path, args: list[str]) -> None:
+    result = CliRunner().invoke(main, [*args, "--store", f"memory://{tmp_path}"])
+    assert result.exit_code == 2
+    assert "Error:" in result.output
+
+
+def test_cli_import_of_malformed_file_fails_cleanly(tmp_path: Path) -> None:
+    path = tmp_path / "bad.nt"
+    path.write_text("this is not n-triples\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["import", str(path), "--store", f"memory://{tmp_path / 'g'}"])
+    assert result.exit_code == 1
+    assert "not valid" in result.output
+    assert "Traceback" not in result.output
