@@ -72,7 +72,7 @@ def test_strict_load_with_rejects_writes_nothing(tmp_path: Path) -> None:
 def test_bad_arguments_exit_2(tmp_path: Path, args: list[str]) -> None:
     code, _, err = _kgrec(*args, "--store", f"memory://{tmp_path / 'g'}")
     assert code == 2
-    assert "Error:" in err
+    assert err.startswith("Error: ") and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "g").exists()
 
 
