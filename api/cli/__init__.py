@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import click
 
+from api.cli.group import OneLineErrorGroup
 from graph.store import DEFAULT_STORE_URL
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrorGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kgrec")
 def main() -> None:
     """kgrec: knowledge-graph recommendations with reasons you can replay in Cypher."""
