@@ -18,8 +18,18 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/kgrec demo
 
-test: install
+test: install browser
 	$(BIN)/pytest
+
+# Debian's chromium for the browser tests (tests/test_explanation_pages.py); never `playwright install`.
+.PHONY: browser
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium || \
+	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }; \
+	elif [ "$$CI" = true ]; then echo "CI=true: /usr/bin/chromium is missing and cannot be installed (not root)" >&2; exit 1; \
+	else echo "note: /usr/bin/chromium is missing (install Debian's chromium); the browser tests will skip"; fi
 
 lint: install
 	$(BIN)/ruff check .
