@@ -76,6 +76,8 @@ def _read(
     checked: list[bool] = []
 
     def check_header() -> None:
+        if table.columns is None:
+            raise CsvFormatError(f"{d / name}: empty file; expected a header with {', '.join(required)}")
         lacking = [c for c in required if c not in (table.columns or [])]
         if lacking:
             raise CsvFormatError(f"{d / name}: header {table.columns} lacks required column(s) {lacking}")

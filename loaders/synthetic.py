@@ -104,7 +104,8 @@ def generate(
         future[uid] = [item_ids[j] for j in fut]
         for j in seen:
             w = float(1 + rng.poisson(3 if item_comm[j] == k else 1))
-            recs.interactions.append(Interaction(uid, item_ids[j], w, None, int(1_600_000_000 + rng.integers(0, 10**7))))
+            ts = int(1_600_000_000 + rng.integers(0, 10**7))
+            recs.interactions.append(Interaction(uid, item_ids[j], w, None, ts))
             if item_comm[j] == k and rng.random() < 0.3:
                 tag = comm_tags[k][int(rng.integers(0, 2))]
                 recs.taggings.append(Tagging(uid, item_ids[j], tag, int(1_600_000_000 + rng.integers(0, 10**7))))

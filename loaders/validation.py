@@ -138,7 +138,7 @@ class Table:
                 self.report.reject(self.name, n, "decode", f"{self.encoding} cannot decode byte {exc.start}")
                 continue
             if n == 1 and self.header:
-                self.columns = [c.strip() for c in self._split(text)]
+                self.columns = [c.strip() for c in self._split(text.removeprefix("\ufeff"))]
                 continue
             if not text.strip():
                 continue

@@ -130,3 +130,13 @@ def test_csv_header_without_a_required_column_is_an_error(tmp_path: Path) -> Non
         csv_dir.load(d)
     with pytest.raises(FileNotFoundError, match=r"interactions\.csv"):
         csv_dir.load(tmp_path)
+    _write(d / "interactions.csv", b"")
+    with pytest.raises(csv_dir.CsvFormatError, match="empty file"):
+        csv_dir.load(d)
+
+
+def test_csv_header_may_start_with_a_byte_order_mark(tmp_path: Path) -> None:
+    d = tmp_path / "data"
+    d.mkdir()
+    _write(d / "interactions.csv", "\ufeffuser,item,weight\r\nu1,i1,2\r\n")
+    assert [(r.user, r.item, r.weight) for r in csv_dir.load(d).records.interactions] == [("u1", "i1", 2.0)]
