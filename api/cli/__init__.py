@@ -47,5 +47,9 @@ def _register() -> None:
     main.add_command(rdf.export)
     main.add_command(rdf.import_)
 
+    from api.cli import serve
+
+    main.add_command(serve.serve)
+
 
 _register()

@@ -1,0 +1,63 @@
+"""``kgrec serve``: the API under gunicorn (or Flask's development server with ``--dev``).
+
+The bundle is loaded once in the gunicorn master (``preload_app``), so workers share its
+arrays copy-on-write; each worker opens its own store connection lazily after the fork.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from api.cli import store_option
+
+
+@click.command()
+@click.option("--bundle", "bundle", envvar="KGREC_BUNDLE", required=True,
+              type=click.Path(exists=True, file_okay=False), help="A bundle directory written by `kgrec train`.")
+@store_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="gunicorn worker processes.")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 256), help="Threads per worker.")
+@click.option("--model", "default_model", envvar="KGREC_DEFAULT_MODEL", default=None,
+              help="Default model (KGREC_DEFAULT_MODEL); the bundle's first otherwise.")
+@click.option("--dev", is_flag=True, help="Flask's development server (one process, reloader off).")
+def serve(bundle: str, store_url: str, host: str, port: int, workers: int, threads: int,
+          default_model: str | None, dev: bool) -> None:
+    """Serve the JSON API and the explanation pages. Writes need KGREC_API_KEY."""
+    from api.app import create_app
+    from api.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env(bundle=bundle, store=store_url, default_model=default_model)
+        app = create_app(settings)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"kgrec: serving {bundle} on http://{host}:{port} (store {store_url})", err=True)
+    if dev:
+        app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+        return
+    run_gunicorn(app, {"bind": f"{host}:{port}", "workers": workers, "threads": threads})
+
+
+def run_gunicorn(app: Any, options: dict[str, Any]) -> None:
+    """Run a WSGI app in gunicorn, configured from a dict rather than a config file."""
+    from gunicorn.app.base import BaseApplication
+
+    class _Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            settings = {
+                "preload_app": True, "worker_class": "gthread" if options.get("threads", 1) > 1 else "sync",
+                "accesslog": None, "errorlog": "-", "timeout": 60, "graceful_timeout": 10, "keepalive": 5,
+                **options,
+            }
+            for key, value in settings.items():
+                if key in self.cfg.settings and value is not None:
+                    self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return app
+
+    _Server().run()
