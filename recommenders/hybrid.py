@@ -1,0 +1,307 @@
+"""Hybrid: the union of the other recommenders' candidates, re-ranked by a learned model.
+
+Fitting has two stages, so the ranker never learns from pairs it is later scored on:
+
+1. *Learn.* Hold out a random 20 % of each user's training interactions (a validation cut,
+   seeded, with held-out taggings removed as in evaluation), fit every component on the
+   rest, take each component's top-``candidates`` items for a sample of users, describe
+   each (user, candidate) with features and label it by whether it was held out. A
+   logistic regression (scikit-learn) learns the weights.
+2. *Serve.* Refit the components on the whole snapshot; the learned weights re-rank
+   their candidate union: ``score = Σ_f w_f · (x_f − μ_f) / σ_f`` (the intercept is left
+   out: it does not change the order).
+
+Features per (user, candidate): for each component its reciprocal rank (0 when the item
+is not in its top list) and its score standardised over the user's candidates; the item's
+log audience; the cosine between the user's tag profile and the item's tags; the log
+number of followed users who interacted with the item; how many components proposed it.
+With ``mmr_lambda < 1`` the list is re-ranked greedily by maximal marginal relevance over
+tag cosine, trading relevance for diversity.
+
+The score is not a sum over graph paths, so reasons are the components' own reasons, each
+scaled to that component's share of the hybrid score and marked ``evidence``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from graph.snapshot import GraphSnapshot
+from recommenders.base import Reason, Recommendation, Recommender
+from recommenders.scored import MODEL_FORMAT, config_from_json, read_model_meta
+
+GLOBAL_FEATURES = ("log_audience", "tag_cosine", "log_friends", "n_sources")
+
+
+@dataclass(frozen=True)
+class HybridConfig:
+    components: tuple[str, ...] = ("graph_walk", "itemcf", "usercf", "als", "social", "content", "popularity")
+    candidates: int = 50
+    validation_fraction: float = 0.2
+    max_train_users: int = 800
+    regularisation: float = 1.0
+    mmr_lambda: float = 1.0
+    seed: int = 42
+
+
+class Hybrid(Recommender):
+    name: ClassVar[str] = "hybrid"
+    additive: ClassVar[bool] = False
+    Config = HybridConfig
+
+    def __init__(self, config: HybridConfig | None = None, **overrides: Any) -> None:
+        base = config if config is not None else HybridConfig()
+        self.config = replace(base, **overrides) if overrides else base
+        self.snapshot: GraphSnapshot | None = None
+        self.components: dict[str, Recommender] = {}
+
+    # -- features -----------------------------------------------------------------------------
+    def feature_names(self) -> list[str]:
+        names = [f"{c}:{kind}" for c in self.config.components for kind in ("rr", "z")]
+        return names + list(GLOBAL_FEATURES)
+
+    def _prepare(self, snapshot: GraphSnapshot) -> None:
+        self.snapshot = snapshot
+        x = sp.csr_matrix(snapshot.interactions, dtype=np.float64, copy=True)
+        x.data[:] = 1.0
+        self._x = x
+        self._audience = np.asarray(x.sum(axis=0)).ravel()
+        tags = sp.csr_matrix(snapshot.item_tags, dtype=np.float64, copy=True)
+        tags.data = np.log1p(tags.data)
+        norms = np.sqrt(np.asarray(tags.multiply(tags).sum(axis=1)).ravel())
+        self._tags = sp.csr_matrix(sp.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)) @ tags)
+        follows = sp.csr_matrix(snapshot.follows, dtype=np.float64, copy=True)
+        follows.data[:] = 1.0
+        self._follows = follows
+
+    def _component_scores(self, u: int, exclude: np.ndarray) -> list[np.ndarray | None]:
+        out = []
+        uid = self.snapshot.users.ids[u]
+        for rec in self.components.values():
+            s = rec.score_user(uid)
+            if s is None:
+                out.append(None)
+                continue
+            s = np.array(s, dtype=np.float64, copy=True)
+            s[exclude] = -np.inf
+            if getattr(rec, "positive_only", True):
+                s[s <= 0] = -np.inf
+            out.append(s)
+        return out
+
+    def _candidates(self, u: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The candidate union of user ``u`` and its feature matrix (None when nobody proposes)."""
+        n = self.config.candidates
+        scores = self._component_scores(u, exclude)
+        tops = []
+        for s in scores:
+            if s is None:
+                tops.append(np.zeros(0, dtype=np.int64))
+                continue
+            finite = np.isfinite(s)
+            m = min(n, int(finite.sum()))
+            if m == 0:
+                tops.append(np.zeros(0, dtype=np.int64))
+                continue
+            part = np.argpartition(-np.where(finite, s, -np.inf), m - 1)[:m]
+            tops.append(part[np.lexsort((part, -s[part]))])
+        cand = np.unique(np.concatenate(tops)) if tops else np.zeros(0, dtype=np.int64)
+        if len(cand) == 0:
+            return cand, None
+        cols = []
+        sources = np.zeros(len(cand))
+        for s, top in zip(scores, tops, strict=True):
+            rr = np.zeros(len(cand))
+            pos = np.searchsorted(cand, top)
+            rr[pos] = 1.0 / (1.0 + np.arange(len(top)))
+            sources += rr > 0
+            z = np.zeros(len(cand))
+            if s is not None:
+                v = s[cand]
+                ok = np.isfinite(v)
+                if ok.sum() > 1:
+                    mu, sd = v[ok].mean(), v[ok].std()
+                    z[ok] = (v[ok] - mu) / sd if sd > 0 else 0.0
+                    z[~ok] = (v[ok].min() - mu) / sd if sd > 0 else 0.0
+            cols += [rr, z]
+        profile = (self._x[u] @ self._tags).toarray().ravel()
+        pn = np.linalg.norm(profile)
+        tag_cos = (self._tags[cand] @ profile) / pn if pn > 0 else np.zeros(len(cand))
+        friends = (self._follows[u] @ self._x).toarray().ravel()[cand]
+        cols += [np.log1p(self._audience[cand]), np.asarray(tag_cos).ravel(), np.log1p(friends), sources]
+        return cand, np.column_stack(cols)
+
+    # -- fitting --------------------------------------------------------------------------------
+    def _fit_components(self, snapshot: GraphSnapshot) -> dict[str, Recommender]:
+        from recommenders.registry import create
+
+        unknown = [c for c in self.config.components if c == self.name]
+        if unknown:
+            raise ValueError("the hybrid cannot contain itself")
+        comps = {}
+        for c in self.config.components:
+            rec = create(c, seed=self.config.seed)
+            if not hasattr(rec, "score_user"):
+                raise ValueError(f"component {c!r} cannot score all items (no score_user)")
+            comps[c] = rec.fit(snapshot)
+        return comps
+
+    def fit(self, snapshot: GraphSnapshot) -> Hybrid:
+        from sklearn.linear_model import LogisticRegression
+
+        from recommenders.splits import random_holdout
+
+        cut = random_holdout(snapshot, fraction=self.config.validation_fraction, seed=self.config.seed,
+                             min_interactions=5)
+        self._prepare(cut.train)
+        self.components = self._fit_components(cut.train)
+        users = cut.users
+        rng = np.random.default_rng(self.config.seed)
+        if len(users) > self.config.max_train_users:
+            users = sorted(rng.choice(users, size=self.config.max_train_users, replace=False).tolist())
+        rows, labels = [], []
+        for u in users:
+            cand, feats = self._candidates(u, cut.train.user_items(u))
+            if feats is None:
+                continue
+            rows.append(feats)
+            labels.append(np.isin(cand, cut.test[u]))
+        n_feat = len(self.feature_names())
+        if rows and any(lab.any() for lab in labels) and not all(lab.all() for lab in labels):
+            x = np.vstack(rows)
+            y = np.concatenate(labels)
+            self._mean, self._std = x.mean(axis=0), x.std(axis=0)
+            self._std[self._std == 0] = 1.0
+            lr = LogisticRegression(C=1.0 / self.config.regularisation, max_iter=1000)
+            lr.fit((x - self._mean) / self._std, y)
+            self._weights = lr.coef_.ravel().astype(np.float64)
+        else:  # too little data to learn from: equal votes by reciprocal rank
+            self._mean, self._std = np.zeros(n_feat), np.ones(n_feat)
+            self._weights = np.array([1.0 if f.endswith(":rr") else 0.0 for f in self.feature_names()])
+        self._prepare(snapshot)
+        self.components = self._fit_components(snapshot)
+        return self
+
+    # -- serving --------------------------------------------------------------------------------
+    def _snap(self) -> GraphSnapshot:
+        if self.snapshot is None or not self.components:
+            raise RuntimeError("hybrid is not fitted: call fit(snapshot) or load(dir, snapshot) first")
+        return self.snapshot
+
+    def _ranked(self, u: int, exclude: Collection[str] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        snap = self._snap()
+        banned = snap.user_items(u)
+        if exclude:
+            extra = [j for j in (snap.items.get(x) for x in exclude) if j is not None]
+            banned = np.concatenate([banned, np.asarray(extra, dtype=banned.dtype)])
+        cand, feats = self._candidates(u, banned)
+        if feats is None:
+            return cand, np.zeros(0), None
+        parts = (feats - self._mean) / self._std * self._weights
+        return cand, parts.sum(axis=1), parts
+
+    def score_user(self, user_id: str) -> np.ndarray | None:
+        """Hybrid scores of the candidate union (−inf elsewhere); None when nobody proposes."""
+        snap = self._snap()
+        u = snap.users.get(user_id)
+        if u is None:
+            return None
+        cand, score, _ = self._ranked(u, None)
+        if len(cand) == 0:
+            return None
+        out = np.full(len(snap.items), -np.inf)
+        out[cand] = score
+        return out
+
+    def recommend(self, user_id: str, k: int = 10, exclude: Collection[str] | None = None) -> list[Recommendation]:
+        snap = self._snap()
+        u = snap.users.get(user_id)
+        if u is None or k <= 0:
+            return []
+        cand, score, _ = self._ranked(u, exclude)
+        if len(cand) == 0:
+            return []
+        order = np.lexsort((cand, -score))
+        if self.config.mmr_lambda < 1.0:
+            order = self._mmr(cand, score, order, k)
+        return [Recommendation(snap.items.ids[cand[j]], float(score[j]), self.name) for j in order[:k]]
+
+    def _mmr(self, cand: np.ndarray, score: np.ndarray, order: np.ndarray, k: int) -> np.ndarray:
+        """Greedy maximal marginal relevance: λ·relevance − (1 − λ)·max tag cosine to those chosen."""
+        lam = self.config.mmr_lambda
+        pool = order[: max(k * 5, k)]
+        rel = score[pool]
+        span = rel.max() - rel.min()
+        rel = (rel - rel.min()) / span if span > 0 else np.ones(len(pool))
+        sims = (self._tags[cand[pool]] @ self._tags[cand[pool]].T).toarray()
+        chosen: list[int] = []
+        best_sim = np.zeros(len(pool))
+        left = np.ones(len(pool), dtype=bool)
+        for _ in range(min(k, len(pool))):
+            value = np.where(left, lam * rel - (1 - lam) * best_sim, -np.inf)
+            j = int(np.argmax(value))
+            chosen.append(j)
+            left[j] = False
+            best_sim = np.maximum(best_sim, sims[j])
+        return pool[chosen]
+
+    def explain(self, user_id: str, item_id: str) -> list[Reason]:
+        """Each component's reasons, scaled to the component's part of the hybrid score."""
+        snap = self._snap()
+        u, i = snap.users.get(user_id), snap.items.get(item_id)
+        if u is None or i is None:
+            return []
+        cand, _, parts = self._ranked(u, None)
+        pos = np.searchsorted(cand, i)
+        if parts is None or pos >= len(cand) or cand[pos] != i:
+            return []
+        row = parts[pos]
+        out: list[Reason] = []
+        for n, (cname, rec) in enumerate(self.components.items()):
+            share = float(row[2 * n] + row[2 * n + 1])
+            reasons = rec.explain(user_id, item_id)
+            total = sum(abs(r.contribution) for r in reasons)
+            for r in reasons:
+                weight = abs(r.contribution) / total if total > 0 else 1.0 / len(reasons)
+                out.append(replace(r, contribution=share * weight, kind="evidence",
+                                   text=f"[{cname}] {r.text}"))
+        return sorted(out, key=lambda r: -r.contribution)
+
+    # -- persistence -----------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        snap = self._snap()
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        for cname, rec in self.components.items():
+            rec.save(d / "components" / cname)
+        np.savez_compressed(d / "arrays.npz", weights=self._weights, mean=self._mean, std=self._std)
+        meta = {"format": MODEL_FORMAT, "name": self.name, "config": asdict(self.config),
+                "fingerprint": snap.fingerprint, "features": self.feature_names()}
+        (d / "model.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: str | Path, snapshot: GraphSnapshot) -> Hybrid:
+        from recommenders.registry import get
+
+        d = Path(directory)
+        meta = read_model_meta(d, cls.name, snapshot)
+        model = cls(config_from_json(HybridConfig, meta["config"]))
+        if meta.get("features") != model.feature_names():
+            raise ValueError(f"{d}: feature list does not match this hybrid's configuration")
+        model._prepare(snapshot)
+        model.components = {c: get(c).load(d / "components" / c, snapshot) for c in model.config.components}
+        with np.load(d / "arrays.npz", allow_pickle=False) as z:
+            model._weights, model._mean, model._std = z["weights"], z["mean"], z["std"]
+        return model
+
+    def weights(self) -> dict[str, float]:
+        """The learned weight of each (standardised) feature, for reports."""
+        return dict(zip(self.feature_names(), self._weights.tolist(), strict=True))
+

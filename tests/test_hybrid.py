@@ -1,0 +1,110 @@
+"""The hybrid: learned re-ranking of the components' candidates, MMR, save/load without pickle."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graph.snapshot import GraphSnapshot
+from loaders.synthetic import SyntheticGraph
+from recommenders import metrics
+from recommenders.hybrid import Hybrid, HybridConfig
+from recommenders.popularity import Popularity
+
+FAST = HybridConfig(components=("graph_walk", "itemcf", "social", "popularity"), candidates=30, seed=3)
+
+
+@pytest.fixture(scope="module")
+def hybrid(snapshot: GraphSnapshot) -> Hybrid:
+    return Hybrid(FAST).fit(snapshot)
+
+
+def test_learned_weights_are_finite_and_named(hybrid: Hybrid) -> None:
+    w = hybrid.weights()
+    assert list(w) == hybrid.feature_names()
+    assert "graph_walk:rr" in w and "tag_cosine" in w
+    assert all(np.isfinite(v) for v in w.values())
+    assert any(v != 0 for v in w.values())
+
+
+def test_recommends_from_the_candidate_union(hybrid: Hybrid, snapshot: GraphSnapshot) -> None:
+    user = snapshot.users.ids[5]
+    recs = hybrid.recommend(user, k=10)
+    assert 0 < len(recs) <= 10
+    seen = {snapshot.items.ids[j] for j in snapshot.user_items(5)}
+    assert not seen & {r.item_id for r in recs}
+    assert [r.score for r in recs] == sorted((r.score for r in recs), reverse=True)
+    union = set()
+    for comp in hybrid.components.values():
+        union |= {r.item_id for r in comp.recommend(user, k=FAST.candidates)}
+    assert {r.item_id for r in recs} <= union
+    excluded = hybrid.recommend(user, k=10, exclude=[recs[0].item_id])
+    assert recs[0].item_id not in {r.item_id for r in excluded}
+    assert hybrid.recommend("nobody", k=10) == []
+
+
+def test_beats_popularity_on_planted_future(hybrid: Hybrid, snapshot: GraphSnapshot, synthetic: SyntheticGraph) -> None:
+    pop = Popularity().fit(snapshot)
+
+    def mean_ndcg(model) -> float:
+        values = []
+        for user, future in synthetic.truth.future.items():
+            ranked = [snapshot.items.index[r.item_id] for r in model.recommend(user, k=10)]
+            values.append(metrics.ndcg_at_k(ranked, {snapshot.items.index[i] for i in future}, 10))
+        return float(np.mean(values))
+
+    assert mean_ndcg(hybrid) > 1.5 * mean_ndcg(pop)
+
+
+def test_explanations_come_from_the_components(hybrid: Hybrid, snapshot: GraphSnapshot) -> None:
+    from recommenders.paths import path_exists
+
+    user = snapshot.users.ids[5]
+    item = hybrid.recommend(user, k=1)[0].item_id
+    reasons = hybrid.explain(user, item)
+    assert reasons
+    assert all(r.kind == "evidence" and r.text.startswith("[") for r in reasons)
+    assert all(path_exists(snapshot, r) for r in reasons)
+
+
+def test_save_load_round_trip_without_pickle(hybrid: Hybrid, snapshot: GraphSnapshot, tmp_path: Path) -> None:
+    hybrid.save(tmp_path / "h")
+    files = {p.suffix for p in (tmp_path / "h").rglob("*") if p.is_file()}
+    assert files <= {".json", ".npz", ".safetensors", ".npy"}
+    again = Hybrid.load(tmp_path / "h", snapshot)
+    for u in snapshot.users.ids[:15]:
+        assert again.recommend(u, k=10) == hybrid.recommend(u, k=10)
+    meta = json.loads((tmp_path / "h" / "model.json").read_text())
+    meta["features"] = meta["features"][:-1]
+    (tmp_path / "h" / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="feature list"):
+        Hybrid.load(tmp_path / "h", snapshot)
+
+
+def test_same_seed_same_model(hybrid: Hybrid, snapshot: GraphSnapshot) -> None:
+    again = Hybrid(FAST).fit(snapshot)
+    assert again.weights() == pytest.approx(hybrid.weights())
+    assert again.recommend(snapshot.users.ids[9], k=10) == hybrid.recommend(snapshot.users.ids[9], k=10)
+
+
+def test_mmr_trades_relevance_for_diversity(hybrid: Hybrid, snapshot: GraphSnapshot) -> None:
+    diverse = copy.copy(hybrid)  # the same fitted model, served with MMR on
+    diverse.config = replace(FAST, mmr_lambda=0.3)
+    plain_lists, mmr_lists = [], []
+    for u in snapshot.users.ids[:40]:
+        plain_lists.append([snapshot.items.index[r.item_id] for r in hybrid.recommend(u, k=10)])
+        mmr_lists.append([snapshot.items.index[r.item_id] for r in diverse.recommend(u, k=10)])
+    assert metrics.intra_list_diversity(mmr_lists, snapshot.item_tags) > metrics.intra_list_diversity(
+        plain_lists, snapshot.item_tags
+    )
+    assert all(len(a) == len(b) for a, b in zip(plain_lists, mmr_lists, strict=True))
+
+
+def test_refuses_to_contain_itself(snapshot: GraphSnapshot) -> None:
+    with pytest.raises(ValueError, match="itself"):
+        Hybrid(components=("hybrid",)).fit(snapshot)
