@@ -37,13 +37,15 @@ def _confidence(snapshot: GraphSnapshot, scheme: str) -> sp.csr_matrix:
 @dataclass(frozen=True)
 class ALSConfig:
     """``confidence``: how interactions become ALS confidences (``binary``, ``log``,
-    ``raw`` or ``bm25``), scaled by ``alpha``."""
+    ``raw`` or ``bm25``), scaled by ``alpha``. ``factors`` is capped at one per
+    ``users_per_factor`` users, so a small graph is not over-parameterised."""
 
     factors: int = 64
     regularization: float = 0.05
     alpha: float = 1.0
     iterations: int = 15
     confidence: str = "bm25"
+    users_per_factor: int = 8
     num_threads: int = 2
     seed: int = 42
 
@@ -56,18 +58,19 @@ class ALS(ScoredRecommender):
     def _prepare(self, snapshot: GraphSnapshot) -> None:
         self._conf = _confidence(snapshot, self.config.confidence)
 
-    def _model(self):
+    def _model(self, factors: int):
         from implicit.cpu.als import AlternatingLeastSquares
 
         c = self.config
         return AlternatingLeastSquares(
-            factors=c.factors, regularization=c.regularization, alpha=c.alpha, iterations=c.iterations,
+            factors=factors, regularization=c.regularization, alpha=c.alpha, iterations=c.iterations,
             calculate_training_loss=False, num_threads=c.num_threads, random_state=c.seed,
         )
 
     def _fit(self, snapshot: GraphSnapshot) -> None:
         with threadpool_limits(1, "blas"):  # implicit runs its own threads; BLAS threads would fight them
-            model = self._model()
+            n_users = self._conf.shape[0]
+            model = self._model(max(1, min(self.config.factors, n_users // max(1, self.config.users_per_factor))))
             model.fit(self._conf, show_progress=False)
         self._items = np.asarray(model.item_factors, dtype=np.float64)
         self._users = self._solve_users()
@@ -103,7 +106,7 @@ class ALS(ScoredRecommender):
     def _explain(self, u: int, i: int, score: float) -> list[Reason]:
         if self._implicit is None:
             with threadpool_limits(1, "blas"):
-                model = self._model()
+                model = self._model(self._items.shape[1])
             model.item_factors = self._items
             model.user_factors = self._users
             self._implicit = model
@@ -120,7 +123,7 @@ class ALS(ScoredRecommender):
 @dataclass(frozen=True)
 class BPRConfig:
     factors: int = 64
-    learning_rate: float = 0.05
+    learning_rate: float = 0.01
     regularization: float = 0.01
     iterations: int = 100
     evidence: int = 5

@@ -1,0 +1,44 @@
+"""On the planted-structure graph, personalised recommenders beat popularity.
+
+Relevant items are the generator's held-out ``truth.future`` items (never in the graph).
+Measured recall@10 relative to popularity on this fixture (120 users, 200 items, seed 7):
+itemcf 2.8×, usercf 2.7×, association 2.55×, graph_walk 2.77×, bpr 2.64×, social 2.31×,
+als 2.22×, content 1.38×. The test demands 1.5× of each, and 1.2× of content, which
+ignores who chose what and so cannot use the planted popularity within a community.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from graph.snapshot import GraphSnapshot
+from loaders.synthetic import SyntheticGraph
+from recommenders.registry import REGISTRY, create
+
+K = 10
+MARGIN = {"content": 1.2}
+DEFAULT_MARGIN = 1.5
+PERSONALISED = [n for n in REGISTRY if n != "popularity"]
+
+
+def recall(model, synthetic: SyntheticGraph) -> float:
+    out = []
+    for user, future in synthetic.truth.future.items():
+        got = {r.item_id for r in model.recommend(user, k=K)}
+        out.append(len(got & set(future)) / len(future))
+    return float(np.mean(out))
+
+
+@pytest.fixture(scope="module")
+def baseline(synthetic: SyntheticGraph, snapshot: GraphSnapshot) -> float:
+    value = recall(create("popularity").fit(snapshot), synthetic)
+    assert value > 0
+    return value
+
+
+@pytest.mark.parametrize("name", PERSONALISED)
+def test_beats_popularity_on_planted_structure(name: str, synthetic, snapshot, baseline: float) -> None:
+    value = recall(create(name).fit(snapshot), synthetic)
+    margin = MARGIN.get(name, DEFAULT_MARGIN)
+    assert value >= margin * baseline, f"{name}: recall@{K} {value:.3f} < {margin} × popularity {baseline:.3f}"
