@@ -10,6 +10,7 @@ are kept: those artists become items with an unknown title, and the report says 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def load(path: str | Path, progress: bool = False) -> Loaded:
     if (d / "user_taggedartists.dat").is_file():
         recs.taggings = list(
             Table(d / "user_taggedartists.dat", report).parse(
-                _tagging, key=lambda r: (r.user, r.item, r.tag), ncols=6
+                _tagging_parser(), key=lambda r: (r.user, r.item, r.tag), ncols=6
             )
         )
     if (d / "user_friends.dat").is_file():
@@ -121,11 +122,21 @@ def _friend(f: list[str]) -> Follow:
     return Follow(user, friend, 1.0)
 
 
-def _tagging(f: list[str]) -> Tagging:
-    month, year = optional_int(f[4], "month"), optional_int(f[5], "year")
-    ts = None
-    if month is not None and year is not None:
+def _tagging_parser() -> Callable[[list[str]], Tagging]:
+    """A row parser for user_taggedartists.dat that computes each month's timestamp once."""
+    stamps: dict[tuple[str, str], int | None] = {}
+
+    def month_start(month_text: str, year_text: str) -> int | None:
+        month, year = optional_int(month_text, "month"), optional_int(year_text, "year")
+        if month is None or year is None:
+            return None
         if not (1 <= month <= 12 and 1 <= year <= 9999):
             raise RowError("date", f"month {month}, year {year}")
-        ts = int(datetime(year, month, 1, tzinfo=UTC).timestamp())
-    return Tagging(ident(f[0], "user id"), ident(f[1], "artist id"), ident(f[2], "tag id"), ts)
+        return int(datetime(year, month, 1, tzinfo=UTC).timestamp())
+
+    def parse(f: list[str]) -> Tagging:
+        key = (f[4], f[5])
+        ts = stamps[key] if key in stamps else stamps.setdefault(key, month_start(*key))
+        return Tagging(ident(f[0], "user id"), ident(f[1], "artist id"), ident(f[2], "tag id"), ts)
+
+    return parse

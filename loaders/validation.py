@@ -207,11 +207,13 @@ def weight(value: str, what: str = "weight") -> float:
 
 def optional_float(value: str | None, what: str) -> float | None:
     """None for a missing or empty field, else a finite float."""
-    if value is None or not value.strip():
+    if value is None:
         return None
     try:
         x = float(value)
     except ValueError:
+        if not value.strip():
+            return None
         raise RowError("number", f"{what} {value.strip()!r} is not a number") from None
     if not math.isfinite(x):
         raise RowError("number", f"{what} {value.strip()!r} is not finite")
@@ -220,6 +222,12 @@ def optional_float(value: str | None, what: str) -> float | None:
 
 def optional_int(value: str | None, what: str) -> int | None:
     """None for a missing or empty field, else an integer (``"12.0"`` is accepted)."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        pass
     x = optional_float(value, what)
     if x is None:
         return None
