@@ -13,6 +13,7 @@ from recommenders.association import Association
 from recommenders.base import Recommender
 from recommenders.content import Content
 from recommenders.graph_walk import GraphWalk
+from recommenders.hybrid import Hybrid
 from recommenders.itemcf import ItemCF
 from recommenders.mf import ALS, BPR
 from recommenders.popularity import Popularity
@@ -29,6 +30,7 @@ REGISTRY: dict[str, type[Recommender]] = {
     BPR.name: BPR,
     GraphWalk.name: GraphWalk,
     Social.name: Social,
+    Hybrid.name: Hybrid,
 }
 
 
