@@ -159,8 +159,7 @@ class GraphWalk(ScoredRecommender):
                 both, a, b = np.intersect1d(users_j, users_of_i, assume_unique=True, return_indices=True)
                 mass = mass_j[a] * col_i_users.data[b]
                 v = int(both[np.lexsort((both, -mass))[0]])
-                text = (f"You interacted with {snap.title(j)}; {len(both)} people who did also chose {title} "
-                        f"(walk mass {pj * su:.2e})")
+                text = f"You interacted with {snap.title(j)}; {len(both)} people who did also chose {title}"
                 reasons.append(paths.co_interaction(u, j, v, i, pj * su, text))
             if st > 0:
                 tags_j = p_it.indices[p_it.indptr[j] : p_it.indptr[j + 1]]
@@ -175,8 +174,7 @@ class GraphWalk(ScoredRecommender):
                 total = sum(m for _, m in common)
                 for t, m in common:
                     share = pj * st * m / total
-                    text = (f"You interacted with {snap.title(j)}, tagged {snap.tag_names[t]} like {title} "
-                            f"(walk mass {share:.2e})")
+                    text = f"You interacted with {snap.title(j)}, tagged {snap.tag_names[t]} like {title}"
                     reasons.append(paths.shared_tag(u, j, t, i, share, text))
         if self._w_social > 0:
             for f, pf in zip(friends, p_friends, strict=True):

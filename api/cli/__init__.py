@@ -51,5 +51,10 @@ def _register() -> None:
 
     main.add_command(serve.serve)
 
+    from api.cli import recommend, train
+
+    main.add_command(train.train)
+    main.add_command(recommend.recommend)
+
 
 _register()

@@ -82,8 +82,32 @@ def step_tags(run: DemoRun) -> None:
     click.echo("  by items:    " + ", ".join(f"{t} ({n})" for t, n in on_items.most_common(5)))
 
 
+DEMO_BUNDLE = "data/bundle"
+DEMO_MODELS = ("graph_walk", "social", "itemcf", "content")
+
+
+def step_recommend(run: DemoRun) -> None:
+    """Train a bundle on the graph and show three users their recommendations and reasons."""
+    from recommenders.bundle import Bundle, fit_models, save_bundle
+
+    snap = run.snapshot
+    assert snap is not None
+    click.echo(f"== training {', '.join(DEMO_MODELS)} (+ popularity) into {DEMO_BUNDLE}")
+    models = fit_models(snap, DEMO_MODELS, progress=lambda n, s: click.echo(f"  {n:<12}{s:6.2f} s"))
+    chain = Bundle.load(save_bundle(DEMO_BUNDLE, snap, models, overwrite=True)).chain
+    click.echo("== recommendations, with the paths that explain them")
+    for uid in run.sample_users:
+        click.echo(f"  {uid}:")
+        for rank, rec in enumerate(chain.recommend(uid, k=3), 1):
+            title = snap.title(snap.items.index[rec.item_id])
+            click.echo(f"    {rank}. {title}  ({rec.source}, score {rec.score:.3g})")
+            for reason in chain.explain(uid, rec.item_id, source=rec.source)[:2]:
+                click.echo(f"         because {reason.text} ({reason.contribution / rec.score:.0%} of the score)")
+    click.echo(f"  try: kgrec recommend --bundle {DEMO_BUNDLE} --user {run.sample_users[0]} --explain")
+
+
 #: The demo, in order; extend by appending a function of ``DemoRun``.
-STEPS: list[Callable[[DemoRun], None]] = [step_build, step_counts, step_users, step_tags]
+STEPS: list[Callable[[DemoRun], None]] = [step_build, step_counts, step_users, step_tags, step_recommend]
 
 
 @click.command()

@@ -1,0 +1,117 @@
+"""``kgrec recommend``: recommendations (and their reasons) from a trained bundle.
+
+One user prints a readable list; ``--users FILE`` (one id per line) writes CSV
+(``user,item,rank,score,source``) or JSON lines for all of them. Users the bundle does not
+know get the fallback chain and are never dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+
+def read_users(path: Path) -> list[str]:
+    """User ids, one per line; blank lines are skipped, surrounding spaces stripped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{path}: not UTF-8 text ({exc})") from exc
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+@click.command()
+@click.option("--bundle", "bundle_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Bundle written by `kgrec train`.")
+@click.option("--user", "user_id", help="One user id.")
+@click.option("--users", "users_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A file of user ids, one per line (batch mode).")
+@click.option("--k", default=10, show_default=True, type=click.IntRange(min=1), help="How many items per user.")
+@click.option("--model", help="Serve this model of the bundle (then popularity) instead of the whole chain.")
+@click.option("--explain", is_flag=True, help="Add each item's reasons (paths, contributions, Cypher).")
+@click.option("--exclude", multiple=True, help="An item id never to recommend (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "jsonl"]), default=None,
+              help="Output format (default: text for --user, csv for --users).")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+def recommend(bundle_dir: Path, user_id: str | None, users_file: Path | None, k: int, model: str | None,
+              explain: bool, exclude: tuple[str, ...], fmt: str | None, output: Path | None) -> None:
+    """Recommend items for one user (--user) or many (--users FILE)."""
+    from recommenders.bundle import Bundle
+
+    if (user_id is None) == (users_file is None):
+        raise click.UsageError("give exactly one of --user or --users")
+    fmt = fmt or ("text" if user_id is not None else "csv")
+    if fmt == "csv" and explain:
+        raise click.UsageError("--explain needs --format jsonl or text (the CSV columns are fixed)")
+    users = [user_id] if user_id is not None else read_users(users_file)
+    try:
+        bundle = Bundle.load(bundle_dir)
+        chain = bundle.chain_for(model)
+    except (OSError, ValueError, KeyError) as exc:
+        raise click.ClickException(f"cannot load bundle {bundle_dir}: {exc}") from exc
+    out: IO[str] = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+    try:
+        writer = {"text": _text, "csv": _csv, "jsonl": _jsonl}[fmt](out, bundle)
+        for u in users:
+            recs = chain.recommend(u, k=k, exclude=set(exclude))
+            rows = []
+            for rank, r in enumerate(recs, 1):
+                reasons = chain.explain(u, r.item_id, source=r.source) if explain else []
+                rows.append((rank, r, reasons))
+            writer(u, rows)
+    finally:
+        if output:
+            out.close()
+    if output:
+        click.echo(f"wrote {len(users)} users to {output}", err=True)
+
+
+def _csv(out: IO[str], bundle: Any):
+    w = csv.writer(out)
+    w.writerow(["user", "item", "rank", "score", "source"])
+
+    def write(user: str, rows: list) -> None:
+        for rank, r, _ in rows:
+            w.writerow([user, r.item_id, rank, f"{r.score:.6g}", r.source])
+
+    return write
+
+
+def _jsonl(out: IO[str], bundle: Any):
+    def write(user: str, rows: list) -> None:
+        known = user in bundle.snapshot.users
+        items = []
+        for rank, r, reasons in rows:
+            item = {"item": r.item_id, "rank": rank, "score": r.score, "source": r.source}
+            if reasons:
+                item["reasons"] = [x.to_dict() for x in reasons]
+            items.append(item)
+        out.write(json.dumps({"user": user, "known": known, "items": items}, ensure_ascii=False) + "\n")
+
+    return write
+
+
+def _text(out: IO[str], bundle: Any):
+    snap = bundle.snapshot
+
+    def write(user: str, rows: list) -> None:
+        known = "" if user in snap.users else " (unknown to the graph: fallback recommendations)"
+        out.write(f"{user}{known}\n")
+        for rank, r, reasons in rows:
+            j = snap.items.get(r.item_id)
+            title = snap.title(j) if j is not None else r.item_id
+            out.write(f"  {rank:>2}. {title} [{r.item_id}]  score {r.score:.4g}  from {r.source}\n")
+            for reason in reasons[:3]:
+                out.write(f"        {reason.contribution:+.3g}  {reason.text}\n")
+            if reasons:
+                more = len(reasons) - 3
+                if more > 0:
+                    out.write(f"        … and {more} more paths\n")
+                out.write(f"        replay: {reasons[0].cypher}  {json.dumps(reasons[0].params)}\n")
+
+    return write

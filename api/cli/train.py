@@ -1,0 +1,75 @@
+"""``kgrec train``: fit recommenders on a snapshot of the graph and write a model bundle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from api.cli import store_option
+
+#: Everything the bundle serves by default, best first: the order is the fallback chain.
+DEFAULT_MODELS = "graph_walk,itemcf,usercf,als,bpr,association,content,social,popularity"
+
+
+def parse_settings(settings: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``name.option=value`` pairs (values as JSON where they parse, else strings)."""
+    out: dict[str, dict[str, Any]] = {}
+    for s in settings:
+        key, eq, raw = s.partition("=")
+        name, dot, option = key.partition(".")
+        if not eq or not dot or not name or not option:
+            raise click.BadParameter(f"{s!r} is not MODEL.OPTION=VALUE", param_hint="--set")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out.setdefault(name, {})[option] = value
+    return out
+
+
+@click.command()
+@store_option
+@click.option("--models", default=DEFAULT_MODELS, show_default=True,
+              help="Comma-separated recommenders, in fallback order; popularity is always added last.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data/bundle"),
+              show_default=True, help="Bundle directory to write.")
+@click.option("--seed", default=42, show_default=True, type=int, help="Seed of every model.")
+@click.option("--set", "settings", multiple=True, metavar="MODEL.OPTION=VALUE",
+              help="Override a model option, e.g. --set graph_walk.beta=0.4 (repeatable).")
+@click.option("--force", is_flag=True, help="Replace an existing bundle at --out.")
+def train(store_url: str, models: str, out_dir: Path, seed: int, settings: tuple[str, ...], force: bool) -> None:
+    """Fit recommenders on the graph and write a versioned bundle (JSON + npz, no pickle)."""
+    from graph.store import StoreError, open_store
+    from recommenders.bundle import fit_models, save_bundle
+    from recommenders.registry import REGISTRY
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    unknown = [n for n in names if n not in REGISTRY]
+    if not names or unknown:
+        raise click.BadParameter(f"unknown recommender(s) {unknown}; registered: {', '.join(sorted(REGISTRY))}",
+                                 param_hint="--models")
+    configs = parse_settings(settings)
+    stray = set(configs) - set(names) - {"popularity"}
+    if stray:
+        raise click.BadParameter(f"--set names models not being trained: {sorted(stray)}", param_hint="--set")
+    if out_dir.exists() and any(out_dir.iterdir()) and not force:
+        raise click.ClickException(f"{out_dir} exists and is not empty; pass --force to replace it")
+    try:
+        with open_store(store_url) as store:
+            snapshot = store.snapshot()
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if snapshot.interactions.nnz == 0:
+        raise click.ClickException(f"the graph at {store_url} has no interactions to learn from; load data first")
+    click.echo(f"snapshot {snapshot.fingerprint}: " + ", ".join(f"{k} {v:,}" for k, v in snapshot.counts.items()),
+               err=True)
+    try:
+        fitted = fit_models(snapshot, names, seed=seed, configs=configs,
+                            progress=lambda n, s: click.echo(f"  fitted {n:<12} {s:7.2f} s", err=True))
+        path = save_bundle(out_dir, snapshot, fitted, seed=seed, overwrite=force)
+    except (ValueError, FileExistsError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote bundle {path} ({', '.join(fitted)})")
