@@ -24,6 +24,7 @@ COVERED: dict[str, list[dict]] = {
     "bpr": [{"iterations": 20}],
     "graph_walk": [{}, {"method": "rwr", "alpha": 1.0, "beta": 0.0}],
     "social": [{}],
+    "hybrid": [{"components": ("graph_walk", "itemcf", "social", "popularity"), "candidates": 30}],
 }
 CASES = [(name, cfg) for name, cfgs in COVERED.items() for cfg in cfgs]
 IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in c.items()) or 'default'}" for n, c in CASES]
