@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         if settings.default_model not in engine.models:
             raise SettingsError(f"KGREC_DEFAULT_MODEL: {settings.default_model!r} is not in the bundle")
         engine.default_model = settings.default_model
+    engine.max_reasons = settings.max_reasons
 
     app = Flask(__name__)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body, JSON_SORT_KEYS=False)

@@ -9,7 +9,7 @@ the ``source`` that produced it.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -34,13 +34,25 @@ class Served:
     rank: int
     source: str
     reasons: tuple[Reason, ...] | None = None
+    reasons_omitted: int = 0
+    omitted_contribution: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"item": self.item, "title": self.title, "score": self.score,
                              "rank": self.rank, "source": self.source}
         if self.reasons is not None:
             d["reasons"] = [r.to_dict() for r in self.reasons]
+            d["reasons_omitted"] = self.reasons_omitted
+            d["omitted_contribution"] = self.omitted_contribution
         return d
+
+
+def strongest(reasons: Collection[Reason], limit: int) -> tuple[tuple[Reason, ...], int, float]:
+    """The ``limit`` largest contributions, plus how many were left out and what they add up
+    to, so shown + omitted still sums to the score (a walk can have hundreds of paths)."""
+    ordered = sorted(reasons, key=lambda r: -r.contribution)
+    rest = ordered[limit:]
+    return tuple(ordered[:limit]), len(rest), _finite(sum(r.contribution for r in rest))
 
 
 class Engine:
@@ -48,12 +60,13 @@ class Engine:
 
     def __init__(self, snapshot: GraphSnapshot, models: Mapping[str, Recommender], default_model: str | None = None,
                  overlay: InteractionOverlay | None = None, fingerprint: str | None = None,
-                 fallbacks: Collection[str] | None = None) -> None:
+                 fallbacks: Collection[str] | None = None, max_reasons: int = 5) -> None:
         if not models:
             raise ValueError("the bundle holds no models")
         if default_model is not None and default_model not in models:
             raise ValueError(f"default model {default_model!r} is not in the bundle ({', '.join(sorted(models))})")
         self.snapshot = snapshot
+        self.max_reasons = max_reasons
         self.models = dict(models)
         self.default_model = default_model or _pick_default(self.models)
         self.overlay = overlay or InteractionOverlay()
@@ -136,10 +149,12 @@ class Engine:
                  self.anonymous.name)
         served = []
         for rank, (rec, source) in enumerate(picked, start=1):
-            reasons = None
+            item = Served(rec.item_id, self.title(rec.item_id), _finite(rec.score), rank, source)
             if explain:
-                reasons = rec.reasons or tuple(self._explain_with(source, user, rec.item_id, history))
-            served.append(Served(rec.item_id, self.title(rec.item_id), _finite(rec.score), rank, source, reasons))
+                found = rec.reasons or self._explain_with(source, user, rec.item_id, history)
+                shown, omitted, rest = strongest(found, self.max_reasons)
+                item = replace(item, reasons=shown, reasons_omitted=omitted, omitted_contribution=rest)
+            served.append(item)
         return served
 
     def _candidates(self, source: str, user: str, k: int, exclude: set[str],
@@ -196,11 +211,14 @@ class Engine:
             found = self._item_similarity().similar(item, k, explain)
         elif explain:
             found = [r if r.reasons else self._with_shared_reasons(item, r) for r in found]
-        return [
-            Served(r.item_id, self.title(r.item_id), _finite(r.score), rank, r.source or "cooccurrence",
-                   r.reasons if explain else None)
-            for rank, r in enumerate(found[:k], start=1)
-        ]
+        served = []
+        for rank, r in enumerate(found[:k], start=1):
+            item = Served(r.item_id, self.title(r.item_id), _finite(r.score), rank, r.source or "cooccurrence")
+            if explain:
+                shown, omitted, rest = strongest(r.reasons, self.max_reasons)
+                item = replace(item, reasons=shown, reasons_omitted=omitted, omitted_contribution=rest)
+            served.append(item)
+        return served
 
     def _with_shared_reasons(self, item: str, rec: Recommendation) -> Recommendation:
         a, b = self.snapshot.items.get(item), self.snapshot.items.get(rec.item_id)

@@ -75,7 +75,11 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "item": {"type": "string"}, "title": {"type": ["string", "null"]}, "score": {"type": "number"},
             "rank": {"type": "integer", "minimum": 1}, "source": {"type": "string"},
-            "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/Reason"}},
+            "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/Reason"},
+                        "description": "the strongest reasons (KGREC_MAX_REASONS of them)"},
+            "reasons_omitted": {"type": "integer", "minimum": 0, "description": "weaker reasons left out"},
+            "omitted_contribution": {"type": "number",
+                                     "description": "their summed contribution: shown + omitted = score"},
         },
     },
     "Recommendations": {

@@ -36,11 +36,13 @@ class Settings:
     default_k: int = 10
     max_k: int = 1000
     max_batch: int = 10_000
+    max_reasons: int = 5
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Read ``KGREC_BUNDLE``, ``KGREC_STORE``, ``KGREC_API_KEY``, ``KGREC_MAX_BODY``,
-        ``KGREC_DEFAULT_MODEL``, ``KGREC_DEFAULT_K``, ``KGREC_MAX_BATCH``; ``overrides`` win."""
+        ``KGREC_DEFAULT_MODEL``, ``KGREC_DEFAULT_K``, ``KGREC_MAX_BATCH``, ``KGREC_MAX_REASONS``;
+        ``overrides`` win."""
         env = os.environ if env is None else env
         values: dict[str, object] = {
             "bundle": env.get("KGREC_BUNDLE") or None,
@@ -49,7 +51,7 @@ class Settings:
             "default_model": env.get("KGREC_DEFAULT_MODEL") or None,
         }
         for name, var in (("max_body", "KGREC_MAX_BODY"), ("default_k", "KGREC_DEFAULT_K"),
-                          ("max_batch", "KGREC_MAX_BATCH")):
+                          ("max_batch", "KGREC_MAX_BATCH"), ("max_reasons", "KGREC_MAX_REASONS")):
             if env.get(var):
                 values[name] = _int(var, env[var])
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -75,6 +77,8 @@ class Settings:
             raise SettingsError(f"KGREC_DEFAULT_K: {self.default_k} is outside 1..{self.max_k}")
         if not 1 <= self.max_batch <= 1_000_000:
             raise SettingsError(f"KGREC_MAX_BATCH: {self.max_batch} is outside 1..1000000")
+        if not 1 <= self.max_reasons <= 100:
+            raise SettingsError(f"KGREC_MAX_REASONS: {self.max_reasons} is outside 1..100")
         return self
 
     def with_(self, **changes: object) -> Settings:

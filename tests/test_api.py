@@ -72,6 +72,7 @@ def test_app_loads_bundle_from_settings(bundle_dir, store_dir):
         ({"KGREC_MAX_BODY": "10"}, "KGREC_MAX_BODY"),
         ({"KGREC_API_KEY": "short"}, "KGREC_API_KEY"),
         ({"KGREC_DEFAULT_K": "0"}, "KGREC_DEFAULT_K"),
+        ({"KGREC_MAX_REASONS": "0"}, "KGREC_MAX_REASONS"),
     ],
 )
 def test_bad_settings_fail_at_startup_naming_the_variable(env, needle):
@@ -136,7 +137,11 @@ def test_explain_attaches_real_paths(client, snapshot):
             assert len(reason["nodes"]) == len(reason["rels"]) + 1
             assert reason["nodes"][0]["id"] == user and reason["nodes"][-1]["id"] == r["item"]
             assert "$" in reason["cypher"] and reason["params"]
-        assert sum(x["contribution"] for x in r["reasons"]) == pytest.approx(r["score"], rel=1e-6)
+        assert len(r["reasons"]) <= 5
+        shown = sum(x["contribution"] for x in r["reasons"])
+        assert shown + r["omitted_contribution"] == pytest.approx(r["score"], rel=1e-6)
+        contributions = [x["contribution"] for x in r["reasons"]]
+        assert contributions == sorted(contributions, reverse=True)
 
 
 def test_unknown_user_gets_fallback_marked_by_source(client, snapshot):

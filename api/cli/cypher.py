@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,11 +86,6 @@ def format_rows(rows: list[dict[str, Any]], fmt: str) -> str:
     return "\n".join(lines)
 
 
-def _usage_error(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(2)
-
-
 @click.command()
 @click.argument("name", required=False)
 @click.option("--list", "list_queries", is_flag=True, help="List the cookbook: name, parameters, purpose.")
@@ -108,13 +102,12 @@ def cypher(name: str | None, list_queries: bool, pairs: tuple[str, ...], fmt: st
             click.echo(f"{q.name:<{width}}  {q.purpose}\n{'':<{width}}  params: {q.signature()}")
         return
     if not name:
-        _usage_error("give a query NAME or --list")
+        raise click.UsageError("give a query NAME or --list")
     try:
         query = cookbook.get(name)
         params = parse_params(query, pairs)
     except CookbookError as exc:
-        _usage_error(str(exc))
-        return
+        raise click.UsageError(str(exc)) from None
     if show:
         click.echo(query.text)
         return
@@ -122,7 +115,7 @@ def cypher(name: str | None, list_queries: bool, pairs: tuple[str, ...], fmt: st
         with open_store(store_url) as store:
             run_read = getattr(store, "run_read", None)
             if run_read is None:
-                _usage_error(f"the cookbook needs a Neo4j store (--store neo4j://HOST:PORT), not {store_url}")
+                raise click.UsageError(f"the cookbook needs a Neo4j store (--store neo4j://HOST:PORT), not {store_url}")
             rows = list(run_read(query.text, params))
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc

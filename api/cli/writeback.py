@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
@@ -33,18 +32,14 @@ def writeback(bundle_dir: str, model: str, k: int, batch_size: int, as_json: boo
     try:
         bundle = Bundle.load(bundle_dir)
     except (FileNotFoundError, ValueError) as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
+        raise click.UsageError(str(exc)) from None
     if model not in bundle.models:
-        click.echo(f"Error: model {model!r} is not in the bundle; it has: {', '.join(bundle.models)}", err=True)
-        sys.exit(2)
+        raise click.UsageError(f"model {model!r} is not in the bundle; it has: {', '.join(bundle.models)}")
     users = bundle.snapshot.users.ids
     try:
         with open_store(store_url) as store:
             if not hasattr(store, "run_write"):
-                click.echo(f"Error: writeback needs a Neo4j store (--store neo4j://HOST:PORT), not {store_url}",
-                           err=True)
-                sys.exit(2)
+                raise click.UsageError(f"writeback needs a Neo4j store (--store neo4j://HOST:PORT), not {store_url}")
             progress = tqdm(users, unit="user", desc=f"recommend {model}", disable=None)
             rows = recommendation_rows(bundle.models[model], progress, k)
             result = write_recommendations(store, model, rows, users=users, batch_size=batch_size)
