@@ -19,7 +19,8 @@ demo: install
 	$(BIN)/kgrec demo
 
 test: install browser
-	$(BIN)/pytest
+	# a throwaway Neo4j (or yours, from KGREC_NEO4J_URI) for the run; stopped even when tests fail
+	deploy/neo4j/with-neo4j $(BIN)/pytest
 
 # Debian's chromium for the browser tests (tests/test_explanation_pages.py); never `playwright install`.
 .PHONY: browser
