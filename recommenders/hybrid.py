@@ -79,7 +79,8 @@ class Hybrid(Recommender):
         self._tags = sp.csr_matrix(sp.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)) @ tags)
         follows = sp.csr_matrix(snapshot.follows, dtype=np.float64, copy=True)
         follows.data[:] = 1.0
-        self._follows = follows
+        self._profiles = sp.csr_matrix(x @ self._tags)  # each user's summed item-tag vectors
+        self._friend_items = sp.csr_matrix(follows @ x)  # how many followed users have each item
 
     def _component_scores(self, u: int, exclude: np.ndarray) -> list[np.ndarray | None]:
         out = []
@@ -131,10 +132,10 @@ class Hybrid(Recommender):
                     z[ok] = (v[ok] - mu) / sd if sd > 0 else 0.0
                     z[~ok] = (v[ok].min() - mu) / sd if sd > 0 else 0.0
             cols += [rr, z]
-        profile = (self._x[u] @ self._tags).toarray().ravel()
+        profile = _dense_row(self._profiles, u)
         pn = np.linalg.norm(profile)
         tag_cos = (self._tags[cand] @ profile) / pn if pn > 0 else np.zeros(len(cand))
-        friends = (self._follows[u] @ self._x).toarray().ravel()[cand]
+        friends = _dense_row(self._friend_items, u)[cand]
         cols += [np.log1p(self._audience[cand]), np.asarray(tag_cos).ravel(), np.log1p(friends), sources]
         return cand, np.column_stack(cols)
 
@@ -305,3 +306,11 @@ class Hybrid(Recommender):
         """The learned weight of each (standardised) feature, for reports."""
         return dict(zip(self.feature_names(), self._weights.tolist(), strict=True))
 
+
+
+def _dense_row(m: sp.csr_matrix, r: int) -> np.ndarray:
+    """Row ``r`` of a CSR matrix as a dense vector, without scipy's indexing overhead."""
+    out = np.zeros(m.shape[1])
+    a, b = m.indptr[r], m.indptr[r + 1]
+    out[m.indices[a:b]] = m.data[a:b]
+    return out

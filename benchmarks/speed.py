@@ -1,0 +1,139 @@
+"""Speed benchmark: fit time, peak memory and single-user latency of every recommender.
+
+On Last.fm 2K (the whole graph, loaded with ``loaders.lastfm``), in one process:
+
+- fit every registered recommender except ``kge`` with its shipped defaults (what
+  ``kgrec train`` fits), timing each; peak RSS is the process's high-water mark after all
+  fits (``resource.getrusage``), which includes the loaded graph;
+- single-user ``recommend(user, k=10)`` latency over a seeded sample of users, p50 / p99,
+  after a warm-up;
+- the same with explanations: ``recommend`` plus ``explain`` for each of the k items, as
+  one request that shows its reasons.
+
+Targets (issue 3): all fits ≤ 60 s in total on 2 cores with peak RSS ≤ 2 GB; p50 ≤ 2 ms;
+p99 ≤ 10 ms (≤ 25 ms for the hybrid); with explanations p99 ≤ 30 ms.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/speed.py --datasets /path/to/datasets
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sections import write_section
+
+from graph.snapshot import build_snapshot
+from recommenders import registry
+
+K = 10
+SKIP = {"kge"}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def percentiles(ms: list[float]) -> tuple[float, float]:
+    a = np.asarray(ms)
+    return float(np.percentile(a, 50)), float(np.percentile(a, 99))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", type=Path, required=True, help="folder holding lastfm-2k/")
+    ap.add_argument("--models", default=None, help="comma-separated (default: every registered one but kge)")
+    ap.add_argument("--users", type=int, default=500, help="users sampled for latency")
+    ap.add_argument("--explain-users", type=int, default=200, help="users sampled for latency with explanations")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    ap.add_argument("--no-results-md", action="store_true")
+    a = ap.parse_args()
+
+    from loaders.lastfm import load
+
+    load_start = os.getloadavg()
+    t0 = time.perf_counter()
+    snap = build_snapshot(load(a.datasets / "lastfm-2k").records)
+    log(f"snapshot {snap.counts} in {time.perf_counter() - t0:.1f}s")
+    names = a.models.split(",") if a.models else [n for n in registry.REGISTRY if n not in SKIP]
+
+    fitted, fit_s = {}, {}
+    for n in names:
+        model = registry.create(n)
+        t = time.perf_counter()
+        model.fit(snap)
+        fit_s[n] = time.perf_counter() - t
+        fitted[n] = model
+        log(f"{n}: fit {fit_s[n]:.2f}s")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    rng = np.random.default_rng(42)
+    users = [snap.users.ids[u] for u in rng.choice(len(snap.users), size=min(a.users, len(snap.users)), replace=False)]
+    rows = []
+    for n, model in fitted.items():
+        for u in users[:20]:
+            model.recommend(u, k=K)
+        plain = []
+        for u in users:
+            t = time.perf_counter()
+            recs = model.recommend(u, k=K)
+            plain.append(1000 * (time.perf_counter() - t))
+        explained = []
+        for u in users[: a.explain_users]:
+            t = time.perf_counter()
+            recs = model.recommend(u, k=K)
+            for r in recs:
+                model.explain(u, r.item_id)
+            explained.append(1000 * (time.perf_counter() - t))
+        p50, p99 = percentiles(plain)
+        e50, e99 = percentiles(explained)
+        limit = 25.0 if n == "hybrid" else 10.0
+        rows.append({"model": n, "fit_s": fit_s[n], "p50_ms": p50, "p99_ms": p99, "explain_p50_ms": e50,
+                     "explain_p99_ms": e99, "p99_limit_ms": limit,
+                     "met": p50 <= 2.0 and p99 <= limit and e99 <= 30.0})
+        log(f"{n}: p50 {p50:.2f} ms, p99 {p99:.2f} ms; with explanations p99 {e99:.2f} ms")
+    end_load = os.getloadavg()
+    total_fit = sum(fit_s.values())
+    result = {"dataset": "lastfm-2k", "counts": snap.counts, "rows": rows, "total_fit_s": total_fit,
+              "peak_rss_mb": peak_mb, "cpus": os.cpu_count(), "loadavg_start": load_start, "loadavg_end": end_load}
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "speed.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+
+    lines = [
+        f"Produced by `benchmarks/speed.py` on {time.strftime('%Y-%m-%d')}: Last.fm 2K "
+        f"({snap.counts['users']:,} users, {snap.counts['items']:,} items, {snap.counts['interactions']:,} "
+        f"interactions), shipped defaults, {len(users)} sampled users (seed 42), k = {K}. "
+        f"{os.cpu_count()} cores shared with other jobs: load average {load_start[0]:.1f} at the start, "
+        f"{end_load[0]:.1f} at the end, so times are upper bounds.",
+        "",
+        "| model | fit s | p50 ms | p99 ms | p99 target | with explanations p50 ms | p99 ms | targets |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['fit_s']:.2f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                     f"≤ {r['p99_limit_ms']:.0f} | {r['explain_p50_ms']:.2f} | {r['explain_p99_ms']:.2f} | "
+                     f"{'met' if r['met'] else 'missed'} |")
+    lines += [
+        "",
+        f"Total fit time {total_fit:.1f} s (target ≤ 60 s: {'met' if total_fit <= 60 else 'missed'}); "
+        f"peak RSS {peak_mb:,.0f} MB including the loaded graph (target ≤ 2,048 MB: "
+        f"{'met' if peak_mb <= 2048 else 'missed'}). The hybrid's fit includes fitting its components twice "
+        "(on its validation cut, then on the whole graph).",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if not a.no_results_md:
+        write_section("speed", text)
+
+
+if __name__ == "__main__":
+    main()
