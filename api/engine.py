@@ -19,6 +19,7 @@ from api.overlay import InteractionOverlay
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Reason, Recommendation, Recommender
 from recommenders.paths import PathBuilder
+from recommenders.scored import ScoredRecommender
 
 #: Non-personalised recommenders, in the order they fill gaps for unknown or cold users.
 FALLBACK_ORDER = ("popularity", "content")
@@ -116,7 +117,7 @@ class Engine:
         return [
             {"name": name, "additive": bool(getattr(type(m), "additive", True)),
              "default": name == self.default_model, "fallback": name in self.fallbacks,
-             "folds_in_feedback": callable(getattr(m, "recommend_from_history", None))}
+             "folds_in_feedback": folds_in(m)}
             for name, m in sorted(self.models.items())
         ]
 
@@ -162,9 +163,10 @@ class Engine:
         rec = self.models.get(source)
         if rec is None:
             return []
-        fold_in = getattr(rec, "recommend_from_history", None)
-        if history and callable(fold_in):
-            return list(fold_in(history, k, exclude))
+        if history and folds_in(rec):
+            found = list(rec.recommend_from_history(history, k, exclude))
+            if found:
+                return found
         return list(rec.recommend(user, k, exclude))
 
     # -- explain ------------------------------------------------------------------------
@@ -182,13 +184,32 @@ class Engine:
         rec = self.models.get(source)
         if rec is None:
             return []
-        fold_in = getattr(rec, "explain_from_history", None)
-        if history and callable(fold_in):
-            return list(fold_in(history, item))
+        if history and folds_in(rec):
+            own = getattr(rec, "explain_from_history", None)
+            if callable(own):
+                return list(own(history, item))
+            # The folded-in score is not what the bundle-time paths add up to: show those
+            # paths and the new interactions' links to the item as evidence, not as the cause.
+            paths = [replace(r, kind="evidence") for r in rec.explain(user, item)]
+            return paths + self._feedback_evidence(user, item)
         reasons = list(rec.explain(user, item))
         if not reasons and rec is self.anonymous and user not in self.snapshot.users:
             reasons = self._audience_reason(item)
         return reasons
+
+    def _feedback_evidence(self, user: str, item: str, limit: int = 3) -> list[Reason]:
+        """How the user's newest interactions (not in the bundle yet) connect to ``item``."""
+        i = self.snapshot.items.get(item)
+        if i is None:
+            return []
+        out: list[Reason] = []
+        for recent in reversed(list(self.overlay.history(user))):
+            j = self.snapshot.items.get(recent)
+            if j is not None and j != i:
+                out.extend(self._similarity.reasons(j, i, limit=1))
+            if len(out) >= limit:
+                break
+        return out[:limit]
 
     def _audience_reason(self, item: str) -> list[Reason]:
         """Why anonymous popularity picked an item: its audience, the one path it has."""
@@ -228,6 +249,16 @@ class Engine:
 
     def _item_similarity(self) -> ItemSimilarity:
         return self._similarity
+
+
+def folds_in(rec: Recommender) -> bool:
+    """Whether ``rec`` can score a history newer than its fit (``recommend_from_history``)."""
+    own = getattr(type(rec), "recommend_from_history", None)
+    if own is None:
+        return False
+    if isinstance(rec, ScoredRecommender) and own is ScoredRecommender.recommend_from_history:
+        return type(rec)._history_scores is not ScoredRecommender._history_scores
+    return True
 
 
 def _pick_default(models: Mapping[str, Recommender]) -> str:

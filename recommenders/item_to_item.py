@@ -15,7 +15,14 @@ import scipy.sparse as sp
 
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Reason
-from recommenders.scored import ScoredRecommender, csr_restore, csr_state, interaction_weights, weighted_row_sum
+from recommenders.scored import (
+    ScoredRecommender,
+    csr_restore,
+    csr_state,
+    interaction_weights,
+    weight_vector,
+    weighted_row_sum,
+)
 
 BLOCK = 2048
 
@@ -35,6 +42,11 @@ class ItemToItem(ScoredRecommender):
         if a == b:
             return None
         return weighted_row_sum(self._sim, w.indices[a:b], w.data[a:b])
+
+    def _history_scores(self, items: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
+        """The same ``weights @ S`` as ``_scores``, for a history newer than the fit."""
+        vals = weight_vector(weights, self.config.interaction_weighting)
+        return weighted_row_sum(self._sim, items, vals)
 
     @abstractmethod
     def _reason_text(self, u: int, j: int, i: int, co_users: int, sim: float) -> str: ...

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -110,6 +110,32 @@ class ScoredRecommender(Recommender):
             return []
         reasons = self._explain(u, i, float(scores[i]))
         return sorted(reasons, key=lambda r: -r.contribution)
+
+    # -- feedback after training (the API's overlay of recent interactions) -----------------
+    def _history_scores(self, items: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
+        """Scores of every item for a history given as item indices and raw weights, without
+        refitting; None when this recommender cannot fold a history in (the default)."""
+        return None
+
+    def recommend_from_history(self, history: Mapping[str, float], k: int = 10,
+                               exclude: Collection[str] | None = None) -> list[Recommendation]:
+        """Top-k for a history that includes interactions newer than the fit (the API folds in
+        feedback this way); items unknown to the snapshot are ignored, history items never returned."""
+        snap = self._snap()
+        known = sorted((j, float(w)) for j, w in ((snap.items.get(x), w) for x, w in history.items()) if j is not None)
+        if not known or k <= 0:
+            return []
+        items = np.fromiter((j for j, _ in known), dtype=np.int64, count=len(known))
+        weights = np.fromiter((w for _, w in known), dtype=np.float64, count=len(known))
+        scores = self._history_scores(items, weights)
+        if scores is None:
+            return []
+        scores = np.array(scores, dtype=np.float64, copy=True)
+        scores[items] = -np.inf
+        if exclude:
+            scores[[j for j in (snap.items.get(x) for x in exclude) if j is not None]] = -np.inf
+        top = top_k(scores, k, positive_only=self.positive_only)
+        return [Recommendation(snap.items.ids[j], float(scores[j]), self.name) for j in top]
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
@@ -245,6 +271,17 @@ def best_witness(snapshot: GraphSnapshot, item_users: sp.csc_matrix, j: int, i: 
         return None
     w = np.asarray(snapshot.interactions[both, i].todense()).ravel()
     return int(both[np.lexsort((both, -w))[0]])
+
+
+def weight_vector(weights: np.ndarray, scheme: str) -> np.ndarray:
+    """One user's raw interaction weights under ``interaction_weights``' scheme."""
+    if scheme == "binary":
+        return np.ones_like(weights, dtype=np.float64)
+    if scheme == "log":
+        return np.log1p(weights.astype(np.float64))
+    if scheme != "raw":
+        raise ValueError(f"unknown weighting {scheme!r}; expected binary, log or raw")
+    return weights.astype(np.float64)
 
 
 def weighted_row_sum(m: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
