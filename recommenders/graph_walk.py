@@ -35,6 +35,7 @@ from recommenders.scored import (
     interaction_weights,
     keep_top_per_row,
     row_normalise,
+    weight_vector,
     weighted_row_sum,
 )
 
@@ -93,6 +94,10 @@ class GraphWalk(ScoredRecommender):
         self._p_it = _power(row_normalise(tags), c.alpha)
         self._p_ti = _power(row_normalise(tags.T.tocsr()), c.alpha)
         self._p_uf = _power(row_normalise(snapshot.follows), c.alpha)
+        self._ui_csc = sp.csc_matrix(self._p_ui)
+        self._ui_csc.sort_indices()
+        self._ti_csc = sp.csc_matrix(self._p_ti)
+        self._ti_csc.sort_indices()
         audience = np.diff(sp.csc_matrix(snapshot.interactions).indptr).astype(np.float64)
         self._penalty = np.power(np.maximum(audience, 1.0), -c.beta)
 
@@ -141,49 +146,77 @@ class GraphWalk(ScoredRecommender):
             scores += weighted_row_sum(self._p_ui, friends, p_friends * self._w_social) * self._penalty
         return scores
 
+    def _history_scores(self, items: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
+        """The walk from a history newer than the fit (the API's feedback): the same first
+        step as ``_start`` (row-normalised weights to the power alpha) through the item→item
+        walks; the friends' part is left out because a bare history names no user."""
+        w = weight_vector(weights, self.config.interaction_weighting)
+        total = w.sum()
+        if total <= 0:
+            return None
+        return weighted_row_sum(self._sim, items, np.power(w / total, self.config.alpha))
+
     def _explain(self, u: int, i: int, score: float) -> list[Reason]:
         snap, paths = self.snapshot, self._paths
         items, p_items, friends, p_friends = self._start(u)
         reasons: list[Reason] = []
         title = snap.title(i)
-        via_user = np.asarray(self._s_user[items, i].todense()).ravel()
-        via_tag = np.asarray(self._s_tag[items, i].todense()).ravel()
-        p_iu, p_ui, p_it, p_ti = self._p_iu, self._p_ui, self._p_it, self._p_ti
-        col_i_users = sp.csc_matrix(p_ui[:, [i]])
-        users_of_i = col_i_users.indices
-        for j, pj, su, st in zip(items, p_items, via_user, via_tag, strict=True):
-            j = int(j)
+        via_user = row_values(self._s_user, items, i)
+        via_tag = row_values(self._s_tag, items, i)
+        p_iu, p_it = self._p_iu, self._p_it
+        into_i = _dense_column(self._ui_csc, i)  # P(user -> i), by user
+        from_tags = _dense_column(self._ti_csc, i)  # P(tag -> i), by tag
+        by_tag: dict[int, tuple[float, int, float, int]] = {}  # tag -> (mass, heaviest item, its mass, items)
+        for j, pj, su, st in zip(items.tolist(), p_items, via_user, via_tag, strict=True):
             if su > 0:
                 users_j = p_iu.indices[p_iu.indptr[j] : p_iu.indptr[j + 1]]
                 mass_j = p_iu.data[p_iu.indptr[j] : p_iu.indptr[j + 1]]
-                both, a, b = np.intersect1d(users_j, users_of_i, assume_unique=True, return_indices=True)
-                mass = mass_j[a] * col_i_users.data[b]
-                v = int(both[np.lexsort((both, -mass))[0]])
+                mass = mass_j * into_i[users_j]
+                both = users_j[mass > 0]
+                v = int(users_j[np.argmax(mass)])
                 text = f"You interacted with {snap.title(j)}; {len(both)} people who did also chose {title}"
                 reasons.append(paths.co_interaction(u, j, v, i, pj * su, text))
             if st > 0:
                 tags_j = p_it.indices[p_it.indptr[j] : p_it.indptr[j + 1]]
                 w_j = p_it.data[p_it.indptr[j] : p_it.indptr[j + 1]]
-                common = []
-                for t, wt in zip(tags_j, w_j, strict=True):
-                    into = p_ti.indptr[t]
-                    row = p_ti.indices[into : p_ti.indptr[t + 1]]
-                    at = np.searchsorted(row, i)
-                    if at < len(row) and row[at] == i:
-                        common.append((int(t), wt * p_ti.data[into + at]))
-                total = sum(m for _, m in common)
-                for t, m in common:
-                    share = pj * st * m / total
-                    text = f"You interacted with {snap.title(j)}, tagged {snap.tag_names[t]} like {title}"
-                    reasons.append(paths.shared_tag(u, j, t, i, share, text))
-        if self._w_social > 0:
-            for f, pf in zip(friends, p_friends, strict=True):
-                q = p_ui[int(f), i]
+                mass = w_j * from_tags[tags_j]
+                common = tags_j[mass > 0]
+                mass = mass[mass > 0]
+                for t, share in zip(common.tolist(), (pj * st * mass / mass.sum()).tolist(), strict=True):
+                    total, best, best_share, n = by_tag.get(t, (0.0, j, -1.0, 0))
+                    if share > best_share:
+                        best, best_share = j, share
+                    by_tag[t] = (total + share, best, best_share, n + 1)
+        for t, (total, j, _, n) in by_tag.items():
+            others = f" and {n - 1} more of your items" if n > 1 else ""
+            text = f"You interacted with {snap.title(j)}{others}, tagged {snap.tag_names[t]} like {title}"
+            reasons.append(paths.shared_tag(u, j, t, i, total, text))
+        if self._w_social > 0 and len(friends):
+            into = row_values(self._p_ui, friends, i)
+            for f, pf, q in zip(friends.tolist(), p_friends, into, strict=True):
                 if q > 0:
                     mass = float(pf * q * self._w_social * self._penalty[i])
-                    text = f"You follow {paths.user(int(f)).name or snap.users.ids[f]}, who chose {title}"
-                    reasons.append(paths.friend(u, int(f), i, mass, text))
+                    text = f"You follow {paths.user(f).name or snap.users.ids[f]}, who chose {title}"
+                    reasons.append(paths.friend(u, f, i, mass, text))
         return reasons
+
+
+def row_values(m: sp.csr_matrix, rows: np.ndarray, col: int) -> np.ndarray:
+    """``m[rows, col]`` for a CSR matrix with sorted indices, without scipy's fancy indexing."""
+    out = np.zeros(len(rows))
+    for k, r in enumerate(rows.tolist()):
+        a, b = m.indptr[r], m.indptr[r + 1]
+        at = a + np.searchsorted(m.indices[a:b], col)
+        if at < b and m.indices[at] == col:
+            out[k] = m.data[at]
+    return out
+
+
+def _dense_column(m: sp.csc_matrix, j: int) -> np.ndarray:
+    out = np.zeros(m.shape[0])
+    a, b = m.indptr[j], m.indptr[j + 1]
+    out[m.indices[a:b]] = m.data[a:b]
+    return out
 
 
 def _stack(parts: list[sp.csr_matrix], n: int) -> sp.csr_matrix:

@@ -57,22 +57,35 @@ class PathBuilder:
 
     def __init__(self, snapshot: GraphSnapshot) -> None:
         self.snapshot = snapshot
+        self._nodes: dict[tuple[Label, int], PathNode] = {}
 
     def user(self, u: int) -> PathNode:
-        s = self.snapshot
-        name = s.user_attrs[u].get("name") if u < len(s.user_attrs) else None
-        return PathNode(Label.USER, s.users.ids[u], str(name) if name is not None else None)
+        node = self._nodes.get((Label.USER, u))
+        if node is None:
+            s = self.snapshot
+            name = s.user_attrs[u].get("name") if u < len(s.user_attrs) else None
+            node = PathNode(Label.USER, s.users.ids[u], str(name) if name is not None else None)
+            self._nodes[Label.USER, u] = node
+        return node
 
     def item(self, i: int) -> PathNode:
-        return PathNode(Label.ITEM, self.snapshot.items.ids[i], self.snapshot.item_titles[i])
+        node = self._nodes.get((Label.ITEM, i))
+        if node is None:
+            node = PathNode(Label.ITEM, self.snapshot.items.ids[i], self.snapshot.item_titles[i])
+            self._nodes[Label.ITEM, i] = node
+        return node
 
     def tag(self, t: int) -> PathNode:
-        return PathNode(Label.TAG, self.snapshot.tags.ids[t], self.snapshot.tag_names[t])
+        node = self._nodes.get((Label.TAG, t))
+        if node is None:
+            node = PathNode(Label.TAG, self.snapshot.tags.ids[t], self.snapshot.tag_names[t])
+            self._nodes[Label.TAG, t] = node
+        return node
 
     def reason(self, shape: Shape, nodes: tuple[PathNode, ...], contribution: float, text: str,
                kind: str = "cause") -> Reason:
         labels, rels = shape
-        if tuple(n.label for n in nodes) != labels:
+        if len(nodes) != len(labels) or any(n.label is not lab for n, lab in zip(nodes, labels, strict=False)):
             raise ValueError(f"path nodes {[n.label.value for n in nodes]} do not match shape {labels}")
         return Reason(
             nodes=nodes, rels=rels, contribution=float(contribution), text=text,
