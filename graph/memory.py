@@ -3,10 +3,10 @@
 It mirrors the Neo4j model exactly: nodes are keyed ``(label, key)``, relationships carry
 the same types and properties, and edge keys encode the uniqueness rules of
 ``graph.schema`` (one INTERACTED per pair, one TAGGED per (user, item, tag), ...), which is
-what makes every upsert idempotent. The graph lives in memory; ``flush()`` writes it to
-``graph.jsonl.gz`` through a temporary file and ``os.replace``, so a crash leaves either the
-old file or the new one, never half of one. Loading parses JSON only: nothing a user can
-hand in is ever unpickled.
+what makes every upsert idempotent. The graph lives in memory; ``flush()`` writes it as one
+gzipped JSON document (``graph.json.gz``) through a temporary file and ``os.replace``, so a
+crash leaves either the old file or the new one, never half of one. Reading parses JSON and
+checks every row: nothing a user can hand in is ever unpickled.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import os
 import tempfile
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +42,7 @@ from graph.store import DISPLAY_PROPERTY, GraphStore, Neighbor, StoreError, neig
 if TYPE_CHECKING:
     from graph.snapshot import GraphSnapshot
 
-FILE_NAME = "graph.jsonl.gz"
+FILE_NAME = "graph.json.gz"
 FORMAT = "kgrec-memory-store"
 FORMAT_VERSION = 1
 
@@ -59,15 +59,26 @@ LABEL_COUNT_KEY = {Label.USER: "users", Label.ITEM: "items", Label.TAG: "tags"}
 NodeKey = tuple[Label, str]
 
 
-def _check_id(value: object, what: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise StoreError(f"{what} must be a non-empty string, got {value!r}")
-    return value
+def _opt(props: dict[str, Any], **values: Any) -> dict[str, Any]:
+    """Add the present values: like Neo4j, a property is never stored as null."""
+    for k, v in values.items():
+        if v is not None:
+            props[k] = v
+    return props
 
 
-def _props(**values: Any) -> dict[str, Any]:
-    """Properties without the absent ones: like Neo4j, a property is never stored as null."""
-    return {k: v for k, v in values.items() if v is not None}
+def _interaction(weight: float, rating: float | None, ts: int | None) -> dict[str, Any]:
+    props: dict[str, Any] = {"weight": weight}
+    if rating is not None:
+        props["rating"] = rating
+    if ts is not None:
+        props["ts"] = ts
+    return props
+
+
+# Edge keys of the MultiDiGraph: they carry the uniqueness rule of each relationship type.
+_INTERACTED, _HAS_TAG, _FOLLOWS = Rel.INTERACTED.value, Rel.HAS_TAG.value, Rel.FOLLOWS.value
+_TAGGED, _RELATED = Rel.TAGGED.value, Rel.RELATED.value
 
 
 class MemoryStore(GraphStore):
@@ -94,20 +105,26 @@ class MemoryStore(GraphStore):
         self._dirty = True
         self._version += 1
 
-    def _ensure(self, label: Label, key: str) -> NodeKey:
-        node = (label, key)
-        if node not in self.graph:
-            attrs = {"attrs": {}} if label in (Label.USER, Label.ITEM) else {}
-            self.graph.add_node(node, **{"iri" if label is Label.ENTITY else "id": key}, **attrs)
-        return node
-
-    def _edge(self, src: NodeKey, dst: NodeKey, rel: Rel, ekey: Any, props: dict[str, Any]) -> None:
-        data = self.graph.get_edge_data(src, dst, ekey)
-        if data is None:
-            self.graph.add_edge(src, dst, ekey, rel=rel, props=props)
-            self._rel_counts[rel] += 1
+    def _ensure(self, label: Label, keys: Iterable[str]) -> None:
+        """Create the missing nodes among ``keys`` with only their key (in bulk: it is hot)."""
+        graph = self.graph
+        missing = [k for k in dict.fromkeys(keys) if (label, k) not in graph]
+        if label is Label.ENTITY:
+            graph.add_nodes_from(((label, k), {"iri": k}) for k in missing)
+        elif label is Label.TAG:
+            graph.add_nodes_from(((label, k), {"id": k}) for k in missing)
         else:
-            data["props"] = props
+            graph.add_nodes_from(((label, k), {"id": k, "attrs": {}}) for k in missing)
+
+    def _edges(self, rel: Rel, edges: Iterable[tuple[NodeKey, NodeKey, Any, dict[str, Any]]]) -> None:
+        """Upsert relationships whose end nodes exist; an existing key gets the new properties."""
+        has, add = self.graph.has_edge, self.graph.add_edge
+        new = 0
+        for src, dst, ekey, props in edges:
+            if not has(src, dst, ekey):
+                new += 1
+            add(src, dst, ekey, rel=rel, props=props)
+        self._rel_counts[rel] += new
 
     def _remove_node(self, node: NodeKey) -> bool:
         if node not in self.graph:
@@ -120,101 +137,124 @@ class MemoryStore(GraphStore):
         self.graph.remove_node(node)
         return True
 
-    # -- writes -------------------------------------------------------------------------
-    def upsert_users(self, rows: Iterable[User]) -> int:
-        rows = list(rows)
-        for r in rows:
-            _check_id(r.id, "user id")
-        self._touch()
-        for r in rows:
-            node = self._ensure(Label.USER, r.id)
-            self.graph.nodes[node]["attrs"] = dict(r.attrs)
-        return len(rows)
+    # -- rows: the persisted form of each kind, shared by upserts and by reading the file --
+    def _put_users(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        self._ensure(Label.USER, (r[0] for r in rows))
+        nodes = self.graph.nodes
+        for key, attrs in rows:
+            nodes[(Label.USER, key)]["attrs"] = dict(attrs)
 
-    def upsert_items(self, rows: Iterable[Item]) -> int:
-        rows = list(rows)
-        for r in rows:
-            _check_id(r.id, "item id")
-        self._touch()
-        for r in rows:
-            data = self.graph.nodes[self._ensure(Label.ITEM, r.id)]
-            data["attrs"] = dict(r.attrs)
-            if r.title is None:
+    def _put_items(self, rows: list[tuple[str, str | None, dict[str, Any]]]) -> None:
+        self._ensure(Label.ITEM, (r[0] for r in rows))
+        nodes = self.graph.nodes
+        for key, title, attrs in rows:
+            data = nodes[(Label.ITEM, key)]
+            data["attrs"] = dict(attrs)
+            if title is None:
                 data.pop("title", None)
             else:
-                data["title"] = r.title
+                data["title"] = title
+
+    def _put_tags(self, rows: list[tuple[str, str | None, str | None]]) -> None:
+        self._ensure(Label.TAG, (r[0] for r in rows))
+        nodes = self.graph.nodes
+        for key, name, kind in rows:
+            _opt(nodes[(Label.TAG, key)], name=name, kind=kind)
+
+    def _put_entities(self, rows: list[tuple[str, str | None]]) -> None:
+        """Entities; a missing label keeps the one already known (as a Fact without a label does)."""
+        self._ensure(Label.ENTITY, (r[0] for r in rows))
+        nodes = self.graph.nodes
+        for key, label in rows:
+            _opt(nodes[(Label.ENTITY, key)], label=label)
+
+    def _put_interacted(self, rows: list[tuple[str, str, float, float | None, int | None]]) -> None:
+        self._ensure(Label.USER, (r[0] for r in rows))
+        self._ensure(Label.ITEM, (r[1] for r in rows))
+        self._edges(Rel.INTERACTED, (
+            ((Label.USER, u), (Label.ITEM, i), _INTERACTED, _interaction(w, rating, ts))
+            for u, i, w, rating, ts in rows
+        ))
+
+    def _put_tagged(self, rows: list[tuple[str, str, str, int | None]]) -> None:
+        self._ensure(Label.USER, (r[0] for r in rows))
+        self._ensure(Label.ITEM, (r[1] for r in rows))
+        self._ensure(Label.TAG, (r[2] for r in rows))
+        self._edges(Rel.TAGGED, (
+            ((Label.USER, u), (Label.ITEM, i), (_TAGGED, t), {"tag": t} if ts is None else {"tag": t, "ts": ts})
+            for u, i, t, ts in rows
+        ))
+
+    def _put_has_tag(self, rows: list[tuple[str, str, float]]) -> None:
+        self._ensure(Label.ITEM, (r[0] for r in rows))
+        self._ensure(Label.TAG, (r[1] for r in rows))
+        self._edges(Rel.HAS_TAG, (((Label.ITEM, i), (Label.TAG, t), _HAS_TAG, {"count": c}) for i, t, c in rows))
+
+    def _put_follows(self, rows: list[tuple[str, str, float]]) -> None:
+        self._ensure(Label.USER, (r[0] for r in rows))
+        self._ensure(Label.USER, (r[1] for r in rows))
+        self._edges(Rel.FOLLOWS, (((Label.USER, u), (Label.USER, f), _FOLLOWS, {"weight": w}) for u, f, w in rows))
+
+    def _put_related(self, rows: list[tuple[str, str, str]]) -> None:
+        self._ensure(Label.ITEM, (r[0] for r in rows))
+        self._ensure(Label.ENTITY, (r[2] for r in rows))
+        self._edges(Rel.RELATED, (
+            ((Label.ITEM, i), (Label.ENTITY, e), (_RELATED, p), {"predicate": p}) for i, p, e in rows
+        ))
+
+    # -- writes -------------------------------------------------------------------------
+    def _write(self, put: Any, rows: list[tuple[Any, ...]], ids: Sequence[tuple[int, str]]) -> int:
+        """Check every row's ids first, so a bad row leaves the whole batch unwritten."""
+        for row in rows:
+            for pos, what in ids:
+                if not isinstance(row[pos], str) or not row[pos]:
+                    raise StoreError(f"{what} must be a non-empty string, got {row[pos]!r}")
+        self._touch()
+        put(rows)
         return len(rows)
+
+    def upsert_users(self, rows: Iterable[User]) -> int:
+        return self._write(self._put_users, [(r.id, r.attrs) for r in rows], [(0, "user id")])
+
+    def upsert_items(self, rows: Iterable[Item]) -> int:
+        return self._write(self._put_items, [(r.id, r.title, r.attrs) for r in rows], [(0, "item id")])
 
     def upsert_tags(self, rows: Iterable[Tag]) -> int:
-        rows = list(rows)
-        for r in rows:
-            _check_id(r.id, "tag id")
-        self._touch()
-        for r in rows:
-            data = self.graph.nodes[self._ensure(Label.TAG, r.id)]
-            data["name"] = r.name
-            data["kind"] = r.kind
-        return len(rows)
+        return self._write(self._put_tags, [(r.id, r.name, r.kind) for r in rows], [(0, "tag id")])
 
     def upsert_interactions(self, rows: Iterable[Interaction]) -> int:
-        rows = list(rows)
-        for r in rows:
-            _check_id(r.user, "interaction user")
-            _check_id(r.item, "interaction item")
-        self._touch()
-        for r in rows:
-            u, i = self._ensure(Label.USER, r.user), self._ensure(Label.ITEM, r.item)
-            self._edge(u, i, Rel.INTERACTED, Rel.INTERACTED.value, _props(weight=r.weight, rating=r.rating, ts=r.ts))
-        return len(rows)
+        return self._write(
+            self._put_interacted, [(r.user, r.item, r.weight, r.rating, r.ts) for r in rows],
+            [(0, "interaction user"), (1, "interaction item")],
+        )
 
     def upsert_taggings(self, rows: Iterable[Tagging]) -> int:
-        rows = list(rows)
-        for r in rows:
-            _check_id(r.user, "tagging user")
-            _check_id(r.item, "tagging item")
-            _check_id(r.tag, "tagging tag")
-        self._touch()
-        for r in rows:
-            u, i = self._ensure(Label.USER, r.user), self._ensure(Label.ITEM, r.item)
-            self._ensure(Label.TAG, r.tag)
-            self._edge(u, i, Rel.TAGGED, (Rel.TAGGED.value, r.tag), _props(tag=r.tag, ts=r.ts))
-        return len(rows)
+        return self._write(
+            self._put_tagged, [(r.user, r.item, r.tag, r.ts) for r in rows],
+            [(0, "tagging user"), (1, "tagging item"), (2, "tagging tag")],
+        )
 
     def upsert_item_tags(self, rows: Iterable[ItemTag]) -> int:
-        rows = list(rows)
-        for r in rows:
-            _check_id(r.item, "item tag item")
-            _check_id(r.tag, "item tag tag")
-        self._touch()
-        for r in rows:
-            i, t = self._ensure(Label.ITEM, r.item), self._ensure(Label.TAG, r.tag)
-            self._edge(i, t, Rel.HAS_TAG, Rel.HAS_TAG.value, _props(count=r.count))
-        return len(rows)
+        return self._write(
+            self._put_has_tag, [(r.item, r.tag, r.count) for r in rows], [(0, "item tag item"), (1, "item tag tag")]
+        )
 
     def upsert_follows(self, rows: Iterable[Follow]) -> int:
-        rows = list(rows)
-        for r in rows:
-            _check_id(r.user, "follow user")
-            _check_id(r.friend, "follow friend")
-        self._touch()
-        for r in rows:
-            u, f = self._ensure(Label.USER, r.user), self._ensure(Label.USER, r.friend)
-            self._edge(u, f, Rel.FOLLOWS, Rel.FOLLOWS.value, _props(weight=r.weight))
-        return len(rows)
+        return self._write(
+            self._put_follows, [(r.user, r.friend, r.weight) for r in rows], [(0, "follow user"), (1, "follow friend")]
+        )
 
     def upsert_facts(self, rows: Iterable[Fact]) -> int:
         rows = list(rows)
-        for r in rows:
-            _check_id(r.item, "fact item")
-            _check_id(r.predicate, "fact predicate")
-            _check_id(r.entity, "fact entity")
-        self._touch()
-        for r in rows:
-            i, e = self._ensure(Label.ITEM, r.item), self._ensure(Label.ENTITY, r.entity)
-            if r.entity_label is not None:
-                self.graph.nodes[e]["label"] = r.entity_label
-            self._edge(i, e, Rel.RELATED, (Rel.RELATED.value, r.predicate), _props(predicate=r.predicate))
-        return len(rows)
+
+        def put(facts: list[tuple[str, str, str]]) -> None:
+            self._put_entities([(r.entity, r.entity_label) for r in rows])
+            self._put_related(facts)
+
+        return self._write(
+            put, [(r.item, r.predicate, r.entity) for r in rows],
+            [(0, "fact item"), (1, "fact predicate"), (2, "fact entity")],
+        )
 
     def delete_users(self, ids: Iterable[str]) -> int:
         self._touch()
@@ -229,8 +269,8 @@ class MemoryStore(GraphStore):
         removed = 0
         for user, item in set(pairs):
             u, i = (Label.USER, user), (Label.ITEM, item)
-            if self.graph.has_edge(u, i, Rel.INTERACTED.value):
-                self.graph.remove_edge(u, i, Rel.INTERACTED.value)
+            if self.graph.has_edge(u, i, _INTERACTED):
+                self.graph.remove_edge(u, i, _INTERACTED)
                 self._rel_counts[Rel.INTERACTED] -= 1
                 removed += 1
         return removed
@@ -249,7 +289,7 @@ class MemoryStore(GraphStore):
         try:
             with os.fdopen(fd, "wb") as raw:
                 with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as gz:
-                    gz.write("".join(self._lines()).encode("utf-8"))
+                    gz.write(json.dumps(self._document(), ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
                 raw.flush()
                 os.fsync(raw.fileno())
             os.replace(tmp, self.directory / FILE_NAME)
@@ -346,109 +386,99 @@ class MemoryStore(GraphStore):
         return self._snapshot[1]
 
     # -- persistence --------------------------------------------------------------------
-    def _lines(self) -> Iterator[str]:
-        """One compact JSON array per node or relationship, after a header line."""
-        dump = json.dumps
-        yield dump({"format": FORMAT, "version": FORMAT_VERSION}) + "\n"
+    def _document(self) -> dict[str, Any]:
+        """The whole graph as one JSON object of row lists (the ``_put_*`` row shapes)."""
+        doc: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION, **{k: [] for k in TABLES}}
         for (label, key), data in self.graph.nodes(data=True):
             if label is Label.USER:
-                yield dump(["user", key, data["attrs"]], ensure_ascii=False) + "\n"
+                doc["users"].append((key, data["attrs"]))
             elif label is Label.ITEM:
-                yield dump(["item", key, data.get("title"), data["attrs"]], ensure_ascii=False) + "\n"
+                doc["items"].append((key, data.get("title"), data["attrs"]))
             elif label is Label.TAG:
-                yield dump(["tag", key, data.get("name"), data.get("kind")], ensure_ascii=False) + "\n"
+                doc["tags"].append((key, data.get("name"), data.get("kind")))
             else:
-                yield dump(["entity", key, data.get("label")], ensure_ascii=False) + "\n"
+                doc["entities"].append((key, data.get("label")))
+        rows = {Rel.INTERACTED: doc["interacted"], Rel.TAGGED: doc["tagged"], Rel.HAS_TAG: doc["has_tag"],
+                Rel.FOLLOWS: doc["follows"], Rel.RELATED: doc["related"]}
         for (_, src), (_, dst), data in self.graph.edges(data=True):
             rel, p = data["rel"], data["props"]
             if rel is Rel.INTERACTED:
-                row: list[Any] = ["interacted", src, dst, p["weight"], p.get("rating"), p.get("ts")]
+                rows[rel].append((src, dst, p["weight"], p.get("rating"), p.get("ts")))
             elif rel is Rel.TAGGED:
-                row = ["tagged", src, dst, p["tag"], p.get("ts")]
+                rows[rel].append((src, dst, p["tag"], p.get("ts")))
             elif rel is Rel.HAS_TAG:
-                row = ["has_tag", src, dst, p["count"]]
+                rows[rel].append((src, dst, p["count"]))
             elif rel is Rel.FOLLOWS:
-                row = ["follows", src, dst, p["weight"]]
+                rows[rel].append((src, dst, p["weight"]))
             else:
-                row = ["related", src, p["predicate"], dst]
-            yield dump(row, ensure_ascii=False) + "\n"
+                rows[rel].append((src, p["predicate"], dst))
+        return doc
 
     def _read(self, path: Path) -> None:
         try:
-            with gzip.open(path, "rt", encoding="utf-8") as fh:
-                header = json.loads(fh.readline() or "null")
-                if not isinstance(header, dict) or header.get("format") != FORMAT:
-                    raise StoreError(f"{path} is not a kgrec memory store file")
-                if header.get("version") != FORMAT_VERSION:
-                    raise StoreError(f"{path}: store format version {header.get('version')} is not {FORMAT_VERSION}")
-                for lineno, line in enumerate(fh, start=2):
-                    try:
-                        self._apply(json.loads(line))
-                    except (ValueError, TypeError, KeyError, IndexError) as exc:
-                        raise StoreError(f"{path}, line {lineno}: corrupt store record ({exc})") from exc
-        except (OSError, EOFError, zlib.error, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            with gzip.open(path, "rb") as fh:
+                doc = json.loads(fh.read().decode("utf-8"))
+        except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError) as exc:
             raise StoreError(f"{path} is unreadable or not a kgrec memory store: {exc}") from exc
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise StoreError(f"{path} is not a kgrec memory store file")
+        if doc.get("version") != FORMAT_VERSION:
+            raise StoreError(f"{path}: store format version {doc.get('version')} is not {FORMAT_VERSION}")
+        for table, (fields, put) in TABLES.items():
+            rows = doc.get(table)
+            if not isinstance(rows, list):
+                raise StoreError(f"{path}: corrupt store file: {table!r} is not a list")
+            try:
+                checked = [_checked(row, fields) for row in rows]
+            except (TypeError, ValueError) as exc:
+                raise StoreError(f"{path}: corrupt {table} row: {exc}") from exc
+            put(self, checked)
         self._dirty = False
 
-    def _apply(self, row: list[Any]) -> None:
-        kind = row[0]
-        if kind == "user":
-            self.graph.add_node((Label.USER, _check_id(row[1], "user id")), id=row[1], attrs=_attrs(row[2]))
-        elif kind == "item":
-            self.graph.add_node(
-                (Label.ITEM, _check_id(row[1], "item id")), id=row[1], attrs=_attrs(row[3]), **_props(title=row[2])
-            )
-        elif kind == "tag":
-            self.graph.add_node((Label.TAG, _check_id(row[1], "tag id")), id=row[1], **_props(name=row[2], kind=row[3]))
-        elif kind == "entity":
-            self.graph.add_node((Label.ENTITY, _check_id(row[1], "entity iri")), iri=row[1], **_props(label=row[2]))
-        elif kind == "interacted":
-            _, u, i, w, rating, ts = row
-            self._stored_edge(Label.USER, u, Label.ITEM, i, Rel.INTERACTED, Rel.INTERACTED.value,
-                              _props(weight=_num(w), rating=_num(rating), ts=_int(ts)))
-        elif kind == "tagged":
-            _, u, i, tag, ts = row
-            self._stored_edge(Label.USER, u, Label.ITEM, i, Rel.TAGGED, (Rel.TAGGED.value, tag),
-                              _props(tag=_check_id(tag, "tag"), ts=_int(ts)))
-        elif kind == "has_tag":
-            _, i, t, count = row
-            self._stored_edge(Label.ITEM, i, Label.TAG, t, Rel.HAS_TAG, Rel.HAS_TAG.value, {"count": _num(count)})
-        elif kind == "follows":
-            _, u, f, w = row
-            self._stored_edge(Label.USER, u, Label.USER, f, Rel.FOLLOWS, Rel.FOLLOWS.value, {"weight": _num(w)})
-        elif kind == "related":
-            _, i, pred, e = row
-            self._stored_edge(Label.ITEM, i, Label.ENTITY, e, Rel.RELATED, (Rel.RELATED.value, pred),
-                              {"predicate": _check_id(pred, "predicate")})
-        else:
-            raise ValueError(f"unknown record kind {kind!r}")
 
-    def _stored_edge(
-        self, sl: Label, s: str, dl: Label, d: str, rel: Rel, ekey: Any, props: dict[str, Any]
-    ) -> None:
-        src, dst = (sl, s), (dl, d)
-        if src not in self.graph or dst not in self.graph:
-            raise ValueError(f"{rel.value} refers to a node that is not in the file")
-        self._edge(src, dst, rel, ekey, props)
+# Checks of the persisted row fields (one function per field kind, as reading is hot).
+def _id(v: object) -> bool:
+    return type(v) is str and v != ""
 
 
-def _attrs(value: object) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise TypeError("attributes must be an object")
-    return value
+def _str_or_none(v: object) -> bool:
+    return v is None or type(v) is str
 
 
-def _num(value: object) -> float | int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise TypeError(f"expected a finite number, got {value!r}")
-    return value
+def _num(v: object) -> bool:
+    return (type(v) is float and math.isfinite(v)) or type(v) is int
 
 
-def _int(value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"expected an integer, got {value!r}")
-    return value
+def _num_or_none(v: object) -> bool:
+    return v is None or _num(v)
+
+
+def _int_or_none(v: object) -> bool:
+    return v is None or type(v) is int
+
+
+def _attrs(v: object) -> bool:
+    return type(v) is dict and all(type(x) in (str, int, float, bool) for x in v.values())
+
+
+def _checked(row: object, fields: tuple[Callable[[object], bool], ...]) -> list[Any]:
+    if type(row) is not list or len(row) != len(fields):
+        raise ValueError(f"{row!r} does not have {len(fields)} fields")
+    for value, ok in zip(row, fields, strict=True):
+        if not ok(value):
+            raise ValueError(f"{row!r}: {value!r} fails {ok.__name__.strip('_')}")
+    return row
+
+
+#: Persisted tables in write order (nodes first): their field kinds and the method that applies them.
+TABLES: dict[str, tuple[tuple[Callable[[object], bool], ...], Callable[[MemoryStore, list[Any]], None]]] = {
+    "users": ((_id, _attrs), MemoryStore._put_users),
+    "items": ((_id, _str_or_none, _attrs), MemoryStore._put_items),
+    "tags": ((_id, _str_or_none, _str_or_none), MemoryStore._put_tags),
+    "entities": ((_id, _str_or_none), MemoryStore._put_entities),
+    "interacted": ((_id, _id, _num, _num_or_none, _int_or_none), MemoryStore._put_interacted),
+    "tagged": ((_id, _id, _id, _int_or_none), MemoryStore._put_tagged),
+    "has_tag": ((_id, _id, _num), MemoryStore._put_has_tag),
+    "follows": ((_id, _id, _num), MemoryStore._put_follows),
+    "related": ((_id, _id, _id), MemoryStore._put_related),
+}

@@ -417,14 +417,26 @@ def test_memory_store_writes_only_on_flush(tmp_path: Path) -> None:
     assert MemoryStore(tmp_path / "g").get_node(Label.USER, "late") == {"id": "late", "attrs": {}}
 
 
+def _doc(**tables: object) -> bytes:
+    empty = dict.fromkeys(("users", "items", "tags", "entities", "interacted", "tagged", "has_tag", "follows",
+                           "related"), [])
+    return gzip.compress(json.dumps({"format": "kgrec-memory-store", "version": 1, **empty, **tables}).encode())
+
+
 @pytest.mark.parametrize(
     "content",
     [
         b"not gzip at all",
-        gzip.compress(b'{"format": "something-else"}\n'),
-        gzip.compress(b'{"format": "kgrec-memory-store", "version": 1}\n["user", "a", {}]\n["user", 3'),
-        gzip.compress(b'{"format": "kgrec-memory-store", "version": 1}\n["interacted", "a", "b", 1.0, null, null]\n'),
-        gzip.compress(b'{"format": "kgrec-memory-store", "version": 99}\n'),
+        gzip.compress(b'{"format": "something-else"}'),
+        gzip.compress(b"[1, 2, 3]"),
+        _doc()[:-8],  # truncated
+        _doc(users=[["a", {}], ["b"]]),
+        _doc(users=[["", {}]]),
+        _doc(users=[["a", {"nested": {"x": 1}}]]),
+        _doc(interacted=[["a", "b", "heavy", None, None]]),
+        _doc(interacted=[["a", "b", float("inf"), None, None]]),
+        _doc(follows="not a list"),
+        _doc(version=99),
         gzip.compress(b"\xff\xfe\x00garbage"),
     ],
 )
@@ -443,12 +455,12 @@ def test_memory_store_never_unpickles(tmp_path: Path) -> None:
         MemoryStore(tmp_path)
 
 
-def test_memory_store_file_is_plain_json_lines(tmp_path: Path) -> None:
+def test_memory_store_file_is_plain_json(tmp_path: Path) -> None:
     with MemoryStore(tmp_path) as s:
         s.load(small())
-    lines = gzip.decompress((tmp_path / FILE_NAME).read_bytes()).decode("utf-8").splitlines()
-    assert json.loads(lines[0])["format"] == "kgrec-memory-store"
-    assert all(isinstance(json.loads(x), list) for x in lines[1:])
+    doc = json.loads(gzip.decompress((tmp_path / FILE_NAME).read_bytes()).decode("utf-8"))
+    assert doc["format"] == "kgrec-memory-store"
+    assert len(doc["interacted"]) == 4 and ["alice", "radiohead", 12.0, 4.5, 1_600_000_000] in doc["interacted"]
 
 
 def test_open_store_parses_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
