@@ -32,9 +32,11 @@ from recommenders.scored import (
     ScoredRecommender,
     csr_restore,
     csr_state,
+    dense_column,
     interaction_weights,
     keep_top_per_row,
     row_normalise,
+    row_values,
     weight_vector,
     weighted_row_sum,
 )
@@ -164,8 +166,8 @@ class GraphWalk(ScoredRecommender):
         via_user = row_values(self._s_user, items, i)
         via_tag = row_values(self._s_tag, items, i)
         p_iu, p_it = self._p_iu, self._p_it
-        into_i = _dense_column(self._ui_csc, i)  # P(user -> i), by user
-        from_tags = _dense_column(self._ti_csc, i)  # P(tag -> i), by tag
+        into_i = dense_column(self._ui_csc, i)  # P(user -> i), by user
+        from_tags = dense_column(self._ti_csc, i)  # P(tag -> i), by tag
         by_tag: dict[int, tuple[float, int, float, int]] = {}  # tag -> (mass, heaviest item, its mass, items)
         for j, pj, su, st in zip(items.tolist(), p_items, via_user, via_tag, strict=True):
             if su > 0:
@@ -199,24 +201,6 @@ class GraphWalk(ScoredRecommender):
                     text = f"You follow {paths.user(f).name or snap.users.ids[f]}, who chose {title}"
                     reasons.append(paths.friend(u, f, i, mass, text))
         return reasons
-
-
-def row_values(m: sp.csr_matrix, rows: np.ndarray, col: int) -> np.ndarray:
-    """``m[rows, col]`` for a CSR matrix with sorted indices, without scipy's fancy indexing."""
-    out = np.zeros(len(rows))
-    for k, r in enumerate(rows.tolist()):
-        a, b = m.indptr[r], m.indptr[r + 1]
-        at = a + np.searchsorted(m.indices[a:b], col)
-        if at < b and m.indices[at] == col:
-            out[k] = m.data[at]
-    return out
-
-
-def _dense_column(m: sp.csc_matrix, j: int) -> np.ndarray:
-    out = np.zeros(m.shape[0])
-    a, b = m.indptr[j], m.indptr[j + 1]
-    out[m.indices[a:b]] = m.data[a:b]
-    return out
 
 
 def _stack(parts: list[sp.csr_matrix], n: int) -> sp.csr_matrix:

@@ -19,7 +19,9 @@ from recommenders.scored import (
     ScoredRecommender,
     csr_restore,
     csr_state,
+    dense_column,
     interaction_weights,
+    row_values,
     weight_vector,
     weighted_row_sum,
 )
@@ -35,6 +37,7 @@ class ItemToItem(ScoredRecommender):
     def _prepare(self, snapshot: GraphSnapshot) -> None:
         self._weights = interaction_weights(snapshot, self.config.interaction_weighting)
         self._item_users = sp.csc_matrix(snapshot.interactions)
+        self._item_users.sort_indices()
 
     def _scores(self, u: int) -> np.ndarray | None:
         w = self._weights
@@ -55,22 +58,22 @@ class ItemToItem(ScoredRecommender):
         w = self._weights
         a, b = w.indptr[u], w.indptr[u + 1]
         items, vals = w.indices[a:b], w.data[a:b]
-        col = np.asarray(self._sim[items, i].todense()).ravel()
-        reasons = []
+        col = row_values(self._sim, items, i)
         iu = self._item_users
-        for j, wj, s in zip(items, vals, col, strict=True):
+        into_i = dense_column(iu, i)  # interaction weight with i, by user
+        into_i[u] = 0.0
+        reasons = []
+        for j, wj, s in zip(items.tolist(), vals.tolist(), col.tolist(), strict=True):
             if s == 0:
                 continue
             users_j = iu.indices[iu.indptr[j] : iu.indptr[j + 1]]
-            users_i = iu.indices[iu.indptr[i] : iu.indptr[i + 1]]
-            both = np.intersect1d(users_j, users_i, assume_unique=True)
-            both = both[both != u]
-            if len(both) == 0:
+            heavy = into_i[users_j]
+            n_both = int(np.count_nonzero(heavy))
+            if n_both == 0:
                 continue
-            heavy = np.asarray(self.snapshot.interactions[both, i].todense()).ravel()
-            v = int(both[np.lexsort((both, -heavy))[0]])
-            text = self._reason_text(u, int(j), i, len(both), float(s))
-            reasons.append(self._paths.co_interaction(u, int(j), v, i, float(wj) * float(s), text))
+            v = int(users_j[np.argmax(heavy)])
+            text = self._reason_text(u, j, i, n_both, s)
+            reasons.append(self._paths.co_interaction(u, j, v, i, wj * s, text))
         return reasons
 
     def _state(self) -> dict[str, np.ndarray]:

@@ -296,3 +296,22 @@ def weighted_row_sum(m: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) ->
     pos = np.arange(total) + offsets
     vals = m.data[pos] * np.repeat(weights, lengths)
     return np.bincount(m.indices[pos], weights=vals, minlength=m.shape[1])
+
+
+def row_values(m: sp.csr_matrix, rows: np.ndarray, col: int) -> np.ndarray:
+    """``m[rows, col]`` for a CSR matrix with sorted indices, without scipy's fancy indexing."""
+    out = np.zeros(len(rows))
+    for k, r in enumerate(rows.tolist()):
+        a, b = m.indptr[r], m.indptr[r + 1]
+        at = a + np.searchsorted(m.indices[a:b], col)
+        if at < b and m.indices[at] == col:
+            out[k] = m.data[at]
+    return out
+
+
+def dense_column(m: sp.csc_matrix, j: int) -> np.ndarray:
+    """Column j of a CSC matrix as a dense vector."""
+    out = np.zeros(m.shape[0])
+    a, b = m.indptr[j], m.indptr[j + 1]
+    out[m.indices[a:b]] = m.data[a:b]
+    return out
