@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -186,10 +187,11 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(KGREC_MODELS), help="kgrec recommenders to include")
     ap.add_argument("--peers", default=",".join(PEERS), help="peers to include")
     ap.add_argument("--threads", type=int, default=2, help="threads for implicit")
-    ap.add_argument("--max-val-users", type=int, default=1000, help="validation users used for tuning")
+    ap.add_argument("--max-val-users", type=int, default=500, help="validation users used for tuning")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     ap.add_argument("--no-results-md", action="store_true", help="do not rewrite RESULTS.md")
     a = ap.parse_args()
+    warnings.filterwarnings("ignore", message="Method expects CSR input")
     models = [m for m in a.models.split(",") if m]
     peers = [p for p in a.peers.split(",") if p]
     runs = [run_dataset(a.datasets, d, models, peers, a.threads, a.max_val_users, a.out)

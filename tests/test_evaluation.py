@@ -324,3 +324,18 @@ def test_cli_evaluate_refits_a_bundles_configuration(tmp_path: Path, snapshot: G
     assert [r["model"] for r in json.loads((tmp_path / "r.json").read_text())["results"]] == ["itemcf", "popularity"]
     broken = CliRunner().invoke(main, ["evaluate", "--bundle", str(tmp_path)])
     assert broken.exit_code != 0 and "not a readable kgrec bundle" in broken.output
+
+
+def test_rating_baseline_by_hand() -> None:
+    from recommenders.evaluation import bias_baseline
+
+    snap = _tiny()
+    split = leave_last_out(snap, seed=0)  # held out: a-i5 (rating 5), b-i6 (rating 5)
+    # μ = 2.5; b_i5 = 1.5/11; b_a = 0.13636/14; b_b = -b_a; i6 unseen -> b_i6 = 0
+    b_a = (-1.5 + 1.5 / 11 - 0.5 + 2 / 12 + 0.5 + 1.5 - 2 / 12) / 14
+    pred_a, pred_b = 2.5 + b_a + 1.5 / 11, 2.5 - b_a
+    rmse, mae = bias_baseline(split, set(split.test))
+    assert rmse == pytest.approx(math.sqrt(((5 - pred_a) ** 2 + (5 - pred_b) ** 2) / 2))
+    assert mae == pytest.approx(((5 - pred_a) + (5 - pred_b)) / 2)
+    ev = evaluate(split, {"fixed": FixedLists(["i6"])}, k=2)
+    assert any(n.startswith("rating baseline") for n in ev.notes)
