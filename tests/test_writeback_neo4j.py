@@ -1,0 +1,204 @@
+"""Write-back of recommendations into a real Neo4j: replace semantics, idempotency, isolation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from api.cli import main
+from graph.snapshot import build_snapshot
+from graph.store import open_store
+from graph.writeback import (
+    REPLACE_RECOMMENDATIONS,
+    WritebackError,
+    delete_recommendations,
+    recommendation_rows,
+    write_recommendations,
+)
+from loaders.synthetic import generate
+from recommenders.bundle import fit_models, save_bundle
+
+pytestmark = pytest.mark.neo4j
+
+READ_RECS = """
+MATCH (u:User)-[r:RECOMMENDED]->(i:Item)
+RETURN r.model AS model, u.id AS user, i.id AS item, r.score AS score, r.rank AS rank, r.at AS at
+ORDER BY model, user, rank
+"""
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return generate(users=30, items=40, seed=3)
+
+
+@pytest.fixture
+def store(neo4j_uri: str, graph) -> Iterator[object]:
+    s = open_store(neo4j_uri)
+    s.clear()
+    s.load(graph.records)
+    yield s
+    s.clear()
+    s.close()
+
+
+def recs(store, model: str | None = None) -> dict[tuple[str, str], list[tuple[str, float, int]]]:
+    """(model, user) -> [(item, score, rank)] as stored."""
+    out: dict[tuple[str, str], list[tuple[str, float, int]]] = {}
+    for r in store.run_read(READ_RECS, {}):
+        if model is None or r["model"] == model:
+            out.setdefault((r["model"], r["user"]), []).append((r["item"], r["score"], r["rank"]))
+    return out
+
+
+def rows_for(users: list[str], items: list[str], shift: int, n: int = 5) -> list[tuple[str, str, float, int]]:
+    """n items per user, chosen by ``shift`` so two calls can give different lists."""
+    rows = []
+    for u_idx, user in enumerate(users):
+        for rank in range(1, n + 1):
+            item = items[(u_idx * 3 + rank + shift) % len(items)]
+            rows.append((user, item, 1.0 / rank + shift, rank))
+    return rows
+
+
+def as_stored(model: str, rows) -> dict[tuple[str, str], list[tuple[str, float, int]]]:
+    out: dict[tuple[str, str], list[tuple[str, float, int]]] = {}
+    for user, item, score, rank in rows:
+        out.setdefault((model, user), []).append((item, score, rank))
+    return out
+
+
+def test_write_then_rewrite_is_idempotent(store, graph) -> None:
+    users = [u.id for u in graph.records.users]
+    items = [i.id for i in graph.records.items]
+    rows = rows_for(users, items, shift=0)
+    first = write_recommendations(store, "m", rows, at=1)
+    assert (first.created, first.deleted, first.skipped, first.users) == (len(rows), 0, 0, len(users))
+    assert recs(store) == as_stored("m", rows)
+    second = write_recommendations(store, "m", rows, at=2)
+    assert (second.created, second.deleted) == (len(rows), len(rows))
+    assert recs(store) == as_stored("m", rows)
+    assert {r["at"] for r in store.run_read(READ_RECS, {})} == {2}
+
+
+def test_rewrite_replaces_only_that_models_lists_of_those_users(store, graph) -> None:
+    users = [u.id for u in graph.records.users]
+    items = [i.id for i in graph.records.items]
+    old_m = rows_for(users, items, shift=0)
+    other = rows_for(users, items, shift=7)
+    write_recommendations(store, "m", old_m)
+    write_recommendations(store, "other", other)
+    changed = users[:4]
+    new_rows = rows_for(changed, items, shift=2, n=3)
+    result = write_recommendations(store, "m", new_rows)
+    assert (result.users, result.deleted, result.created) == (4, 4 * 5, 4 * 3)
+    expected = as_stored("m", [r for r in old_m if r[0] not in changed] + new_rows)
+    assert recs(store, "m") == expected
+    assert recs(store, "other") == as_stored("other", other)
+
+
+def test_users_without_rows_lose_their_stale_list(store, graph) -> None:
+    users = [u.id for u in graph.records.users]
+    items = [i.id for i in graph.records.items]
+    write_recommendations(store, "m", rows_for(users, items, shift=0))
+    result = write_recommendations(store, "m", [], users=users[:2])
+    assert (result.deleted, result.created) == (10, 0)
+    assert {u for (_m, u) in recs(store, "m")} == set(users[2:])
+
+
+def test_small_batches_never_split_a_user(store, graph) -> None:
+    users = [u.id for u in graph.records.users]
+    items = [i.id for i in graph.records.items]
+    rows = rows_for(users, items, shift=1)
+    result = write_recommendations(store, "m", rows, batch_size=7)
+    assert result.batches == len(users)  # 5 rows a user: each batch holds one whole user
+    assert recs(store, "m") == as_stored("m", rows)
+    again = write_recommendations(store, "m", rows, batch_size=12)
+    assert again.batches == len(users) // 2
+    assert recs(store, "m") == as_stored("m", rows)
+
+
+def test_rows_naming_missing_nodes_are_skipped_and_counted(store, graph) -> None:
+    users = [u.id for u in graph.records.users]
+    items = [i.id for i in graph.records.items]
+    rows = [*rows_for(users[:2], items, shift=0), (users[0], "no-such-item", 0.1, 6), ("ghost", items[0], 1.0, 1)]
+    result = write_recommendations(store, "m", rows)
+    assert (result.created, result.skipped) == (10, 2)
+    assert recs(store, "m") == as_stored("m", rows[:10])
+    assert store.run_read("MATCH (u:User {id: 'ghost'}) RETURN count(u) AS n", {})[0]["n"] == 0
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (("u", "i", 1.0, 0), "rank must be an integer >= 1"),
+        (("u", "i", float("nan"), 1), "score must be finite"),
+        (("", "i", 1.0, 1), "empty user or item"),
+    ],
+)
+def test_bad_rows_are_refused_before_anything_is_written(store, graph, bad, message) -> None:
+    users = [u.id for u in graph.records.users]
+    items = [i.id for i in graph.records.items]
+    write_recommendations(store, "m", rows_for(users, items, shift=0))
+    before = recs(store)
+    with pytest.raises(WritebackError, match=message):
+        write_recommendations(store, "m", [*rows_for(users, items, shift=3), bad])
+    assert recs(store) == before
+
+
+def test_duplicate_items_for_a_user_are_refused(store, graph) -> None:
+    with pytest.raises(WritebackError, match="recommended twice"):
+        write_recommendations(store, "m", [("u0000", "i0001", 1.0, 1), ("u0000", "i0001", 0.5, 2)])
+
+
+def test_delete_and_create_share_one_transaction(store, graph) -> None:
+    """A batch whose create fails leaves the old list in place: the delete rolled back with it."""
+    users = [u.id for u in graph.records.users]
+    items = [i.id for i in graph.records.items]
+    rows = rows_for(users, items, shift=0)
+    write_recommendations(store, "m", rows)
+    poisoned = {"user": users[0], "item": items[0], "score": {"not": "a property value"}, "rank": 1}
+    with pytest.raises(Exception):  # noqa: B017 - the server's own error type is what we provoke
+        store.run_write(REPLACE_RECOMMENDATIONS, {"users": users[:3], "rows": [poisoned], "model": "m", "at": 9})
+    assert recs(store, "m") == as_stored("m", rows)
+
+
+def test_delete_recommendations_removes_one_model(store, graph) -> None:
+    users = [u.id for u in graph.records.users]
+    items = [i.id for i in graph.records.items]
+    write_recommendations(store, "m", rows_for(users, items, shift=0))
+    write_recommendations(store, "other", rows_for(users, items, shift=1))
+    assert delete_recommendations(store, "m", batch_size=40) == len(users) * 5
+    assert set(m for (m, _u) in recs(store)) == {"other"}
+
+
+def test_cli_writes_a_bundle_models_top_k(store, graph, neo4j_uri: str, tmp_path: Path) -> None:
+    snap = build_snapshot(graph.records)
+    models = fit_models(snap, ["itemcf"], seed=1)
+    bundle = save_bundle(tmp_path / "bundle", snap, models, seed=1)
+    args = ["writeback", "--bundle", str(bundle), "--model", "itemcf", "--k", "4", "--store", neo4j_uri, "--json"]
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == 0, out.output
+    summary = json.loads(out.output.strip().splitlines()[-1])
+    expected = list(recommendation_rows(models["itemcf"], snap.users.ids, 4))
+    assert summary["created"] == len(expected) and summary["skipped"] == 0
+    stored = recs(store, "itemcf")
+    assert {k: [(i, r) for i, _s, r in v] for k, v in stored.items()} == {
+        k: [(i, r) for i, _s, r in v] for k, v in as_stored("itemcf", expected).items()
+    }
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.output.strip().splitlines()[-1])["deleted"] == len(expected)
+    assert len(store.run_read(READ_RECS, {})) == len(expected)
+
+
+def test_cli_refuses_an_unknown_model_with_exit_2(tmp_path: Path, graph, neo4j_uri: str) -> None:
+    snap = build_snapshot(graph.records)
+    bundle = save_bundle(tmp_path / "bundle", snap, fit_models(snap, [], seed=1), seed=1)
+    out = CliRunner().invoke(main, ["writeback", "--bundle", str(bundle), "--model", "nope", "--store", neo4j_uri])
+    assert out.exit_code == 2
+    assert "model 'nope' is not in the bundle" in out.output
