@@ -6,6 +6,7 @@ These run without a server; tests/test_cypher_neo4j.py runs every query on a rea
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,10 @@ def test_malformed_files_are_refused() -> None:
         parse_query("// name: x\n// purpose: p\n// params: a (int)\nRETURN $a + $b")
     with pytest.raises(CookbookError, match="bad parameter"):
         parse_query("// name: x\n// purpose: p\n// params: a (tensor)\nRETURN $a")
+
+
+def test_the_readme_lists_every_query() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("<!-- section:analysts -->", 1)[1]
+    for q in Cookbook().list():
+        assert f"| `{q.name}` | {q.signature()} | {q.purpose} |" in section, q.name
