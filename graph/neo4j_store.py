@@ -1,0 +1,531 @@
+"""Neo4jStore: the production store, a Neo4j 5 database spoken to over Bolt.
+
+One driver lives as long as the store. Writes are ``UNWIND $rows`` batches inside managed
+write transactions (the driver retries transient failures, and MERGE on keys makes a retried
+batch harmless); reads run as read transactions, so a query the caller hands in can never
+write. Every label and type comes from ``graph.schema``: where it varies, the query is picked
+from a dict of constant strings keyed by the enum. Everything returned is plain Python data.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import islice
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from graph.records import (
+    COUNT_KEYS,
+    Fact,
+    Follow,
+    GraphRecords,
+    Interaction,
+    Item,
+    ItemTag,
+    Tag,
+    Tagging,
+    User,
+)
+from graph.schema import ATTR_PREFIX, ENDPOINTS, KEY, Label, Rel
+from graph.store import DISPLAY_PROPERTY, GraphStore, Neighbor, StoreError, StoreUnavailable, neighbor_order
+
+#: Rows per write transaction: big enough to amortise round trips, small enough for the heap.
+BATCH_SIZE = 10_000
+#: Relationships / nodes removed per transaction by ``clear()``.
+CLEAR_BATCH = 50_000
+
+T = TypeVar("T")
+
+# -- schema ------------------------------------------------------------------------------------
+CONSTRAINTS = (
+    "CREATE CONSTRAINT kgrec_user_id IF NOT EXISTS FOR (n:User) REQUIRE n.id IS UNIQUE",
+    "CREATE CONSTRAINT kgrec_item_id IF NOT EXISTS FOR (n:Item) REQUIRE n.id IS UNIQUE",
+    "CREATE CONSTRAINT kgrec_tag_id IF NOT EXISTS FOR (n:Tag) REQUIRE n.id IS UNIQUE",
+    "CREATE CONSTRAINT kgrec_entity_iri IF NOT EXISTS FOR (n:Entity) REQUIRE n.iri IS UNIQUE",
+)
+
+# -- writes ------------------------------------------------------------------------------------
+# Attributes are replaced as a whole (as MemoryStore does): stale attr_* keys are removed,
+# every other property (title, written-back embeddings) is left alone.
+UPSERT_USERS = """
+UNWIND $rows AS row
+MERGE (n:User {id: row.id})
+WITH n, row, [k IN keys(n) WHERE k STARTS WITH 'attr_' AND NOT k IN keys(row.attrs)] AS stale
+FOREACH (k IN stale | SET n[k] = null)
+SET n += row.attrs
+"""
+
+UPSERT_ITEMS = """
+UNWIND $rows AS row
+MERGE (n:Item {id: row.id})
+WITH n, row, [k IN keys(n) WHERE k STARTS WITH 'attr_' AND NOT k IN keys(row.attrs)] AS stale
+FOREACH (k IN stale | SET n[k] = null)
+SET n += row.attrs, n.title = row.title
+"""
+
+UPSERT_TAGS = """
+UNWIND $rows AS row
+MERGE (n:Tag {id: row.id})
+SET n.name = coalesce(row.name, n.name), n.kind = coalesce(row.kind, n.kind)
+"""
+
+UPSERT_INTERACTIONS = """
+UNWIND $rows AS row
+MERGE (u:User {id: row.user})
+MERGE (i:Item {id: row.item})
+MERGE (u)-[r:INTERACTED]->(i)
+SET r.weight = row.weight, r.rating = row.rating, r.ts = row.ts
+"""
+
+UPSERT_TAGGINGS = """
+UNWIND $rows AS row
+MERGE (u:User {id: row.user})
+MERGE (i:Item {id: row.item})
+MERGE (:Tag {id: row.tag})
+MERGE (u)-[r:TAGGED {tag: row.tag}]->(i)
+SET r.ts = row.ts
+"""
+
+UPSERT_ITEM_TAGS = """
+UNWIND $rows AS row
+MERGE (i:Item {id: row.item})
+MERGE (t:Tag {id: row.tag})
+MERGE (i)-[r:HAS_TAG]->(t)
+SET r.count = row.count
+"""
+
+UPSERT_FOLLOWS = """
+UNWIND $rows AS row
+MERGE (u:User {id: row.user})
+MERGE (f:User {id: row.friend})
+MERGE (u)-[r:FOLLOWS]->(f)
+SET r.weight = row.weight
+"""
+
+# An entity keeps the label it has when a fact brings none (as MemoryStore does).
+UPSERT_FACTS = """
+UNWIND $rows AS row
+MERGE (i:Item {id: row.item})
+MERGE (e:Entity {iri: row.entity})
+SET e.label = coalesce(row.label, e.label)
+MERGE (i)-[:RELATED {predicate: row.predicate}]->(e)
+"""
+
+DELETE_NODES: dict[Label, str] = {
+    Label.USER: """
+UNWIND $ids AS key
+MATCH (n:User {id: key})
+DETACH DELETE n
+RETURN count(*) AS deleted
+""",
+    Label.ITEM: """
+UNWIND $ids AS key
+MATCH (n:Item {id: key})
+DETACH DELETE n
+RETURN count(*) AS deleted
+""",
+}
+
+DELETE_INTERACTIONS = """
+UNWIND $rows AS row
+MATCH (:User {id: row.user})-[r:INTERACTED]->(:Item {id: row.item})
+DELETE r
+RETURN count(*) AS deleted
+"""
+
+CLEAR_RELATIONSHIPS = """
+MATCH ()-[r]->()
+WITH r LIMIT $batch
+DELETE r
+RETURN count(*) AS deleted
+"""
+
+CLEAR_NODES = """
+MATCH (n)
+WITH n LIMIT $batch
+DETACH DELETE n
+RETURN count(*) AS deleted
+"""
+
+# -- reads -------------------------------------------------------------------------------------
+COUNTS = """
+CALL () { MATCH (n:User) RETURN count(n) AS users }
+CALL () { MATCH (n:Item) RETURN count(n) AS items }
+CALL () { MATCH (n:Tag) RETURN count(n) AS tags }
+CALL () { MATCH ()-[r:INTERACTED]->() RETURN count(r) AS interactions }
+CALL () { MATCH ()-[r:TAGGED]->() RETURN count(r) AS taggings }
+CALL () { MATCH ()-[r:HAS_TAG]->() RETURN count(r) AS item_tags }
+CALL () { MATCH ()-[r:FOLLOWS]->() RETURN count(r) AS follows }
+CALL () { MATCH ()-[r:RELATED]->() RETURN count(r) AS facts }
+RETURN users, items, tags, interactions, taggings, item_tags, follows, facts
+"""
+
+GET_NODE: dict[Label, str] = {
+    Label.USER: "MATCH (n:User {id: $key}) RETURN properties(n) AS props",
+    Label.ITEM: "MATCH (n:Item {id: $key}) RETURN properties(n) AS props",
+    Label.TAG: "MATCH (n:Tag {id: $key}) RETURN properties(n) AS props",
+    Label.ENTITY: "MATCH (n:Entity {iri: $key}) RETURN properties(n) AS props",
+}
+
+# Two directed halves (UNION ALL) so that a self-loop appears once in each direction, as in
+# MemoryStore. ``m`` carries only the key and name properties, never written-back vectors.
+NEIGHBORS: dict[Label, str] = {
+    Label.USER: """
+MATCH (n:User {id: $key})-[r]->(m) WHERE $rels IS NULL OR type(r) IN $rels
+RETURN type(r) AS rel, true AS outgoing, labels(m) AS labels,
+       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
+UNION ALL
+MATCH (n:User {id: $key})<-[r]-(m) WHERE $rels IS NULL OR type(r) IN $rels
+RETURN type(r) AS rel, false AS outgoing, labels(m) AS labels,
+       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
+""",
+    Label.ITEM: """
+MATCH (n:Item {id: $key})-[r]->(m) WHERE $rels IS NULL OR type(r) IN $rels
+RETURN type(r) AS rel, true AS outgoing, labels(m) AS labels,
+       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
+UNION ALL
+MATCH (n:Item {id: $key})<-[r]-(m) WHERE $rels IS NULL OR type(r) IN $rels
+RETURN type(r) AS rel, false AS outgoing, labels(m) AS labels,
+       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
+""",
+    Label.TAG: """
+MATCH (n:Tag {id: $key})-[r]->(m) WHERE $rels IS NULL OR type(r) IN $rels
+RETURN type(r) AS rel, true AS outgoing, labels(m) AS labels,
+       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
+UNION ALL
+MATCH (n:Tag {id: $key})<-[r]-(m) WHERE $rels IS NULL OR type(r) IN $rels
+RETURN type(r) AS rel, false AS outgoing, labels(m) AS labels,
+       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
+""",
+    Label.ENTITY: """
+MATCH (n:Entity {iri: $key})-[r]->(m) WHERE $rels IS NULL OR type(r) IN $rels
+RETURN type(r) AS rel, true AS outgoing, labels(m) AS labels,
+       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
+UNION ALL
+MATCH (n:Entity {iri: $key})<-[r]-(m) WHERE $rels IS NULL OR type(r) IN $rels
+RETURN type(r) AS rel, false AS outgoing, labels(m) AS labels,
+       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
+""",
+}
+
+#: One query per type; the end labels are the type's ``ENDPOINTS``.
+HAS_RELATIONSHIP: dict[Rel, str] = {
+    Rel.INTERACTED: "MATCH (:User {id: $src})-[r:INTERACTED]->(:Item {id: $dst}) RETURN count(r) > 0 AS found",
+    Rel.TAGGED: "MATCH (:User {id: $src})-[r:TAGGED]->(:Item {id: $dst}) RETURN count(r) > 0 AS found",
+    Rel.HAS_TAG: "MATCH (:Item {id: $src})-[r:HAS_TAG]->(:Tag {id: $dst}) RETURN count(r) > 0 AS found",
+    Rel.FOLLOWS: "MATCH (:User {id: $src})-[r:FOLLOWS]->(:User {id: $dst}) RETURN count(r) > 0 AS found",
+    Rel.RELATED: "MATCH (:Item {id: $src})-[r:RELATED]->(:Entity {iri: $dst}) RETURN count(r) > 0 AS found",
+    Rel.RECOMMENDED: "MATCH (:User {id: $src})-[r:RECOMMENDED]->(:Item {id: $dst}) RETURN count(r) > 0 AS found",
+}
+
+# Export: one record per kind holding one list, which is far cheaper to ship and decode
+# than a record per row. Inner lists keep nulls in place (collect() alone would drop them).
+EXPORT_USERS = """
+MATCH (n:User)
+RETURN collect([n.id, [k IN keys(n) WHERE k STARTS WITH 'attr_' | [k, n[k]]]]) AS rows
+"""
+EXPORT_ITEMS = """
+MATCH (n:Item)
+RETURN collect([n.id, n.title, [k IN keys(n) WHERE k STARTS WITH 'attr_' | [k, n[k]]]]) AS rows
+"""
+EXPORT_TAGS = "MATCH (n:Tag) RETURN collect([n.id, n.name, n.kind]) AS rows"
+EXPORT_INTERACTIONS = """
+MATCH (u:User)-[r:INTERACTED]->(i:Item)
+RETURN collect([u.id, i.id, r.weight, r.rating, r.ts]) AS rows
+"""
+EXPORT_TAGGINGS = "MATCH (u:User)-[r:TAGGED]->(i:Item) RETURN collect([u.id, i.id, r.tag, r.ts]) AS rows"
+EXPORT_ITEM_TAGS = "MATCH (i:Item)-[r:HAS_TAG]->(t:Tag) RETURN collect([i.id, t.id, r.count]) AS rows"
+EXPORT_FOLLOWS = "MATCH (u:User)-[r:FOLLOWS]->(f:User) RETURN collect([u.id, f.id, r.weight]) AS rows"
+EXPORT_FACTS = "MATCH (i:Item)-[r:RELATED]->(e:Entity) RETURN collect([i.id, r.predicate, e.iri, e.label]) AS rows"
+
+
+def _batches(rows: Sequence[T], size: int) -> Iterator[list[T]]:
+    it = iter(rows)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def _check_ids(rows: Sequence[dict[str, Any]], fields: Sequence[tuple[str, str]]) -> None:
+    """Refuse the whole input before writing any of it, so a bad row leaves nothing half-written."""
+    for n, row in enumerate(rows, 1):
+        for name, what in fields:
+            value = row[name]
+            if not isinstance(value, str) or not value:
+                raise StoreError(f"row {n}: {what} must be a non-empty string, got {value!r}")
+
+
+def _attrs_in(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {ATTR_PREFIX + str(k): v for k, v in attrs.items()}
+
+
+def _attrs_out(pairs: Iterable[Sequence[Any]]) -> dict[str, Any]:
+    return {k[len(ATTR_PREFIX) :]: v for k, v in pairs}
+
+
+def _node_out(label: Label, props: dict[str, Any]) -> dict[str, Any]:
+    """Node properties in MemoryStore's shape: reserved names, plus ``attrs`` for users and items."""
+    if label in (Label.USER, Label.ITEM):
+        out: dict[str, Any] = {"id": props["id"]}
+        if label is Label.ITEM and props.get("title") is not None:
+            out["title"] = props["title"]
+        out["attrs"] = {k[len(ATTR_PREFIX) :]: v for k, v in props.items() if k.startswith(ATTR_PREFIX)}
+        return out
+    names = ("id", "name", "kind") if label is Label.TAG else ("iri", "label")
+    return {k: props[k] for k in names if props.get(k) is not None}
+
+
+class Neo4jStore(GraphStore):
+    """A Neo4j 5 database; opened with ``Neo4jStore.from_url`` or ``open_store("neo4j://…")``."""
+
+    def __init__(
+        self,
+        uri: str,
+        auth: tuple[str, str] | None = None,
+        database: str | None = None,
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        import neo4j
+
+        self._neo4j = neo4j
+        self.uri = uri
+        self.database = database
+        self.batch_size = batch_size
+        try:
+            self._driver = neo4j.GraphDatabase.driver(
+                uri,
+                auth=auth,
+                connection_timeout=5.0,
+                connection_acquisition_timeout=30.0,
+                max_transaction_retry_time=15.0,
+                notifications_min_severity="OFF",
+            )
+        except (ValueError, neo4j.exceptions.ConfigurationError) as exc:
+            raise StoreError(f"bad Neo4j URL {uri!r}: {exc}") from exc
+        try:
+            self._call(self._driver.verify_connectivity)
+            for statement in CONSTRAINTS:
+                self.run_write(statement, {})
+        except BaseException:
+            self._driver.close()
+            raise
+
+    @classmethod
+    def from_url(cls, url: str) -> Neo4jStore:
+        """``neo4j://HOST:PORT[/DATABASE]`` (or bolt://, +s variants); credentials come only from
+        ``KGREC_NEO4J_USER`` / ``KGREC_NEO4J_PASSWORD`` (no auth when both are unset)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("neo4j", "bolt", "neo4j+s", "bolt+s", "neo4j+ssc", "bolt+ssc"):
+            raise StoreError(f"unsupported Neo4j URL scheme in {url!r}: use neo4j://HOST:PORT[/DATABASE]")
+        if parts.username or parts.password:
+            raise StoreError("credentials never go in the store URL: set KGREC_NEO4J_USER / KGREC_NEO4J_PASSWORD")
+        if not parts.hostname:
+            raise StoreError(f"no host in Neo4j URL {url!r}")
+        if parts.query or parts.fragment:
+            raise StoreError(f"Neo4j URL {url!r} takes no query or fragment")
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise StoreError(f"bad port in Neo4j URL {url!r}") from exc
+        path = unquote(parts.path.strip("/"))
+        if "/" in path:
+            raise StoreError(f"Neo4j URL {url!r}: the path is one database name")
+        user = os.environ.get("KGREC_NEO4J_USER")
+        password = os.environ.get("KGREC_NEO4J_PASSWORD")
+        auth = None if user is None and password is None else (user or "neo4j", password or "")
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        address = f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+        return cls(address, auth=auth, database=path or None)
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a driver call, turning driver failures into the store's own errors."""
+        exc_mod = self._neo4j.exceptions
+        try:
+            return fn(*args, **kwargs)
+        except (exc_mod.ServiceUnavailable, exc_mod.SessionExpired) as exc:
+            raise StoreUnavailable(f"Neo4j at {self.uri} is unavailable: {exc}") from exc
+        except exc_mod.AuthError as exc:
+            raise StoreError(
+                f"Neo4j at {self.uri} refused the credentials (KGREC_NEO4J_USER / KGREC_NEO4J_PASSWORD): {exc}"
+            ) from exc
+        except exc_mod.Neo4jError as exc:
+            raise StoreError(f"Neo4j refused the query: {exc.message or exc}") from exc
+        except exc_mod.DriverError as exc:
+            raise StoreError(f"Neo4j driver error talking to {self.uri}: {exc}") from exc
+
+    def _session(self, write: bool) -> Any:
+        mode = self._neo4j.WRITE_ACCESS if write else self._neo4j.READ_ACCESS
+        return self._driver.session(database=self.database, default_access_mode=mode)
+
+    def _read(self, work: Callable[[Any], T]) -> T:
+        def go() -> T:
+            with self._session(write=False) as session:
+                return session.execute_read(work)
+
+        return self._call(go)
+
+    def _write(self, work: Callable[[Any], T]) -> T:
+        def go() -> T:
+            with self._session(write=True) as session:
+                return session.execute_write(work)
+
+        return self._call(go)
+
+    def run_read(self, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run a parameterised read-only query (a write is refused by the server) as plain dicts."""
+        return self._read(lambda tx: tx.run(query, params or {}).data())
+
+    def run_write(self, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run a parameterised query in a managed (retried) write transaction, as plain dicts."""
+        return self._write(lambda tx: tx.run(query, params or {}).data())
+
+    def _write_rows(self, query: str, rows: list[dict[str, Any]]) -> int:
+        for batch in _batches(rows, self.batch_size):
+            self._write(lambda tx, b=batch: tx.run(query, rows=b).consume())
+        return len(rows)
+
+    # -- writes ---------------------------------------------------------------------------
+    def upsert_users(self, rows: Iterable[User]) -> int:
+        data = [{"id": r.id, "attrs": _attrs_in(r.attrs)} for r in rows]
+        _check_ids(data, [("id", "user id")])
+        return self._write_rows(UPSERT_USERS, data)
+
+    def upsert_items(self, rows: Iterable[Item]) -> int:
+        data = [{"id": r.id, "title": r.title, "attrs": _attrs_in(r.attrs)} for r in rows]
+        _check_ids(data, [("id", "item id")])
+        return self._write_rows(UPSERT_ITEMS, data)
+
+    def upsert_tags(self, rows: Iterable[Tag]) -> int:
+        data = [{"id": r.id, "name": r.name, "kind": r.kind} for r in rows]
+        _check_ids(data, [("id", "tag id")])
+        return self._write_rows(UPSERT_TAGS, data)
+
+    def upsert_interactions(self, rows: Iterable[Interaction]) -> int:
+        data = [{"user": r.user, "item": r.item, "weight": r.weight, "rating": r.rating, "ts": r.ts} for r in rows]
+        _check_ids(data, [("user", "interaction user"), ("item", "interaction item")])
+        return self._write_rows(UPSERT_INTERACTIONS, data)
+
+    def upsert_taggings(self, rows: Iterable[Tagging]) -> int:
+        data = [{"user": r.user, "item": r.item, "tag": r.tag, "ts": r.ts} for r in rows]
+        _check_ids(data, [("user", "tagging user"), ("item", "tagging item"), ("tag", "tagging tag")])
+        return self._write_rows(UPSERT_TAGGINGS, data)
+
+    def upsert_item_tags(self, rows: Iterable[ItemTag]) -> int:
+        data = [{"item": r.item, "tag": r.tag, "count": r.count} for r in rows]
+        _check_ids(data, [("item", "item tag item"), ("tag", "item tag tag")])
+        return self._write_rows(UPSERT_ITEM_TAGS, data)
+
+    def upsert_follows(self, rows: Iterable[Follow]) -> int:
+        data = [{"user": r.user, "friend": r.friend, "weight": r.weight} for r in rows]
+        _check_ids(data, [("user", "follow user"), ("friend", "follow friend")])
+        return self._write_rows(UPSERT_FOLLOWS, data)
+
+    def upsert_facts(self, rows: Iterable[Fact]) -> int:
+        data = [{"item": r.item, "predicate": r.predicate, "entity": r.entity, "label": r.entity_label} for r in rows]
+        _check_ids(data, [("item", "fact item"), ("predicate", "fact predicate"), ("entity", "fact entity")])
+        return self._write_rows(UPSERT_FACTS, data)
+
+    def _delete_nodes(self, label: Label, ids: Iterable[str]) -> int:
+        keys = sorted(set(ids))
+        deleted = 0
+        for batch in _batches(keys, self.batch_size):
+            deleted += self._write(lambda tx, b=batch: tx.run(DELETE_NODES[label], ids=b).single()["deleted"])
+        return deleted
+
+    def delete_users(self, ids: Iterable[str]) -> int:
+        return self._delete_nodes(Label.USER, ids)
+
+    def delete_items(self, ids: Iterable[str]) -> int:
+        return self._delete_nodes(Label.ITEM, ids)
+
+    def delete_interactions(self, pairs: Iterable[tuple[str, str]]) -> int:
+        rows = [{"user": u, "item": i} for u, i in sorted(set(pairs))]
+        deleted = 0
+        for batch in _batches(rows, self.batch_size):
+            deleted += self._write(lambda tx, b=batch: tx.run(DELETE_INTERACTIONS, rows=b).single()["deleted"])
+        return deleted
+
+    def clear(self) -> None:
+        """Delete relationships, then nodes, in bounded batches (one huge transaction would
+        exhaust the heap); constraints and indexes stay."""
+        for query in (CLEAR_RELATIONSHIPS, CLEAR_NODES):
+            while self._write(lambda tx, q=query: tx.run(q, batch=CLEAR_BATCH).single()["deleted"]):
+                pass
+
+    def close(self) -> None:
+        self._driver.close()
+
+    # -- reads ----------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        row = self._read(lambda tx: tx.run(COUNTS).single())
+        return {k: int(row[k]) for k in COUNT_KEYS}
+
+    def get_node(self, label: Label, key: str) -> dict[str, Any] | None:
+        label = Label(label)
+        rows = self._read(lambda tx: tx.run(GET_NODE[label], key=key).data())
+        return _node_out(label, rows[0]["props"]) if rows else None
+
+    def neighbors(
+        self, label: Label, key: str, rels: Sequence[Rel] | None = None, limit: int = 100
+    ) -> list[Neighbor]:
+        label = Label(label)
+        wanted = None if rels is None else [Rel(r).value for r in rels]
+        rows = self._read(lambda tx: tx.run(NEIGHBORS[label], key=key, rels=wanted).data())
+        found = []
+        for row in rows:
+            other = next((Label(x) for x in row["labels"] if x in Label._value2member_map_), None)
+            if other is None:
+                continue  # a node outside the schema (an analyst's own); not part of the graph model
+            m = row["m"]
+            name = m.get(DISPLAY_PROPERTY[other])
+            found.append(
+                Neighbor(
+                    Rel(row["rel"]),
+                    row["outgoing"],
+                    other,
+                    m[KEY[other]],
+                    None if name is None else str(name),
+                    row["props"],
+                )
+            )
+        found.sort(key=neighbor_order)
+        return found[: max(limit, 0)]
+
+    def has_relationship(self, src: tuple[Label, str], rel: Rel, dst: tuple[Label, str]) -> bool:
+        rel = Rel(rel)
+        if (Label(src[0]), Label(dst[0])) != ENDPOINTS[rel]:
+            return False
+        return bool(self._read(lambda tx: tx.run(HAS_RELATIONSHIP[rel], src=src[1], dst=dst[1]).single()["found"]))
+
+    def _export_rows(self) -> dict[str, list[list[Any]]]:
+        queries = {
+            "users": EXPORT_USERS,
+            "items": EXPORT_ITEMS,
+            "tags": EXPORT_TAGS,
+            "interactions": EXPORT_INTERACTIONS,
+            "taggings": EXPORT_TAGGINGS,
+            "item_tags": EXPORT_ITEM_TAGS,
+            "follows": EXPORT_FOLLOWS,
+            "facts": EXPORT_FACTS,
+        }
+
+        def work(tx: Any) -> dict[str, list[list[Any]]]:
+            # One read transaction: every list comes from the same consistent view.
+            return {kind: tx.run(query).single()["rows"] for kind, query in queries.items()}
+
+        return self._read(work)
+
+    def export(self) -> GraphRecords:
+        rows = self._export_rows()
+        return GraphRecords(
+            users=[User(key, _attrs_out(attrs)) for key, attrs in rows["users"]],
+            items=[Item(key, title, _attrs_out(attrs)) for key, title, attrs in rows["items"]],
+            tags=[Tag(key, key if name is None else name, "tag" if kind is None else kind)
+                  for key, name, kind in rows["tags"]],
+            interactions=[Interaction(u, i, w, rating, ts) for u, i, w, rating, ts in rows["interactions"]],
+            taggings=[Tagging(u, i, t, ts) for u, i, t, ts in rows["taggings"]],
+            item_tags=[ItemTag(i, t, c) for i, t, c in rows["item_tags"]],
+            follows=[Follow(u, f, w) for u, f, w in rows["follows"]],
+            facts=[Fact(i, p, e, label) for i, p, e, label in rows["facts"]],
+        )
