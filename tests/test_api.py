@@ -361,3 +361,13 @@ def test_store_unreachable_at_startup_still_serves_reads(bundle_dir, tmp_path, s
     c = app.test_client()
     assert c.get(f"/v1/users/{busy_user(snapshot)}/recommendations").status_code == 200
     assert_error(c.post("/v1/users", json={"id": "x"}, headers=AUTH), 503)
+
+
+def test_reason_serialisation_matches_reason_to_dict(app, snapshot):
+    from api.engine import reason_json
+
+    engine = app.extensions["kgrec.engine"]
+    user = busy_user(snapshot)
+    for served in engine.recommend(user, 3, explain=True):
+        for reason in served.reasons:
+            assert reason_json(reason) == reason.to_dict()

@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 from api import params
 from api.auth import require_api_key
 from api.blueprints.context import engine, settings, store
+from api.engine import reason_json
 from api.errors import ApiError, not_found
 from graph.records import Interaction
 from graph.schema import Label
@@ -62,7 +63,7 @@ def explanation(user_id: str, item_id: str) -> Response:
     return jsonify({
         "user": user_id, "item": item_id, "title": eng.title(item_id), "model": used,
         "score": sum(r.contribution for r in reasons),
-        "reasons": [r.to_dict() for r in reasons],
+        "reasons": [reason_json(r) for r in reasons],
     })
 
 

@@ -1,0 +1,233 @@
+"""Serving benchmark: ``kgrec serve`` (gunicorn, 2 workers) under wrk on loopback.
+
+Setup: the Last.fm 2K bundle (graph_walk + popularity, trained here once and cached under
+``data/bench/``), model graph_walk, k = 10, requests spread over every user. Three runs in
+one session: ``/v1/health`` (the framework's ceiling), recommendations without and with
+explanations. Reports throughput, latency percentiles, errors and each worker's RSS, and
+writes them under ``<!-- section:serve -->`` in RESULTS.md.
+
+    python benchmarks/serve.py [--datasets DIR] [--seconds 60] [--connections 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.request import urlopen
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+TARGETS = {"rps": 500.0, "p99_plain_ms": 30.0, "p99_explain_ms": 60.0, "rss_mb": 1024.0}
+
+
+def ensure_wrk() -> str:
+    """wrk from Debian's packages; installed here when missing and we are root."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        if subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], env=env).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], env=env, check=True)
+            subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], env=env, check=True)
+        return shutil.which("wrk") or sys.exit("wrk did not install")
+    sys.exit("wrk is missing: apt-get install wrk")
+
+
+def build_bundle(datasets: Path, out: Path) -> Path:
+    """Train graph_walk (+ popularity, the last resort) on Last.fm 2K once; reuse afterwards."""
+    if (out / "manifest.json").is_file():
+        return out
+    from graph.snapshot import build_snapshot
+    from loaders import lastfm
+    from recommenders.bundle import fit_models, save_bundle
+
+    started = time.perf_counter()
+    loaded = lastfm.load(datasets / "lastfm-2k")
+    snapshot = build_snapshot(loaded.records)
+    models = fit_models(snapshot, ["graph_walk", "popularity"], seed=42)
+    save_bundle(out, snapshot, models, seed=42, overwrite=True)
+    print(f"bundle trained in {time.perf_counter() - started:.1f}s -> {out}", file=sys.stderr)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(bundle: Path, store: str, port: int, workers: int, threads: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-c", "from api.cli import main; main()", "serve", "--bundle", str(bundle),
+           "--store", store, "--port", str(port), "--workers", str(workers), "--threads", str(threads),
+           "--model", "graph_walk"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            with urlopen(f"http://127.0.0.1:{port}/v1/health", timeout=2):
+                return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    sys.exit("server did not come up within 120 s")
+
+
+LUA = """
+users = {%s}
+explain = "%s"
+counter = 0
+request = function()
+  counter = counter + 1
+  local u = users[(counter %% #users) + 1]
+  return wrk.format("GET", "/v1/users/" .. u .. "/recommendations?k=10&model=graph_walk" .. explain)
+end
+"""
+
+
+def run_wrk(wrk: str, url: str, seconds: int, connections: int, script: Path | None) -> dict:
+    cmd = [wrk, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
+    if script is not None:
+        cmd += ["-s", str(script)]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    return parse_wrk(out)
+
+
+def _ms(value: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
+    if not m:
+        raise ValueError(f"cannot read wrk latency {value!r}")
+    n, unit = float(m.group(1)), m.group(2)
+    return n * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+def parse_wrk(out: str) -> dict:
+    pct = {int(p): _ms(v) for p, v in re.findall(r"^\s+(\d+)%\s+(\S+)\s*$", out, re.M)}
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(int(x) for x in sock.groups()) if sock else 0)
+    return {"requests": requests, "rps": rps, "p50": pct.get(50), "p90": pct.get(90), "p99": pct.get(99),
+            "errors": errors}
+
+
+def worker_rss_mb(master: int) -> list[float]:
+    import psutil
+
+    return [round(p.memory_info().rss / 2**20, 1) for p in psutil.Process(master).children()]
+
+
+def write_section(text: str) -> None:
+    marker = "<!-- section:serve -->"
+    content = RESULTS.read_text(encoding="utf-8")
+    if marker not in content:
+        raise SystemExit(f"{RESULTS} has no {marker} marker")
+    start = content.index(marker) + len(marker)
+    nxt = content.find("<!-- section:", start)
+    end = nxt if nxt >= 0 else len(content)
+    RESULTS.write_text(content[:start] + "\n\n" + text.strip() + "\n\n" + content[end:].lstrip("\n"), encoding="utf-8")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--datasets", type=Path, default=Path(os.environ.get("KGREC_DATASETS", ROOT.parent / "shared"
+                                                                          / "datasets")))
+    ap.add_argument("--seconds", type=int, default=60)
+    ap.add_argument("--health-seconds", type=int, default=20)
+    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--cache", type=Path, default=ROOT / "data" / "bench" / "lastfm-bundle")
+    ap.add_argument("--no-write", action="store_true", help="print the results, leave RESULTS.md alone")
+    args = ap.parse_args()
+
+    wrk = ensure_wrk()
+    bundle = build_bundle(args.datasets, args.cache)
+    load_before = os.getloadavg()[0]
+    users = json.loads((bundle / "snapshot" / "snapshot.json").read_text(encoding="utf-8"))["users"]
+    tmp = Path(tempfile.mkdtemp(prefix="kgrec-serve-bench-"))
+    port = free_port()
+    proc = start_server(bundle, f"memory://{tmp / 'store'}", port, args.workers, args.threads)
+    base = f"http://127.0.0.1:{port}"
+    quoted = ",".join(json.dumps(u) for u in users)
+    runs: dict[str, dict] = {}
+    try:
+        for name, explain in (("plain", ""), ("explain", "&explain=true")):
+            script = tmp / f"{name}.lua"
+            script.write_text(LUA % (quoted, explain), encoding="utf-8")
+            run_wrk(wrk, base + "/", 5, args.connections, script)  # warm-up: caches, lazy imports
+            runs[name] = run_wrk(wrk, base + "/", args.seconds, args.connections, script)
+            print(name, runs[name], file=sys.stderr)
+        runs["health"] = run_wrk(wrk, base + "/v1/health", args.health_seconds, args.connections, None)
+        print("health", runs["health"], file=sys.stderr)
+        rss = worker_rss_mb(proc.pid)
+        load_after = os.getloadavg()[0]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    p, e, h = runs["plain"], runs["explain"], runs["health"]
+    ok = {
+        "throughput": p["rps"] >= TARGETS["rps"],
+        "p99 plain": p["p99"] <= TARGETS["p99_plain_ms"],
+        "p99 explain": e["p99"] <= TARGETS["p99_explain_ms"],
+        "errors": p["errors"] == 0 and e["errors"] == 0,
+        "rss": max(rss) <= TARGETS["rss_mb"],
+    }
+    verdict = lambda good: "met" if good else "**missed**"  # noqa: E731
+    lines = [
+        "## Serving (`benchmarks/serve.py`)",
+        "",
+        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node() or 'this machine'} "
+        f"({os.cpu_count()} cores, shared by server and load generator). `kgrec serve` with gunicorn, "
+        f"{args.workers} workers × {args.threads} threads (gthread), Last.fm 2K bundle ({len(users)} users), "
+        f"model graph_walk, k = 10, users in rotation; wrk -t2 -c{args.connections} on loopback, "
+        f"{args.seconds} s per recommendation run after a 5 s warm-up, {args.health_seconds} s for health. "
+        f"1-minute load average {load_before:.1f} before and {load_after:.1f} after the runs (other work on "
+        "the same 2 cores inflates the latencies).",
+        "",
+        "| endpoint | requests | req/s | p50 ms | p90 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, r in (("recommendations", p), ("recommendations + explain", e), ("/v1/health (ceiling)", h)):
+        lines.append(f"| {label} | {r['requests']:,} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p90']:.2f} | "
+                     f"{r['p99']:.2f} | {r['errors']} |")
+    lines += [
+        "",
+        f"- Throughput {p['rps']:.0f} req/s vs target ≥ {TARGETS['rps']:.0f}: {verdict(ok['throughput'])}; "
+        f"{p['rps'] / h['rps']:.0%} of the health ceiling ({h['rps']:.0f} req/s); with explanations "
+        f"{e['rps']:.0f} req/s ({e['rps'] / h['rps']:.0%}).",
+        f"- p99 {p['p99']:.1f} ms without explanations (target ≤ 30): {verdict(ok['p99 plain'])}; "
+        f"{e['p99']:.1f} ms with (target ≤ 60): {verdict(ok['p99 explain'])}.",
+        f"- Errors: {p['errors'] + e['errors']} over {2 * args.seconds} s: {verdict(ok['errors'])}.",
+        f"- Worker RSS after the runs: {', '.join(f'{x:.0f} MB' for x in rss)} (target ≤ 1024 MB each): "
+        f"{verdict(ok['rss'])}.",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_write:
+        write_section(text)
+
+
+if __name__ == "__main__":
+    main()
