@@ -15,6 +15,7 @@ from recommenders.content import Content
 from recommenders.graph_walk import GraphWalk
 from recommenders.hybrid import Hybrid
 from recommenders.itemcf import ItemCF
+from recommenders.kge import KGE
 from recommenders.mf import ALS, BPR
 from recommenders.popularity import Popularity
 from recommenders.social import Social
@@ -31,6 +32,7 @@ REGISTRY: dict[str, type[Recommender]] = {
     GraphWalk.name: GraphWalk,
     Social.name: Social,
     Hybrid.name: Hybrid,
+    KGE.name: KGE,
 }
 
 

@@ -25,6 +25,8 @@ COVERED: dict[str, list[dict]] = {
     "graph_walk": [{}, {"method": "rwr", "alpha": 1.0, "beta": 0.0}],
     "social": [{}],
     "hybrid": [{"components": ("graph_walk", "itemcf", "social", "popularity"), "candidates": 30}],
+    "kge": [{"dim": 16, "epochs": 3, "batch_size": 512, "progress": False, "test_fraction": 0.0,
+             "validation_fraction": 0.0}],
 }
 CASES = [(name, cfg) for name, cfgs in COVERED.items() for cfg in cfgs]
 IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in c.items()) or 'default'}" for n, c in CASES]

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from api.cli import store_option
+from api.cli.kge_options import kge_options
 
 #: Everything the bundle serves by default, best first: the order is the fallback chain.
 DEFAULT_MODELS = "graph_walk,itemcf,usercf,als,bpr,association,content,social,popularity"
@@ -40,6 +41,7 @@ def parse_settings(settings: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 @click.option("--set", "settings", multiple=True, metavar="MODEL.OPTION=VALUE",
               help="Override a model option, e.g. --set graph_walk.beta=0.4 (repeatable).")
 @click.option("--force", is_flag=True, help="Replace an existing bundle at --out.")
+@kge_options
 def train(store_url: str, models: str, out_dir: Path, seed: int, settings: tuple[str, ...], force: bool) -> None:
     """Fit recommenders on the graph and write a versioned bundle (JSON + npz, no pickle)."""
     from graph.store import StoreError, open_store

@@ -1,0 +1,1 @@
+"""Knowledge-graph embeddings: snapshot triples, PyKEEN training, torch-free artifacts and scoring."""

@@ -1,0 +1,266 @@
+"""Train a PyKEEN model on snapshot triples and turn it into a torch-free artifact.
+
+``pykeen.pipeline`` does the work: model, loss, negative sampler, early stopping on a
+validation cut of INTERACTED triples, and filtered rank-based evaluation on a test cut
+of INTERACTED triples only (the relation the recommender scores with). With no held-out
+cut at all (fractions 0) the same model and training loop run without evaluation.
+torch and pykeen are imported inside the functions so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embeddings.artifact import KGEArtifact
+from embeddings.scoring import MODELS, Interaction
+from embeddings.triples import INTERACTED, LabeledTriples, TripleOptions, build_triples, split_interactions
+from graph.snapshot import GraphSnapshot
+
+TRAINING_LOOPS = ("slcwa", "lcwa")
+NEGATIVE_SAMPLERS = ("basic", "bernoulli")
+#: The metrics reported, as (our name, PyKEEN's flat key suffix).
+METRICS = (
+    ("mrr", "realistic.inverse_harmonic_mean_rank"),
+    ("hits_at_1", "realistic.hits_at_1"),
+    ("hits_at_3", "realistic.hits_at_3"),
+    ("hits_at_10", "realistic.hits_at_10"),
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a trained model; stored in the artifact's config.json."""
+
+    model: str = "DistMult"
+    dim: int = 64
+    epochs: int = 30
+    batch_size: int = 2048
+    learning_rate: float = 0.01
+    training_loop: str = "lcwa"
+    negative_sampler: str = "basic"
+    num_negatives: int = 8
+    loss: str | None = "crossentropy"
+    seed: int = 42
+    device: str = "auto"
+    test_fraction: float = 0.05
+    validation_fraction: float = 0.05
+    early_stopping: bool = True
+    eval_every: int = 5
+    patience: int = 2
+    drop: tuple[str, ...] = ()
+    min_weight: float = 0.0
+    inverse: bool = False
+    transe_norm: int = 2
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"unknown kge model {self.model!r}; expected one of {MODELS}")
+        if self.training_loop not in TRAINING_LOOPS:
+            raise ValueError(f"unknown training loop {self.training_loop!r}; expected one of {TRAINING_LOOPS}")
+        if self.negative_sampler not in NEGATIVE_SAMPLERS:
+            raise ValueError(f"unknown negative sampler {self.negative_sampler!r}; expected {NEGATIVE_SAMPLERS}")
+        if self.dim < 1 or self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("dim, epochs and batch_size must be positive")
+        object.__setattr__(self, "drop", tuple(self.drop))
+
+    @property
+    def triple_options(self) -> TripleOptions:
+        return TripleOptions(drop=frozenset(self.drop), min_weight=self.min_weight, inverse=self.inverse)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["drop"] = list(self.drop)
+        return d
+
+
+@dataclass
+class TrainResult:
+    """The PyKEEN model and factory (for tests and write-back) and the artifact."""
+
+    model: Any
+    triples_factory: Any
+    artifact: KGEArtifact
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for but CUDA is not available")
+    return device
+
+
+def train(snapshot: GraphSnapshot, config: TrainConfig | None = None) -> KGEArtifact:
+    """Train on a snapshot and return the artifact (vectors, maps, config, metrics)."""
+    return train_full(snapshot, config).artifact
+
+
+def train_full(snapshot: GraphSnapshot, config: TrainConfig | None = None) -> TrainResult:
+    """Train and keep the PyKEEN model too."""
+    cfg = config or TrainConfig()
+    triples = build_triples(snapshot, cfg.triple_options)
+    if not len(triples.of([INTERACTED])):
+        raise ValueError("the snapshot has no INTERACTED triples to train on")
+    training, testing, validation = split_interactions(triples, cfg.test_fraction, cfg.validation_fraction, cfg.seed)
+    return train_triples(training, testing, validation, cfg, snapshot.fingerprint)
+
+
+def _factory(t: LabeledTriples, entity_to_id: dict[str, int], relation_to_id: dict[str, int]) -> Any:
+    from pykeen.triples import TriplesFactory
+
+    return TriplesFactory.from_labeled_triples(
+        t.triples, entity_to_id=entity_to_id, relation_to_id=relation_to_id, create_inverse_triples=False
+    )
+
+
+def _model_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    kw: dict[str, Any] = {"embedding_dim": cfg.dim}
+    if cfg.model == "TransE":
+        kw["scoring_fct_norm"] = cfg.transe_norm
+    return kw
+
+
+def train_triples(
+    training: LabeledTriples,
+    testing: LabeledTriples,
+    validation: LabeledTriples,
+    cfg: TrainConfig,
+    fingerprint: str = "",
+) -> TrainResult:
+    """Train on labelled triples already split; test/validation may be empty."""
+    import torch
+
+    device = resolve_device(cfg.device)
+    entity_to_id = {e: i for i, e in enumerate(training.entities)}
+    relation_to_id = {r: i for i, r in enumerate(training.relations)}
+    tf_train = _factory(training, entity_to_id, relation_to_id)
+    loop_kwargs: dict[str, Any] = {}
+    sampler_kwargs: dict[str, Any] = {}
+    if cfg.training_loop == "slcwa":
+        sampler_kwargs = {"negative_sampler": cfg.negative_sampler,
+                          "negative_sampler_kwargs": {"num_negs_per_pos": cfg.num_negatives}}
+    started = time.perf_counter()
+    metrics: dict[str, Any] = {}
+    if len(testing):
+        from pykeen.pipeline import pipeline
+
+        has_val = len(validation) > 0
+        stopper: dict[str, Any] = {}
+        # The stopper keeps the best weights in a file; ours, in a directory we remove.
+        scratch = tempfile.TemporaryDirectory(prefix="kgrec-kge-")
+        if cfg.early_stopping and has_val:
+            stopper = {
+                "stopper": "early",
+                "stopper_kwargs": {"frequency": cfg.eval_every, "patience": cfg.patience, "relative_delta": 0.002,
+                                   "metric": "inverse_harmonic_mean_rank", "evaluation_batch_size": 256,
+                                   "best_model_path": Path(scratch.name) / "best.pt"},
+            }
+        with scratch:
+            result = pipeline(
+                training=tf_train,
+                testing=_factory(testing, entity_to_id, relation_to_id),
+                validation=_factory(validation, entity_to_id, relation_to_id) if has_val else None,
+                model=cfg.model,
+                model_kwargs=_model_kwargs(cfg),
+                loss=cfg.loss,
+                optimizer="adam",
+                optimizer_kwargs={"lr": cfg.learning_rate},
+                training_loop=cfg.training_loop,
+                training_loop_kwargs=loop_kwargs,
+                training_kwargs={"num_epochs": cfg.epochs, "batch_size": cfg.batch_size, "use_tqdm": cfg.progress,
+                                 "use_tqdm_batch": False},
+                evaluator="rankbased",
+                evaluator_kwargs={"filtered": True},
+                evaluation_kwargs={"batch_size": 256, "use_tqdm": cfg.progress},
+                random_seed=cfg.seed,
+                device=device,
+                **sampler_kwargs,
+                **stopper,
+            )
+        model = result.model
+        epochs_run = len(result.losses)
+        train_seconds = float(result.train_seconds)
+        flat = result.metric_results.to_flat_dict()
+        for side in ("tail", "both"):
+            for ours, key in METRICS:
+                value = flat.get(f"{side}.{key}")
+                if value is not None:
+                    metrics[f"{side}.{ours}"] = float(value)
+        metrics["evaluated_triples"] = len(testing)
+        metrics["evaluated_relation"] = INTERACTED
+        metrics["filtered"] = True
+    else:
+        from pykeen.losses import loss_resolver
+        from pykeen.models import model_resolver
+        from pykeen.training import training_loop_resolver
+        from pykeen.utils import set_random_seed
+
+        set_random_seed(cfg.seed)
+        model = model_resolver.make(
+            cfg.model, _model_kwargs(cfg), triples_factory=tf_train, random_seed=cfg.seed,
+            loss=loss_resolver.make(cfg.loss) if cfg.loss else None,
+        ).to(device)
+        optimizer = torch.optim.Adam(model.get_grad_params(), lr=cfg.learning_rate)
+        loop = training_loop_resolver.make(
+            cfg.training_loop, model=model, triples_factory=tf_train, optimizer=optimizer,
+            **loop_kwargs, **sampler_kwargs,
+        )
+        t0 = time.perf_counter()
+        losses = loop.train(triples_factory=tf_train, num_epochs=cfg.epochs, batch_size=cfg.batch_size,
+                            use_tqdm=cfg.progress, use_tqdm_batch=False)
+        train_seconds = time.perf_counter() - t0
+        epochs_run = len(losses or [])
+    metrics["epochs_run"] = epochs_run
+    metrics["train_seconds"] = round(train_seconds, 3)
+    metrics["epochs_per_second"] = round(epochs_run / train_seconds, 4) if train_seconds > 0 else None
+    metrics["wall_seconds"] = round(time.perf_counter() - started, 3)
+    metrics["device"] = device
+    metrics["training_triples"] = len(training)
+    artifact = extract_artifact(model, training.entities, training.relations, cfg, metrics, fingerprint)
+    return TrainResult(model, tf_train, artifact)
+
+
+def interaction_of(model: Any, name: str) -> Interaction:
+    """The numpy interaction matching a trained PyKEEN model's own parameters."""
+    inter = model.interaction
+    return Interaction(name, float(getattr(inter, "p", 1) or 1), bool(getattr(inter, "power_norm", False)))
+
+
+def extract_artifact(
+    model: Any,
+    entities: tuple[str, ...],
+    relations: tuple[str, ...],
+    cfg: TrainConfig,
+    metrics: dict[str, Any],
+    fingerprint: str,
+) -> KGEArtifact:
+    """Read the vectors as the model's forward pass sees them (constraints applied)."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        ent = model.entity_representations[0](indices=None).detach().cpu().numpy()
+        rel = model.relation_representations[0](indices=None).detach().cpu().numpy()
+    ent = ent.astype(np.complex64 if np.iscomplexobj(ent) else np.float32)
+    rel = rel.astype(np.complex64 if np.iscomplexobj(rel) else np.float32)
+    return KGEArtifact(
+        interaction=interaction_of(model, cfg.model),
+        entity_vectors=ent,
+        relation_vectors=rel,
+        entities=tuple(entities),
+        relations=tuple(relations),
+        config=cfg.to_dict(),
+        metrics=metrics,
+        fingerprint=fingerprint,
+    )

@@ -1,0 +1,254 @@
+"""Knowledge-graph embeddings: triples, numpy scores == PyKEEN's, torch-free artifact, the kge recommender."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embeddings.artifact import KGEArtifact
+from embeddings.scoring import MODELS
+from embeddings.train import TrainConfig, train_full
+from embeddings.triples import (
+    FOLLOWS,
+    HAS_TAG,
+    INTERACTED,
+    USES_TAG,
+    TripleOptions,
+    build_triples,
+    inverse,
+    split_interactions,
+)
+from graph.records import Interaction, User
+from graph.snapshot import build_snapshot
+from loaders.synthetic import generate
+from recommenders.kge import KGE, KGEConfig
+from recommenders.paths import path_exists
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = {"dim": 8, "epochs": 2, "batch_size": 256, "progress": False, "eval_every": 1}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return generate(users=30, items=40, seed=5, per_user=8, future_per_user=3)
+
+
+@pytest.fixture(scope="module")
+def tiny_snapshot(tiny):
+    return build_snapshot(tiny.records)
+
+
+# -- triples ----------------------------------------------------------------------------------
+def test_triples_cover_each_relation_with_deterministic_labels(tiny_snapshot):
+    t = build_triples(tiny_snapshot)
+    rels = set(t.triples[:, 1].tolist())
+    assert {INTERACTED, HAS_TAG, FOLLOWS, USES_TAG} <= rels
+    inter = t.of([INTERACTED])
+    assert len(inter) == tiny_snapshot.interactions.nnz
+    assert all(h.startswith("user:") and tl.startswith("item:") for h, _, tl in inter.triples)
+    assert all(tl.startswith("tag:") for tl in t.of([HAS_TAG]).triples[:, 2])
+    again = build_triples(tiny_snapshot)
+    assert np.array_equal(t.triples, again.triples)
+    assert t.entities == again.entities == tuple(sorted(t.entities))
+    assert len(t.of([USES_TAG])) == tiny_snapshot.user_tags.nnz
+
+
+def test_triples_options_drop_threshold_inverse(tiny_snapshot):
+    full = build_triples(tiny_snapshot)
+    dropped = build_triples(tiny_snapshot, TripleOptions(drop=frozenset({FOLLOWS, USES_TAG})))
+    assert not set(dropped.triples[:, 1].tolist()) & {FOLLOWS, USES_TAG}
+    assert len(dropped.of([INTERACTED])) == len(full.of([INTERACTED]))
+
+    w = tiny_snapshot.interactions.data
+    cut = float(np.median(w))
+    thr = build_triples(tiny_snapshot, TripleOptions(min_weight={INTERACTED: cut}))
+    assert len(thr.of([INTERACTED])) == int((w >= cut).sum()) < len(full.of([INTERACTED]))
+    assert (thr.of([INTERACTED]).weights >= cut).all()
+    assert len(thr.of([HAS_TAG])) == len(full.of([HAS_TAG]))
+
+    inv = build_triples(tiny_snapshot, TripleOptions(inverse=True))
+    assert len(inv) == 2 * len(full)
+    fwd = {(h, tl) for h, _, tl in full.of([INTERACTED]).triples}
+    back = {(tl, h) for h, _, tl in inv.of([inverse(INTERACTED)]).triples}
+    assert fwd == back
+
+
+def test_triples_reject_unknown_relation():
+    with pytest.raises(ValueError, match="unknown relation"):
+        TripleOptions(drop=frozenset({"LIKES"}))
+
+
+def test_split_holds_out_interactions_and_their_inverses(tiny_snapshot):
+    t = build_triples(tiny_snapshot, TripleOptions(inverse=True))
+    train, test, val = split_interactions(t, 0.2, 0.1, seed=1)
+    assert set(test.triples[:, 1].tolist()) == {INTERACTED} == set(val.triples[:, 1].tolist())
+    held = {(h, tl) for h, _, tl in np.concatenate([test.triples, val.triples])}
+    train_fwd = {(h, tl) for h, _, tl in train.of([INTERACTED]).triples}
+    train_inv = {(tl, h) for h, _, tl in train.of([inverse(INTERACTED)]).triples}
+    assert not held & train_fwd
+    assert not held & train_inv
+    assert len(train.of([HAS_TAG])) == len(t.of([HAS_TAG]))
+
+
+# -- numpy scoring == PyKEEN ------------------------------------------------------------------
+@pytest.mark.parametrize("model", MODELS)
+def test_numpy_scores_equal_pykeen_score_hrt(tiny_snapshot, model):
+    import torch
+
+    loop = {"training_loop": "slcwa", "loss": None} if model in ("TransE", "RotatE") else {}
+    res = train_full(tiny_snapshot, TrainConfig(model=model, test_fraction=0.1, validation_fraction=0.1,
+                                                **FAST, **loop))
+    art = res.artifact
+    assert set(art.metrics) >= {"tail.mrr", "tail.hits_at_1", "tail.hits_at_3", "tail.hits_at_10", "both.mrr"}
+    assert art.metrics["evaluated_relation"] == INTERACTED and art.metrics["filtered"] is True
+    mapped = res.triples_factory.mapped_triples
+    rng = np.random.default_rng(0)
+    hrt = torch.as_tensor(np.stack([
+        rng.integers(0, len(art.entities), 200), rng.integers(0, len(art.relations), 200),
+        rng.integers(0, len(art.entities), 200)], axis=1))
+    hrt = torch.cat([mapped[:50], hrt])
+    res.model.eval()
+    with torch.no_grad():
+        expected = res.model.score_hrt(hrt.to(res.model.device)).cpu().numpy().ravel()
+    h, r, t = (hrt[:, k].numpy() for k in range(3))
+    got = art.interaction(art.entity_vectors[h], art.relation_vectors[r], art.entity_vectors[t])
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
+    if model in ("ComplEx", "RotatE"):
+        assert np.iscomplexobj(art.entity_vectors)
+
+
+def test_train_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="unknown kge model"):
+        TrainConfig(model="Nope")
+    with pytest.raises(ValueError, match="training loop"):
+        TrainConfig(training_loop="x")
+
+
+# -- artifact ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fitted(tiny_snapshot) -> KGE:
+    return KGE(KGEConfig(model="RotatE", training_loop="slcwa", loss=None, test_fraction=0.1,
+                         validation_fraction=0.0, **FAST)).fit(tiny_snapshot)
+
+
+def test_artifact_roundtrip(fitted, tmp_path):
+    fitted.artifact.save(tmp_path / "a")
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == ["config.json", "entities.json", "metrics.json", "relations.json", "snapshot.json",
+                     "vectors.safetensors"]
+    back = KGEArtifact.load(tmp_path / "a")
+    np.testing.assert_array_equal(back.entity_vectors, fitted.artifact.entity_vectors)
+    np.testing.assert_array_equal(back.relation_vectors, fitted.artifact.relation_vectors)
+    assert back.entities == fitted.artifact.entities and back.fingerprint == fitted.snapshot.fingerprint
+    assert back.metrics == fitted.artifact.metrics
+
+
+def test_artifact_load_refuses_a_non_artifact(tmp_path):
+    (tmp_path / "entities.json").write_text("[]")
+    with pytest.raises(FileNotFoundError, match="not a kge artifact"):
+        KGEArtifact.load(tmp_path)
+
+
+def test_saved_model_loads_and_serves_where_torch_cannot_be_imported(fitted, tiny_snapshot, tmp_path):
+    fitted.save(tmp_path / "model")
+    tiny_snapshot.save(tmp_path / "snap")
+    user = tiny_snapshot.users.ids[0]
+    expected = [r.item_id for r in fitted.recommend(user, 5)]
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules["torch"] = None  # any `import torch` now raises ImportError
+        try:
+            import torch  # noqa: F401
+            raise SystemExit("torch was importable")
+        except ImportError:
+            pass
+        from embeddings.artifact import KGEArtifact
+        from graph.snapshot import GraphSnapshot
+        from recommenders.kge import KGE
+        a = KGEArtifact.load({str(tmp_path / "model" / "artifact")!r})
+        m = KGE.load({str(tmp_path / "model")!r}, GraphSnapshot.load({str(tmp_path / "snap")!r}))
+        print(",".join(r.item_id for r in m.recommend({user!r}, 5)))
+        assert "pykeen" not in sys.modules
+    """)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().split(",") == expected
+
+
+# -- the recommender --------------------------------------------------------------------------
+def test_recommend_excludes_seen_and_unknown_user_gets_nothing(fitted, tiny_snapshot):
+    user = tiny_snapshot.users.ids[3]
+    seen = {tiny_snapshot.items.ids[j] for j in tiny_snapshot.user_items(3)}
+    recs = fitted.recommend(user, 10)
+    assert len(recs) == 10 and not {r.item_id for r in recs} & seen
+    assert [r.score for r in recs] == sorted((r.score for r in recs), reverse=True)
+    assert all(r.source == "kge" for r in recs)
+    assert fitted.recommend("nobody", 10) == []
+    assert not {r.item_id for r in fitted.recommend(user, 10, exclude=[recs[0].item_id])} & {recs[0].item_id}
+
+
+def test_scores_are_the_models_interaction(fitted, tiny_snapshot):
+    a = fitted.artifact
+    u = tiny_snapshot.users.ids[2]
+    rec = fitted.recommend(u, 1)[0]
+    h = a.entity(f"user:{u}")
+    direct = a.interaction(h[None, :], a.relation(INTERACTED)[None, :], a.entity(f"item:{rec.item_id}")[None, :])
+    assert rec.score == pytest.approx(float(direct[0]), abs=1e-5)
+
+
+def test_explanations_are_evidence_on_real_paths(fitted, tiny_snapshot):
+    user = tiny_snapshot.users.ids[1]
+    item = fitted.recommend(user, 1)[0].item_id
+    reasons = fitted.explain(user, item)
+    assert reasons and all(r.kind == "evidence" for r in reasons)
+    assert all(path_exists(tiny_snapshot, r) for r in reasons)
+    assert reasons[0].nodes[0].id == user
+    assert all("$" in r.cypher and "{" not in r.text[:0] for r in reasons)
+
+
+def test_similar_items(fitted, tiny_snapshot):
+    item = tiny_snapshot.items.ids[0]
+    sims = fitted.similar_items(item, 5)
+    assert len(sims) == 5 and item not in {s.item_id for s in sims}
+    assert [s.score for s in sims] == sorted((s.score for s in sims), reverse=True)
+    assert all(-1.0 - 1e-9 <= s.score <= 1.0 + 1e-9 for s in sims)
+    assert fitted.similar_items("no-such-item", 5) == []
+
+
+def test_new_user_is_folded_in_from_a_newer_snapshot(fitted, tiny, tmp_path):
+    records = tiny.records
+    liked = [records.items[0].id, records.items[1].id, records.items[2].id]
+    records2 = type(records)(
+        users=[*records.users, User("newcomer")], items=records.items, tags=records.tags,
+        interactions=[*records.interactions, *(Interaction("newcomer", i, 2.0) for i in liked)],
+        taggings=records.taggings, item_tags=records.item_tags, follows=records.follows, facts=records.facts,
+    )
+    newer = build_snapshot(records2)
+    fitted.save(tmp_path / "m")
+    with pytest.raises(ValueError, match="snapshot"):
+        KGE.load(tmp_path / "m", newer)
+    served = KGE.load(tmp_path / "m", newer, strict=False)
+    recs = served.recommend("newcomer", 5)
+    assert len(recs) == 5 and not {r.item_id for r in recs} & set(liked)
+    via_history = fitted.recommend_from_history({i: 1.0 for i in liked}, 5)
+    assert [r.item_id for r in via_history] == [r.item_id for r in recs]
+    assert fitted.recommend_from_history({"unknown-item": 1.0}, 5) == []
+
+
+def test_kge_beats_random_on_the_planted_graph(synthetic, snapshot):
+    """Recall@10 against the planted future items must be at least 2x random's expectation."""
+    model = KGE(KGEConfig(model="DistMult", dim=32, epochs=15, batch_size=256, test_fraction=0.0,
+                          validation_fraction=0.0, progress=False)).fit(snapshot)
+    recalls, expected_random = [], []
+    for u, future in synthetic.truth.future.items():
+        got = {r.item_id for r in model.recommend(u, 10)}
+        recalls.append(len(got & set(future)) / len(future))
+        unseen = len(snapshot.items) - len(snapshot.user_items(snapshot.users.index[u]))
+        expected_random.append(10 / unseen)
+    assert np.mean(recalls) >= 2 * np.mean(expected_random), (np.mean(recalls), np.mean(expected_random))
