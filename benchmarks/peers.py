@@ -163,8 +163,8 @@ def fit_rp3beta(x: sp.csr_matrix, p: dict[str, Any], seed: int) -> Scorer:
 #: name -> (fit function, small tuning grid). Grids are chosen on a validation cut of train.
 PEERS: dict[str, tuple[FitFn, list[dict[str, Any]]]] = {
     "peer:popularity": (fit_popularity, [{}]),
-    "peer:itemknn-cosine": (fit_itemknn_cosine, [{"K": k} for k in (200, 400, 800)]),
-    "peer:itemknn-bm25": (fit_itemknn_bm25, [{"K": k, "K1": 1.2, "B": b} for k in (400, 800) for b in (0.25, 0.5)]),
+    "peer:itemknn-cosine": (fit_itemknn_cosine, [{"K": k} for k in (400, 800, 1600)]),
+    "peer:itemknn-bm25": (fit_itemknn_bm25, [{"K": k, "K1": 1.2, "B": b} for k in (800, 1600) for b in (0.0, 0.25)]),
     "peer:als": (fit_als, [{"factors": 64, "regularization": 0.01, "alpha": a} for a in (10.0, 30.0)]),
     "peer:bpr": (fit_bpr, [{"factors": f, "learning_rate": 0.01, "regularization": 0.01} for f in (64, 128)]),
     "peer:ease": (fit_ease, [{"lambda": lam, "min_users": 3} for lam in (200.0, 500.0)]),

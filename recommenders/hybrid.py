@@ -18,8 +18,9 @@ number of followed users who interacted with the item; how many components propo
 With ``mmr_lambda < 1`` the list is re-ranked greedily by maximal marginal relevance over
 tag cosine, trading relevance for diversity.
 
-The score is not a sum over graph paths, so reasons are the components' own reasons, each
-scaled to that component's share of the hybrid score and marked ``evidence``.
+The score is not a sum over graph paths, so reasons are the own reasons of the (at most
+three) components with the largest positive part of the score, each scaled to that part and
+marked ``evidence``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from recommenders.base import Reason, Recommendation, Recommender
 from recommenders.scored import MODEL_FORMAT, config_from_json, read_model_meta
 
 GLOBAL_FEATURES = ("log_audience", "tag_cosine", "log_friends", "n_sources")
+#: Reasons come from the components with the largest positive parts of the score (at most this many).
+EXPLAINING_COMPONENTS = 3
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class Hybrid(Recommender):
         self.config = replace(base, **overrides) if overrides else base
         self.snapshot: GraphSnapshot | None = None
         self.components: dict[str, Recommender] = {}
+        self._last: tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] | None = None
 
     # -- features -----------------------------------------------------------------------------
     def feature_names(self) -> list[str]:
@@ -69,6 +73,7 @@ class Hybrid(Recommender):
 
     def _prepare(self, snapshot: GraphSnapshot) -> None:
         self.snapshot = snapshot
+        self._last = None
         x = sp.csr_matrix(snapshot.interactions, dtype=np.float64, copy=True)
         x.data[:] = 1.0
         self._x = x
@@ -197,16 +202,25 @@ class Hybrid(Recommender):
         return self.snapshot
 
     def _ranked(self, u: int, exclude: Collection[str] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Candidates, their scores and per-feature parts; the last user's result is kept
+        (without ``exclude``) so that explaining a list just shown costs no re-scoring."""
         snap = self._snap()
+        cached = self._last
+        if not exclude and cached is not None and cached[0] == u:
+            return cached[1]
         banned = snap.user_items(u)
         if exclude:
             extra = [j for j in (snap.items.get(x) for x in exclude) if j is not None]
             banned = np.concatenate([banned, np.asarray(extra, dtype=banned.dtype)])
         cand, feats = self._candidates(u, banned)
         if feats is None:
-            return cand, np.zeros(0), None
-        parts = (feats - self._mean) / self._std * self._weights
-        return cand, parts.sum(axis=1), parts
+            result: tuple[np.ndarray, np.ndarray, np.ndarray | None] = (cand, np.zeros(0), None)
+        else:
+            parts = (feats - self._mean) / self._std * self._weights
+            result = (cand, parts.sum(axis=1), parts)
+        if not exclude:
+            self._last = (u, result)
+        return result
 
     def score_user(self, user_id: str) -> np.ndarray | None:
         """Hybrid scores of the candidate union (−inf elsewhere); None when nobody proposes."""
@@ -254,7 +268,8 @@ class Hybrid(Recommender):
         return pool[chosen]
 
     def explain(self, user_id: str, item_id: str) -> list[Reason]:
-        """Each component's reasons, scaled to the component's part of the hybrid score."""
+        """The reasons of the (at most three) components that raised the item's score most,
+        each scaled to that component's part of the hybrid score."""
         snap = self._snap()
         u, i = snap.users.get(user_id), snap.items.get(item_id)
         if u is None or i is None:
@@ -264,15 +279,16 @@ class Hybrid(Recommender):
         if parts is None or pos >= len(cand) or cand[pos] != i:
             return []
         row = parts[pos]
+        shares = [(float(row[2 * n] + row[2 * n + 1]), cname) for n, cname in enumerate(self.components)]
         out: list[Reason] = []
-        for n, (cname, rec) in enumerate(self.components.items()):
-            share = float(row[2 * n] + row[2 * n + 1])
-            reasons = rec.explain(user_id, item_id)
+        for share, cname in sorted(shares, reverse=True)[:EXPLAINING_COMPONENTS]:
+            if share <= 0:
+                break
+            reasons = self.components[cname].explain(user_id, item_id)
             total = sum(abs(r.contribution) for r in reasons)
             for r in reasons:
                 weight = abs(r.contribution) / total if total > 0 else 1.0 / len(reasons)
-                out.append(replace(r, contribution=share * weight, kind="evidence",
-                                   text=f"[{cname}] {r.text}"))
+                out.append(replace(r, contribution=share * weight, kind="evidence", text=f"[{cname}] {r.text}"))
         return sorted(out, key=lambda r: -r.contribution)
 
     # -- persistence -----------------------------------------------------------------------------
