@@ -183,7 +183,7 @@ def test_cli_writes_a_bundle_models_top_k(store, graph, neo4j_uri: str, tmp_path
     args = ["writeback", "--bundle", str(bundle), "--model", "itemcf", "--k", "4", "--store", neo4j_uri, "--json"]
     out = CliRunner().invoke(main, args)
     assert out.exit_code == 0, out.output
-    summary = json.loads(out.output.strip().splitlines()[-1])
+    summary = json.loads(out.output.strip().splitlines()[-1])["recommendations"]
     expected = list(recommendation_rows(models["itemcf"], snap.users.ids, 4))
     assert summary["created"] == len(expected) and summary["skipped"] == 0
     stored = recs(store, "itemcf")
@@ -192,7 +192,7 @@ def test_cli_writes_a_bundle_models_top_k(store, graph, neo4j_uri: str, tmp_path
     }
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0, again.output
-    assert json.loads(again.output.strip().splitlines()[-1])["deleted"] == len(expected)
+    assert json.loads(again.output.strip().splitlines()[-1])["recommendations"]["deleted"] == len(expected)
     assert len(store.run_read(READ_RECS, {})) == len(expected)
 
 
@@ -202,3 +202,41 @@ def test_cli_refuses_an_unknown_model_with_exit_2(tmp_path: Path, graph, neo4j_u
     out = CliRunner().invoke(main, ["writeback", "--bundle", str(bundle), "--model", "nope", "--store", neo4j_uri])
     assert out.exit_code == 2
     assert "model 'nope' is not in the bundle" in out.output
+
+
+def test_cli_needs_a_model_or_embeddings(tmp_path: Path, graph, neo4j_uri: str) -> None:
+    snap = build_snapshot(graph.records)
+    bundle = save_bundle(tmp_path / "bundle", snap, fit_models(snap, [], seed=1), seed=1)
+    out = CliRunner().invoke(main, ["writeback", "--bundle", str(bundle), "--store", neo4j_uri])
+    assert out.exit_code == 2 and "give --model M" in out.output
+    out = CliRunner().invoke(main, ["writeback", "--bundle", str(bundle), "--embeddings", "--store", neo4j_uri])
+    assert out.exit_code == 2 and "no 'kge' model" in out.output
+
+
+def test_cli_writes_kge_vectors_that_the_cookbook_can_query(store, graph, neo4j_uri: str, tmp_path: Path) -> None:
+    """A bundle with a kge model: recommendations and vectors in one command, then the
+    cookbook's vector_neighbours query returns numpy's cosine neighbours."""
+    pytest.importorskip("recommenders.kge")  # the KGE recommender and its write-back (another module's)
+    from embeddings.writeback import DROP_INDEX, INDEX_NAME, PROPERTY, numpy_neighbours
+    from graph.cypher import run
+    from graph.schema import Label
+
+    snap = build_snapshot(graph.records)
+    kge = {"dim": 8, "epochs": 2, "early_stopping": False, "progress": False, "device": "cpu"}
+    models = fit_models(snap, ["kge"], seed=1, configs={"kge": kge})
+    bundle = save_bundle(tmp_path / "bundle", snap, models, seed=1)
+    args = ["writeback", "--bundle", str(bundle), "--model", "kge", "--k", "3", "--store", neo4j_uri, "--json"]
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == 0, out.output
+    summary = json.loads(out.output.strip().splitlines()[-1])
+    assert summary["embeddings"]["written"]["Item"] == len(graph.records.items)
+    assert summary["recommendations"]["created"] == len(list(recommendation_rows(models["kge"], snap.users.ids, 3)))
+    artifact = models["kge"].artifact
+    for item in [i.id for i in graph.records.items[:3]]:
+        expected = [(key, score) for key, score in numpy_neighbours(artifact, Label.ITEM, item, 6) if key != item][:5]
+        rows = run(store, "vector_neighbours",
+                   {"index": INDEX_NAME[Label.ITEM], "property": PROPERTY, "item": item, "k": 5})
+        assert [r["item"] for r in rows] == [key for key, _s in expected]
+        assert [r["score"] for r in rows] == pytest.approx([s for _k, s in expected], abs=1e-5)
+    for label in (Label.USER, Label.ITEM, Label.TAG):
+        store.run_write(DROP_INDEX[label], {})

@@ -1,8 +1,9 @@
-"""``kgrec writeback``: write a bundle model's recommendations into Neo4j for analysts."""
+"""``kgrec writeback``: write a bundle's results (recommendations, embeddings) into Neo4j for analysts."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -10,47 +11,74 @@ from api.cli import store_option
 from graph.store import StoreError, open_store
 from graph.writeback import WritebackError, recommendation_rows, write_recommendations
 
+#: The bundle model whose artifact holds node embeddings (``recommenders.kge``).
+EMBEDDING_MODEL = "kge"
+
 
 @click.command()
 @click.option("--bundle", "bundle_dir", required=True, type=click.Path(file_okay=False), help="A `kgrec train` bundle.")
-@click.option("--model", required=True, help="The bundle model whose recommendations are written.")
+@click.option("--model", help="The bundle model whose recommendations are written.")
 @click.option("--k", default=20, show_default=True, type=click.IntRange(1, 1000), help="Recommendations per user.")
+@click.option("--embeddings/--no-embeddings", "embeddings", default=None,
+              help="Write the bundle's KGE vectors and vector indexes too (default: when the bundle has them).")
 @click.option("--batch-size", default=5000, show_default=True, type=click.IntRange(1),
               help="Relationships per transaction.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @store_option
-def writeback(bundle_dir: str, model: str, k: int, batch_size: int, as_json: bool, store_url: str) -> None:
+def writeback(bundle_dir: str, model: str | None, k: int, embeddings: bool | None, batch_size: int, as_json: bool,
+              store_url: str) -> None:
     """Replace MODEL's (:User)-[:RECOMMENDED]->(:Item) relationships with its current top K.
 
     Each batch deletes the model's old recommendations for its users and creates the new
-    ones in one transaction; rerunning gives the same relationships.
+    ones in one transaction; rerunning gives the same relationships. When the bundle holds
+    a `kge` model its vectors are written as `emb_kge` properties with vector indexes.
     """
     from tqdm import tqdm
 
     from recommenders.bundle import Bundle
 
+    if model is None and not embeddings:
+        raise click.UsageError("give --model M (recommendations) and/or --embeddings")
     try:
         bundle = Bundle.load(bundle_dir)
     except (FileNotFoundError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
-    if model not in bundle.models:
+    if model is not None and model not in bundle.models:
         raise click.UsageError(f"model {model!r} is not in the bundle; it has: {', '.join(bundle.models)}")
-    users = bundle.snapshot.users.ids
+    artifact = getattr(bundle.models.get(EMBEDDING_MODEL), "artifact", None)
+    if embeddings and artifact is None:
+        raise click.UsageError(f"--embeddings: the bundle has no {EMBEDDING_MODEL!r} model with vectors")
+    write_vectors = artifact is not None and embeddings is not False
+    summary: dict[str, Any] = {}
     try:
         with open_store(store_url) as store:
             if not hasattr(store, "run_write"):
                 raise click.UsageError(f"writeback needs a Neo4j store (--store neo4j://HOST:PORT), not {store_url}")
-            progress = tqdm(users, unit="user", desc=f"recommend {model}", disable=None)
-            rows = recommendation_rows(bundle.models[model], progress, k)
-            result = write_recommendations(store, model, rows, users=users, batch_size=batch_size)
+            if model is not None:
+                users = bundle.snapshot.users.ids
+                progress = tqdm(users, unit="user", desc=f"recommend {model}", disable=None)
+                rows = recommendation_rows(bundle.models[model], progress, k)
+                summary["recommendations"] = write_recommendations(
+                    store, model, rows, users=users, batch_size=batch_size
+                ).to_dict()
+            if write_vectors:
+                from embeddings.writeback import write_embeddings
+
+                summary["embeddings"] = write_embeddings(store, artifact).to_dict()
     except (StoreError, WritebackError) as exc:
         raise click.ClickException(str(exc)) from exc
-    summary = result.to_dict()
     if as_json:
         click.echo(json.dumps(summary))
         return
-    click.echo(
-        f"{model}: {summary['created']:,} recommendations for {summary['users']:,} users written "
-        f"({summary['deleted']:,} old ones replaced, {summary['skipped']:,} skipped: user or item not in the graph) "
-        f"in {summary['batches']} transactions"
-    )
+    if "recommendations" in summary:
+        r = summary["recommendations"]
+        click.echo(
+            f"{r['model']}: {r['created']:,} recommendations for {r['users']:,} users written "
+            f"({r['deleted']:,} old ones replaced, {r['skipped']:,} skipped: user or item not in the graph) "
+            f"in {r['batches']} transactions"
+        )
+    if "embeddings" in summary:
+        e = summary["embeddings"]
+        written = ", ".join(f"{n:,} {label}" for label, n in e["written"].items())
+        indexes = ", ".join(e["indexes"])
+        click.echo(f"embeddings {e['model']}, {e['dimensions']} dimensions: {written}; indexes {indexes}")
