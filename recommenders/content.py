@@ -64,14 +64,12 @@ class Content(ScoredRecommender):
         inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
         self._vectors = sp.csr_matrix(sp.diags(inv) @ v)
         self._vectors.sort_indices()
-        self._item_terms = sp.csc_matrix(self._vectors)
 
     def _state(self) -> dict[str, np.ndarray]:
         return csr_state("vectors", self._vectors)
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
         self._vectors = csr_restore("vectors", arrays)
-        self._item_terms = sp.csc_matrix(self._vectors)
 
     def _profile(self, u: int) -> np.ndarray | None:
         w = self._weights
@@ -90,19 +88,20 @@ class Content(ScoredRecommender):
         v, snap, paths = self._vectors, self.snapshot, self._paths
         w = self._weights
         mine, my_w = w.indices[w.indptr[u] : w.indptr[u + 1]], w.data[w.indptr[u] : w.indptr[u + 1]]
+        # the user's items as term columns: which of your items carry each term, and how much
+        mine_terms = sp.csc_matrix(sp.diags(my_w) @ v[mine])
+        mine_terms.sort_indices()
         reasons = []
-        for t, vi in zip(v.indices[v.indptr[i] : v.indptr[i + 1]], v.data[v.indptr[i] : v.indptr[i + 1]], strict=True):
-            share = float(vi * profile[t])
+        for t, vi in zip(v.indices[v.indptr[i] : v.indptr[i + 1]].tolist(),
+                         v.data[v.indptr[i] : v.indptr[i + 1]].tolist(), strict=True):
+            share = vi * float(profile[t])
             if share == 0:
                 continue
-            col = self._item_terms
-            holders = col.indices[col.indptr[t] : col.indptr[t + 1]]
-            both, ia, ib = np.intersect1d(mine, holders, assume_unique=True, return_indices=True)
-            mass = my_w[ia] * col.data[col.indptr[t] + ib]
-            j = int(both[np.lexsort((both, -mass))[0]])
+            a, b = mine_terms.indptr[t], mine_terms.indptr[t + 1]
+            j = int(mine[mine_terms.indices[a + int(np.argmax(mine_terms.data[a:b]))]])
             if t < self._n_tags:
                 text = f"{snap.title(i)} is tagged {snap.tag_names[t]}, like {snap.title(j)} which you chose"
-                reasons.append(paths.shared_tag(u, j, int(t), i, share, text))
+                reasons.append(paths.shared_tag(u, j, t, i, share, text))
             else:
                 word = self._vocab[t - self._n_tags]
                 text = f"{snap.title(i)} and {snap.title(j)}, which you chose, both have “{word}” in their titles"

@@ -223,7 +223,9 @@ def row_normalise(m: sp.csr_matrix) -> sp.csr_matrix:
     m = sp.csr_matrix(m, dtype=np.float64)
     sums = np.asarray(m.sum(axis=1)).ravel()
     inv = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)
-    return sp.csr_matrix(sp.diags(inv) @ m)
+    out = sp.csr_matrix(sp.diags(inv) @ m)
+    out.sort_indices()
+    return out
 
 
 def keep_top_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:

@@ -23,6 +23,7 @@ from recommenders.scored import (
     csr_state,
     interaction_weights,
     row_normalise,
+    row_values,
     weighted_row_sum,
 )
 
@@ -58,6 +59,7 @@ class Social(ScoredRecommender):
         floor = self.config.trust_floor
         trust = f.data * (floor + (1 - floor) * taste)
         self._taste = sp.csr_matrix((taste + 1e-12, (f.row, f.col)), shape=f.shape)
+        self._taste.sort_indices()
         self._trust = row_normalise(sp.csr_matrix((trust, (f.row, f.col)), shape=f.shape))
         self._trust.sort_indices()
 
@@ -72,6 +74,11 @@ class Social(ScoredRecommender):
         t = self._trust
         return t.indices[t.indptr[u] : t.indptr[u + 1]], t.data[t.indptr[u] : t.indptr[u + 1]]
 
+    def _taste_of(self, u: int, friends: np.ndarray) -> np.ndarray:
+        t = self._taste
+        row, vals = t.indices[t.indptr[u] : t.indptr[u + 1]], t.data[t.indptr[u] : t.indptr[u + 1]]
+        return vals[np.searchsorted(row, friends)]
+
     def _scores(self, u: int) -> np.ndarray | None:
         friends, trust = self._friends(u)
         if len(friends) == 0:
@@ -80,14 +87,13 @@ class Social(ScoredRecommender):
 
     def _explain(self, u: int, i: int, score: float) -> list[Reason]:
         friends, trust = self._friends(u)
+        into_i = row_values(self._p_ui, friends, i)
+        tastes = self._taste_of(u, friends)
         reasons = []
-        for f, tr in zip(friends, trust, strict=True):
-            f = int(f)
-            p = self._p_ui[f, i]
+        for f, tr, p, taste in zip(friends.tolist(), trust.tolist(), into_i.tolist(), tastes.tolist(), strict=True):
             if p == 0:
                 continue
             name = self._paths.user(f).name or self.snapshot.users.ids[f]
-            taste = float(self._taste[u, f])
             text = f"You follow {name} (taste similarity {taste:.2f}), who chose {self.snapshot.title(i)}"
-            reasons.append(self._paths.friend(u, f, i, float(tr) * float(p) * float(self._penalty[i]), text))
+            reasons.append(self._paths.friend(u, f, i, tr * p * float(self._penalty[i]), text))
         return reasons

@@ -23,6 +23,7 @@ from recommenders.scored import (
     csr_state,
     interaction_weights,
     keep_top_per_row,
+    row_values,
     weighted_row_sum,
 )
 
@@ -77,17 +78,19 @@ class UserCF(ScoredRecommender):
         a, b = s.indptr[u], s.indptr[u + 1]
         mine = w.indices[w.indptr[u] : w.indptr[u + 1]]
         my_w = w.data[w.indptr[u] : w.indptr[u + 1]]
+        mark = np.zeros(w.shape[1])
+        mark[mine] = my_w
+        into_i = row_values(w, s.indices[a:b], i)
         reasons = []
-        for v, sim in zip(s.indices[a:b], s.data[a:b], strict=True):
-            v = int(v)
-            wvi = w[v, i]
+        for v, sim, wvi in zip(s.indices[a:b].tolist(), s.data[a:b].tolist(), into_i.tolist(), strict=True):
             if wvi == 0:
                 continue
             theirs = w.indices[w.indptr[v] : w.indptr[v + 1]]
-            both, ia, _ = np.intersect1d(mine, theirs, assume_unique=True, return_indices=True)
-            j = int(both[np.lexsort((both, -my_w[ia]))[0]])
+            shared = mark[theirs]
+            j = int(theirs[np.argmax(shared)])
+            n_both = int(np.count_nonzero(shared))
             name = self._paths.user(v).name or snap.users.ids[v]
-            text = (f"{name} shares {len(both)} of your items, such as {snap.title(j)}, and chose {snap.title(i)} "
+            text = (f"{name} shares {n_both} of your items, such as {snap.title(j)}, and chose {snap.title(i)} "
                     f"(similarity {sim:.3f})")
-            reasons.append(self._paths.co_interaction(u, j, v, i, float(sim) * float(wvi), text))
+            reasons.append(self._paths.co_interaction(u, j, v, i, sim * wvi, text))
         return reasons
