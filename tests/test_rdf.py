@@ -191,3 +191,27 @@ def test_cli_import_of_malformed_file_fails_cleanly(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "not valid" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.neo4j
+def test_import_into_neo4j_gives_the_same_graph(
+    request: pytest.FixtureRequest, store: MemoryStore, tmp_path: Path
+) -> None:
+    uri = request.getfixturevalue("neo4j_uri")
+    neo4j_store = pytest.importorskip("graph.neo4j_store")
+    path = tmp_path / "graph.ttl"
+    export_rdf(store, path, "ttl")
+    with neo4j_store.Neo4jStore.from_url(uri) as neo:
+        neo.clear()
+        try:
+            result = import_rdf(neo, path)
+            assert sum(result.unmapped.values()) == 0
+            assert neo.counts() == store.counts()
+            assert neo.snapshot().fingerprint == store.snapshot().fingerprint
+            back = tmp_path / "back.nt"
+            export_rdf(neo, back, "nt")
+            again = MemoryStore(tmp_path / "again")
+            import_rdf(again, back)
+            assert again.snapshot().fingerprint == store.snapshot().fingerprint
+        finally:
+            neo.clear()
