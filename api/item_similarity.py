@@ -6,6 +6,8 @@ top co-listeners and shared tags as reasons: real paths, each with a constant Cy
 
 from __future__ import annotations
 
+from itertools import zip_longest
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -31,6 +33,8 @@ class ItemSimilarity:
         norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
         norms[norms == 0] = 1.0
         self._x = x  # users × items, binary, CSC for fast column access
+        self._weights = snapshot.interactions.tocsc()
+        self._weights.sort_indices()
         self._xr = x.tocsr()
         self._norms = norms
 
@@ -52,30 +56,18 @@ class ItemSimilarity:
         ]
 
     def reasons(self, a: int, b: int, limit: int = 3) -> list[Reason]:
-        """Up to ``limit`` shared listeners and ``limit`` shared tags linking items a and b."""
+        """Up to ``limit`` shared tags (most used first) and ``limit`` shared listeners (those
+        who played both the most first) linking items a and b."""
         s = self.snapshot
-        out: list[Reason] = []
-        ua = set(self._x[:, a].indices.tolist())
-        shared = sorted(u for u in self._x[:, b].indices.tolist() if u in ua)
-        total = len(shared)
-        for u in shared[:limit]:
-            nodes = (_item(s, a), PathNode(Label.USER, s.users.ids[u]), _item(s, b))
-            out.append(Reason(
-                nodes=nodes,
-                rels=(PathRel(Rel.INTERACTED, False), PathRel(Rel.INTERACTED, True)),
-                contribution=0.0,
-                text=f"User {s.users.ids[u]} listened to both {s.title(a)} and {s.title(b)}"
-                     f" (one of {total} shared listeners)",
-                cypher=CO_AUDIENCE_CYPHER,
-                params={"n0": nodes[0].id, "n1": nodes[1].id, "n2": nodes[2].id},
-                kind="evidence",
-            ))
+        by_tag: list[Reason] = []
+        by_user: list[Reason] = []
         it: sp.csr_matrix = s.item_tags
-        ta = set(it.indices[it.indptr[a]:it.indptr[a + 1]].tolist())
-        tags = sorted(t for t in it.indices[it.indptr[b]:it.indptr[b + 1]].tolist() if t in ta)
-        for t in tags[:limit]:
+        tags_a = it.indices[it.indptr[a]:it.indptr[a + 1]]
+        tags_b, count_b = it.indices[it.indptr[b]:it.indptr[b + 1]], it.data[it.indptr[b]:it.indptr[b + 1]]
+        common, _, ib = np.intersect1d(tags_a, tags_b, assume_unique=True, return_indices=True)
+        for t in common[np.lexsort((common, -count_b[ib]))][:limit].tolist():
             nodes = (_item(s, a), PathNode(Label.TAG, s.tags.ids[t], s.tag_names[t]), _item(s, b))
-            out.append(Reason(
+            by_tag.append(Reason(
                 nodes=nodes,
                 rels=(PathRel(Rel.HAS_TAG, True), PathRel(Rel.HAS_TAG, False)),
                 contribution=0.0,
@@ -84,7 +76,26 @@ class ItemSimilarity:
                 params={"n0": nodes[0].id, "n1": nodes[1].id, "n2": nodes[2].id},
                 kind="evidence",
             ))
-        return out
+        w = self._weights
+        users_a, w_a = w.indices[w.indptr[a]:w.indptr[a + 1]], w.data[w.indptr[a]:w.indptr[a + 1]]
+        users_b, w_b = w.indices[w.indptr[b]:w.indptr[b + 1]], w.data[w.indptr[b]:w.indptr[b + 1]]
+        shared, ia, ib = np.intersect1d(users_a, users_b, assume_unique=True, return_indices=True)
+        strength = np.minimum(w_a[ia], w_b[ib])
+        for u in shared[np.lexsort((shared, -strength))][:limit].tolist():
+            nodes = (_item(s, a), PathNode(Label.USER, s.users.ids[u]), _item(s, b))
+            by_user.append(Reason(
+                nodes=nodes,
+                rels=(PathRel(Rel.INTERACTED, False), PathRel(Rel.INTERACTED, True)),
+                contribution=0.0,
+                text=f"User {s.users.ids[u]} chose both {s.title(a)} and {s.title(b)}"
+                     f" (one of {len(shared)} people who did)",
+                cypher=CO_AUDIENCE_CYPHER,
+                params={"n0": nodes[0].id, "n1": nodes[1].id, "n2": nodes[2].id},
+                kind="evidence",
+            ))
+        # alternate the two kinds so the first few shown include both
+        mixed = [r for pair in zip_longest(by_tag, by_user) for r in pair if r is not None]
+        return mixed
 
 
 def _item(s: GraphSnapshot, i: int) -> PathNode:
