@@ -1,0 +1,42 @@
+"""The API against a Neo4j store that is not there (a closed loopback port): it starts,
+serves reads from the bundle, reports ``degraded`` health and answers writes with 503."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from api.app import create_app
+from api.settings import Settings
+from tests.api_fixtures import API_KEY, fresh_engine, train_bundle
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def client(snapshot, tmp_path_factory):
+    bundle = train_bundle(snapshot, tmp_path_factory.mktemp("neo4j-down") / "bundle")
+    settings = Settings(bundle=str(bundle), store=f"bolt://127.0.0.1:{closed_port()}", api_key=API_KEY)
+    return create_app(settings, engine=fresh_engine(bundle)).test_client()
+
+
+def test_reads_served_writes_refused_when_neo4j_is_down(client, snapshot):
+    user = snapshot.users.ids[0]
+    recs = client.get(f"/v1/users/{user}/recommendations?k=5&explain=true")
+    assert recs.status_code == 200 and len(recs.get_json()["recommendations"]) == 5
+    assert client.get(f"/v1/items/{snapshot.items.ids[0]}/similar?k=3").status_code == 200
+    health = client.get("/v1/health").get_json()
+    assert health["status"] == "degraded" and health["store"]["reachable"] is False
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    resp = client.post("/v1/interactions", json={"user": user, "item": snapshot.items.ids[1]}, headers=auth)
+    assert resp.status_code == 503
+    assert resp.get_json()["error"]["code"] == "store_unavailable"
+    assert "Traceback" not in resp.get_data(as_text=True)
+    # nothing reached the overlay either: the user's history is the bundle's
+    assert client.get(f"/v1/users/{user}").get_json()["interactions"] == len(
+        snapshot.user_items(snapshot.users.index[user]))
