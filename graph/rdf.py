@@ -16,6 +16,8 @@ reason, never silently dropped.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 import re
 from collections import Counter, defaultdict
@@ -180,37 +182,41 @@ def triples(records: GraphRecords) -> Iterator[tuple[Node, Node, Node]]:
         yield item(f.item), predicate_iri(f.predicate), node_iri(Label.ENTITY, f.entity)
 
 
-def to_graph(records: GraphRecords, progress: Callable[[int], None] | None = None) -> Graph:
+def to_graph(records: GraphRecords) -> Graph:
     """An rdflib Graph of ``records`` with the ``kg:`` prefix bound."""
     g = Graph()
     g.bind("kg", KG)
-    batch: list[tuple[Node, Node, Node]] = []
-    for t in triples(records):
-        batch.append(t)
-        if len(batch) >= 10_000:
-            g.addN((s, p, o, g) for s, p, o in batch)
-            if progress:
-                progress(len(batch))
-            batch.clear()
-    g.addN((s, p, o, g) for s, p, o in batch)
-    if progress:
-        progress(len(batch))
+    g.addN((s, p, o, g) for s, p, o in triples(records))
     return g
 
 
 def export_rdf(
     store: GraphStore, destination: str | Path | IO[bytes], fmt: str = "ttl",
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, chunk: int = 200_000,
 ) -> int:
-    """Serialize the whole store; returns the number of triples written."""
+    """Serialize the whole store; returns the number of triples written.
+
+    Triples go out in chunks of ``chunk``, each serialized on its own: concatenated N-Triples
+    or Turtle documents (Turtle allows repeated prefixes and subjects) form one valid document,
+    so memory stays bounded by the chunk instead of the whole graph.
+    """
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; expected one of {EXPORT_FORMATS}")
-    g = to_graph(store.export(), progress)
-    if isinstance(destination, str | Path):
-        g.serialize(destination=str(destination), format=FORMATS[fmt], encoding="utf-8")
-    else:
-        destination.write(g.serialize(format=FORMATS[fmt], encoding="utf-8"))
-    return len(g)
+    records = store.export()
+    with contextlib.ExitStack() as stack:
+        out = destination if not isinstance(destination, str | Path) else stack.enter_context(
+            open(destination, "wb"))
+        written = 0
+        stream = triples(records)
+        while batch := list(itertools.islice(stream, chunk)):
+            g = Graph()
+            g.bind("kg", KG)
+            g.addN((s, p, o, g) for s, p, o in batch)
+            out.write(g.serialize(format=FORMATS[fmt], encoding="utf-8"))
+            written += len(g)
+            if progress:
+                progress(len(g))
+    return written
 
 
 # -- import -----------------------------------------------------------------------------

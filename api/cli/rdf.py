@@ -34,8 +34,11 @@ def export(store_url: str, fmt: str, output: Path | None, no_progress: bool) -> 
                 sys.stdout.flush()
             else:
                 tmp = output.with_name(f".{output.name}.tmp")
-                n = export_rdf(store, tmp, fmt, bar.update)
-                tmp.replace(output)
+                try:
+                    n = export_rdf(store, tmp, fmt, bar.update)
+                    tmp.replace(output)
+                finally:
+                    tmp.unlink(missing_ok=True)
     except (StoreError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"exported {n:,} triples" + (f" to {output}" if output else ""), err=True)
