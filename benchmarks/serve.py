@@ -46,13 +46,19 @@ def ensure_wrk() -> str:
     sys.exit("wrk is missing: apt-get install wrk")
 
 
-def build_bundle(datasets: Path, out: Path) -> Path:
-    """Train graph_walk (+ popularity, the last resort) on Last.fm 2K once; reuse afterwards."""
-    if (out / "manifest.json").is_file():
-        return out
+def build_bundle(datasets: Path, out: Path, retrain: bool = False) -> Path:
+    """Train graph_walk (+ popularity, the last resort) on Last.fm 2K once; reuse afterwards
+    (retrained when the cached bundle no longer loads, e.g. after a model format change)."""
     from graph.snapshot import build_snapshot
     from loaders import lastfm
-    from recommenders.bundle import fit_models, save_bundle
+    from recommenders.bundle import Bundle, fit_models, save_bundle
+
+    if (out / "manifest.json").is_file() and not retrain:
+        try:
+            Bundle.load(out)
+            return out
+        except (ValueError, KeyError, FileNotFoundError) as exc:
+            print(f"cached bundle unusable ({exc}); retraining", file=sys.stderr)
 
     started = time.perf_counter()
     loaded = lastfm.load(datasets / "lastfm-2k")
@@ -154,11 +160,12 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--cache", type=Path, default=ROOT / "data" / "bench" / "lastfm-bundle")
+    ap.add_argument("--retrain", action="store_true", help="train the bundle again (current model defaults)")
     ap.add_argument("--no-write", action="store_true", help="print the results, leave RESULTS.md alone")
     args = ap.parse_args()
 
     wrk = ensure_wrk()
-    bundle = build_bundle(args.datasets, args.cache)
+    bundle = build_bundle(args.datasets, args.cache, args.retrain)
     load_before = os.getloadavg()[0]
     users = json.loads((bundle / "snapshot" / "snapshot.json").read_text(encoding="utf-8"))["users"]
     tmp = Path(tempfile.mkdtemp(prefix="kgrec-serve-bench-"))
