@@ -45,11 +45,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.extensions["kgrec.store"] = StoreHandle(settings.store)
 
     from api.blueprints.admin import bp as admin_bp
+    from api.blueprints.cypher import bp as cypher_bp
     from api.blueprints.explain_pages import bp as pages_bp
     from api.blueprints.recommend import bp as recommend_bp
 
     app.register_blueprint(admin_bp, url_prefix="/v1")
     app.register_blueprint(recommend_bp, url_prefix="/v1")
+    app.register_blueprint(cypher_bp, url_prefix="/v1")
     app.register_blueprint(pages_bp, url_prefix="/ui")
     register_error_handlers(app)
 

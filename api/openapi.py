@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.blueprints.cypher import OPENAPI as CYPHER_OPENAPI
+
 ERROR = {"$ref": "#/components/schemas/Error"}
 
 
@@ -243,6 +245,7 @@ def build_spec() -> dict[str, Any]:
                                        "InteractionIn", unknown_item=True),
             "/users": _write_op("Create or update users", "UserIn"),
             "/items": _write_op("Create or update items", "ItemIn"),
+            "/cypher": CYPHER_OPENAPI,
             "/models": {"get": {
                 "summary": "The models of the loaded bundle",
                 "responses": {"200": _json({"$ref": "#/components/schemas/Models"}, "models")},

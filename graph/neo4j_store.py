@@ -372,9 +372,18 @@ class Neo4jStore(GraphStore):
 
         return self._call(go)
 
-    def run_read(self, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Run a parameterised read-only query (a write is refused by the server) as plain dicts."""
-        return self._read(lambda tx: tx.run(query, params or {}).data())
+    def run_read(
+        self, query: str, params: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Run a parameterised read-only query (a write is refused by the server) as plain dicts.
+
+        ``timeout`` (seconds) is a transaction timeout the server enforces.
+        """
+
+        def work(tx: Any) -> list[dict[str, Any]]:
+            return tx.run(query, params or {}).data()
+
+        return self._read(self._neo4j.unit_of_work(timeout=timeout)(work) if timeout else work)
 
     def run_write(self, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run a parameterised query in a managed (retried) write transaction, as plain dicts."""
