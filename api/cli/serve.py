@@ -39,7 +39,9 @@ def serve(bundle: str, store_url: str, host: str, port: int, workers: int, threa
     if dev:
         app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
         return
-    run_gunicorn(app, {"bind": f"{host}:{port}", "workers": workers, "threads": threads})
+    handle = app.extensions["kgrec.store"]
+    run_gunicorn(app, {"bind": f"{host}:{port}", "workers": workers, "threads": threads,
+                       "worker_exit": lambda _server, _worker: handle.close()})
 
 
 def run_gunicorn(app: Any, options: dict[str, Any]) -> None:
