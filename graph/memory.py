@@ -97,6 +97,7 @@ class MemoryStore(GraphStore):
         path = self.directory / FILE_NAME
         if path.exists():
             self._read(path)
+        self._on_disk = _signature(path)
 
     # -- node and edge primitives -------------------------------------------------------
     def _touch(self) -> None:
@@ -284,6 +285,12 @@ class MemoryStore(GraphStore):
         """Write the graph atomically (temp file in the same directory, then ``os.replace``)."""
         if not self._dirty or self._closed:
             return
+        path = self.directory / FILE_NAME
+        if _signature(path) != self._on_disk:
+            raise StoreError(
+                f"{path} was rewritten by another process or store since this one read it; "
+                "reopen the store and repeat the write (refusing to overwrite the newer graph)"
+            )
         self.directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".graph-", suffix=".tmp", dir=self.directory)
         try:
@@ -292,10 +299,11 @@ class MemoryStore(GraphStore):
                     gz.write(json.dumps(self._document(), ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
                 raw.flush()
                 os.fsync(raw.fileno())
-            os.replace(tmp, self.directory / FILE_NAME)
+            os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        self._on_disk = _signature(path)
         self._dirty = False
 
     def close(self) -> None:
@@ -434,6 +442,15 @@ class MemoryStore(GraphStore):
                 raise StoreError(f"{path}: corrupt {table} row: {exc}") from exc
             put(self, checked)
         self._dirty = False
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    """Identity of the file on disk (a replace makes a new inode), or None when absent."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 # Checks of the persisted row fields (one function per field kind, as reading is hot).

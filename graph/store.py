@@ -114,7 +114,7 @@ class GraphStore(ABC):
     def clear(self) -> None:
         """Remove everything (tests, and ``kgrec load --replace``)."""
 
-    def flush(self) -> None:
+    def flush(self) -> None:  # noqa: B027 - optional hook: write-through stores need nothing
         """Make every write so far durable. Stores that write through need do nothing."""
 
     # -- reads --------------------------------------------------------------------------
@@ -171,7 +171,7 @@ class GraphStore(ABC):
             return False
         return True
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: stores without resources need nothing
         """Release connections; the store is unusable afterwards."""
 
     def __enter__(self) -> GraphStore:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from graph.memory import FILE_NAME, MemoryStore
+from graph.memory import FILE_NAME, TABLES, MemoryStore
 from graph.records import (
     COUNT_KEYS,
     Fact,
@@ -418,9 +418,22 @@ def test_memory_store_writes_only_on_flush(tmp_path: Path) -> None:
 
 
 def _doc(**tables: object) -> bytes:
-    empty = dict.fromkeys(("users", "items", "tags", "entities", "interacted", "tagged", "has_tag", "follows",
-                           "related"), [])
+    empty: dict[str, list[object]] = {table: [] for table in TABLES}
     return gzip.compress(json.dumps({"format": "kgrec-memory-store", "version": 1, **empty, **tables}).encode())
+
+
+def test_memory_store_refuses_to_overwrite_a_newer_graph(tmp_path: Path) -> None:
+    stale = MemoryStore(tmp_path)
+    with MemoryStore(tmp_path) as other:
+        other.upsert_users([User("written-elsewhere")])
+    stale.upsert_users([User("stale-write")])
+    with pytest.raises(StoreError, match="reopen"):
+        stale.flush()
+    fresh = MemoryStore(tmp_path)
+    assert fresh.get_node(Label.USER, "written-elsewhere") is not None
+    fresh.upsert_users([User("after-reopen")])
+    fresh.close()
+    assert MemoryStore(tmp_path).counts()["users"] == 2
 
 
 @pytest.mark.parametrize(
