@@ -51,16 +51,29 @@ def export(store_url: str, fmt: str, output: Path | None, no_progress: bool) -> 
               help="RDF syntax (default: from the file extension).")
 @click.option("--item-prefix", "item_prefixes", multiple=True, metavar="IRI",
               help="IRIs starting with this prefix name items: the rest of the IRI is the item id. Repeatable.")
-def import_(file: Path, store_url: str, fmt: str | None, item_prefixes: tuple[str, ...]) -> None:
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def import_(file: Path, store_url: str, fmt: str | None, item_prefixes: tuple[str, ...], no_progress: bool) -> None:
     """Import RDF: a kgrec export, or third-party triples about items (become RELATED facts).
 
     Triples that cannot be mapped are counted by reason and shown, never dropped silently.
     """
-    from graph.rdf import import_rdf
+    from tqdm import tqdm
+
+    from graph.rdf import parse, read_graph
+    from graph.schema import Label
 
     try:
-        with open_store(store_url) as store:
-            result = import_rdf(store, file, fmt, item_prefixes)
+        with open_store(store_url) as store, tqdm(
+            total=3, desc="parse", unit="step", disable=no_progress or None, file=sys.stderr, leave=False
+        ) as bar:
+            graph = parse(file, fmt)
+            bar.set_description("map")
+            bar.update()
+            result = read_graph(graph, lambda key: store.get_node(Label.ITEM, key) is not None, item_prefixes)
+            bar.set_description("write")
+            bar.update()
+            store.load(result.records)
+            bar.update()
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     counts = result.counts
