@@ -71,17 +71,24 @@ class StoreHandle:
                 raise StoreUnavailable(f"store {self.url} refused the operation: {exc}") from exc
 
     def reachable(self) -> bool:
-        """Whether the store answers; cached for ``ping_ttl`` seconds so health checks stay cheap."""
+        """Whether the store answers; cached for ``ping_ttl`` seconds so health checks stay
+        cheap, and never waiting behind a write or a slow open: while the store is busy the
+        last answer stands (False when there is none yet)."""
         now = time.monotonic()
         cached = self._ping
         if cached is not None and now - cached[0] < self._ping_ttl:
             return cached[1]
+        if not self._lock.acquire(blocking=False):
+            return cached[1] if cached is not None else False
         try:
-            ok = bool(self.call(lambda s: s.ping()))
-        except StoreUnavailable:
-            ok = False
-        self._ping = (now, ok)
-        return ok
+            try:
+                ok = bool(self.call(lambda s: s.ping()))
+            except StoreUnavailable:
+                ok = False
+            self._ping = (now, ok)
+            return ok
+        finally:
+            self._lock.release()
 
     def close(self) -> None:
         with self._lock:
