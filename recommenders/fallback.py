@@ -23,7 +23,8 @@ class FallbackChain:
         if not recommenders:
             raise ValueError("a fallback chain needs at least one recommender")
         self.recommenders = list(recommenders)
-        anonymous = [r for r in self.recommenders if hasattr(r, "recommend_anonymous")]
+        anonymous = [r for r in self.recommenders
+                     if hasattr(r, "recommend_anonymous") and hasattr(r, "explain_anonymous")]
         self.anonymous = anonymous[-1] if anonymous else None
 
     @property
@@ -42,7 +43,12 @@ class FallbackChain:
         return out
 
     def explain(self, user_id: str, item_id: str, source: str | None = None) -> list[Reason]:
-        """Reasons from ``source`` if given, else from the first member that has any."""
+        """Reasons from ``source`` if given, else from the first member that has any; a user
+        the graph does not know gets the anonymous reasons of the last resort."""
+        if self.anonymous is not None and not self._known(user_id):
+            if source is None or source == self.anonymous.name:
+                return self.anonymous.explain_anonymous(item_id)
+            return []
         for rec in self.recommenders:
             if source is not None and rec.name != source:
                 continue

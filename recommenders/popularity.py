@@ -105,6 +105,15 @@ class Popularity(ScoredRecommender):
             reasons.append(p.shared_tag(u, j, int(t), i, self._pop[i] * share[t], text))
         return reasons
 
+    def explain_anonymous(self, item_id: str) -> list[Reason]:
+        """Why a popular item is shown to a user the graph does not know: its audience."""
+        snap = self._snap()
+        i = snap.items.get(item_id)
+        if i is None or self._audience[i] <= 0:
+            return []
+        score = float(self._pop[i] if self.config.mode != "tag" else self._audience[i])
+        return [self._paths.popular(i, score, f"{int(self._audience[i])} people interacted with {snap.title(i)}")]
+
     def recommend_anonymous(self, k: int = 10, exclude: Collection[str] | None = None) -> list[Recommendation]:
         """The globally popular items, for a user the graph does not know."""
         snap = self._snap()

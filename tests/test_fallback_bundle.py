@@ -28,6 +28,9 @@ def test_unknown_user_gets_the_fallback(chain: FallbackChain) -> None:
     assert len(recs) == 7
     assert {r.source for r in recs} == {"popularity"}
     assert chain.recommend("nobody-knows-me", k=7, exclude={recs[0].item_id})[0].item_id == recs[1].item_id
+    reasons = chain.explain("nobody-knows-me", recs[0].item_id)
+    assert len(reasons) == 1 and reasons[0].contribution == recs[0].score
+    assert reasons[0].nodes[0].id == recs[0].item_id
 
 
 def test_short_lists_are_filled_without_duplicates(chain: FallbackChain, snapshot: GraphSnapshot) -> None:
