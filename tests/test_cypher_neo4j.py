@@ -309,7 +309,8 @@ def test_taste_communities(world) -> None:
         counts = Counter(t for i in shared for t in w.item_tags[i])
         if not counts:
             continue
-        top = min(counts, key=lambda t: (-counts[t], t))
+        weight = {t: n * math.log(len(w.items) / len(w.tagged_items[t])) for t, n in counts.items()}
+        top = min(weight, key=lambda t: (-weight[t], t))
         groups[top] |= {a, b}
         friendships[top] += 1
     expected = sorted(groups, key=lambda t: (-len(groups[t]), -friendships[t], t))[:K]
