@@ -23,11 +23,12 @@ from recommenders.scored import interaction_weights, keep_top_per_row
 @dataclass(frozen=True)
 class ItemCFConfig:
     """``weighting``: ``cosine`` (plain vectors) or ``bm25``; ``interaction_weighting``:
-    how play counts enter (``binary``, ``log``, ``raw``)."""
+    how play counts enter (``binary``, ``log``, ``raw``). Defaults chosen on a Last.fm 2K
+    validation cut (cosine beat BM25; 400 neighbours beat 100)."""
 
     weighting: str = "cosine"
     shrink: float = 10.0
-    neighbours: int = 100
+    neighbours: int = 400
     interaction_weighting: str = "binary"
     bm25_k1: float = 1.2
     bm25_b: float = 0.75

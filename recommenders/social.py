@@ -30,7 +30,9 @@ from recommenders.scored import (
 
 @dataclass(frozen=True)
 class SocialConfig:
-    trust_floor: float = 0.3
+    """Defaults chosen on a Last.fm 2K validation cut (floor 0.1 beat 0.5; no popularity penalty)."""
+
+    trust_floor: float = 0.1
     beta: float = 0.0
     interaction_weighting: str = "binary"
     seed: int = 42

@@ -30,7 +30,9 @@ from recommenders.scored import (
 
 @dataclass(frozen=True)
 class UserCFConfig:
-    weighting: str = "cosine"
+    """Defaults chosen on a Last.fm 2K validation cut (BM25 beat cosine; 50 neighbours beat 100)."""
+
+    weighting: str = "bm25"
     shrink: float = 10.0
     neighbours: int = 50
     interaction_weighting: str = "binary"
