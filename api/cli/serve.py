@@ -6,6 +6,7 @@ arrays copy-on-write; each worker opens its own store connection lazily after th
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import click
@@ -40,7 +41,13 @@ def serve(bundle: str, store_url: str, host: str, port: int, workers: int, threa
         app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
         return
     handle = app.extensions["kgrec.store"]
+
+    def open_store_early(_worker: Any) -> None:
+        """Open the store in the background as each worker starts, so no request pays for it."""
+        threading.Thread(target=handle.reachable, name="kgrec-store-open", daemon=True).start()
+
     run_gunicorn(app, {"bind": f"{host}:{port}", "workers": workers, "threads": threads,
+                       "post_worker_init": open_store_early,
                        "worker_exit": lambda _server, _worker: handle.close()})
 
 
