@@ -72,8 +72,8 @@ class ALS(ScoredRecommender):
             n_users = self._conf.shape[0]
             model = self._model(max(1, min(self.config.factors, n_users // max(1, self.config.users_per_factor))))
             model.fit(self._conf, show_progress=False)
-        self._items = np.asarray(model.item_factors, dtype=np.float64)
-        self._users = self._solve_users()
+            self._items = np.asarray(model.item_factors, dtype=np.float64)
+            self._users = self._solve_users()  # thousands of small solves: one BLAS thread is fastest
         self._implicit = None
 
     def _solve_users(self) -> np.ndarray:
