@@ -319,6 +319,17 @@ def test_snapshot_shapes_follow_counts(store: GraphStore) -> None:
     assert snap.title(radiohead) == "Radiohead"
 
 
+def test_snapshot_follows_every_write(store: GraphStore) -> None:
+    store.load(small())
+    first = store.snapshot()
+    store.upsert_interactions([Interaction("bob", "muse", 2.0)])
+    second = store.snapshot()
+    assert second.fingerprint != first.fingerprint
+    assert second.counts["interactions"] == first.counts["interactions"] + 1
+    store.delete_interactions([("bob", "muse")])
+    assert store.snapshot().fingerprint == first.fingerprint
+
+
 # -- hostile and international data -----------------------------------------------------
 def test_unicode_ids_and_titles_round_trip(store: GraphStore) -> None:
     records = GraphRecords(
@@ -420,6 +431,13 @@ def test_memory_store_writes_only_on_flush(tmp_path: Path) -> None:
 def _doc(**tables: object) -> bytes:
     empty: dict[str, list[object]] = {table: [] for table in TABLES}
     return gzip.compress(json.dumps({"format": "kgrec-memory-store", "version": 1, **empty, **tables}).encode())
+
+
+def test_memory_store_refuses_writes_after_close(tmp_path: Path) -> None:
+    s = MemoryStore(tmp_path)
+    s.close()
+    with pytest.raises(StoreError, match="closed"):
+        s.upsert_users([User("late")])
 
 
 def test_memory_store_refuses_to_overwrite_a_newer_graph(tmp_path: Path) -> None:
