@@ -67,7 +67,7 @@ def child(dataset: str, path: str, store_url: str) -> dict[str, Any]:
     rel_s = sum(timings[k] for k in RELATIONSHIPS)
     return {
         "dataset": dataset,
-        "store": store_url.split("://", 1)[0],
+        "store": "memory" if store_url.startswith("memory://") else "neo4j",
         "parse_s": parse_s,
         "write_s": write_s,
         "total_s": parse_s + write_s,
