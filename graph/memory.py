@@ -204,57 +204,70 @@ class MemoryStore(GraphStore):
         ))
 
     # -- writes -------------------------------------------------------------------------
-    def _write(self, put: Any, rows: list[tuple[Any, ...]], ids: Sequence[tuple[int, str]]) -> int:
-        """Check every row's ids first, so a bad row leaves the whole batch unwritten."""
+    def _write(self, table: str, rows: list[tuple[Any, ...]], ids: Sequence[tuple[int, str]],
+               put: Callable[[list[Any]], None] | None = None) -> int:
+        """Check every row first (ids, then the value types the file format allows), so a bad
+        row leaves the whole batch unwritten and nothing unstorable ever reaches the file."""
+        fields = TABLES[table][0]
         for row in rows:
             for pos, what in ids:
                 if not isinstance(row[pos], str) or not row[pos]:
                     raise StoreError(f"{what} must be a non-empty string, got {row[pos]!r}")
+            try:
+                _checked(row, fields)
+            except ValueError as exc:
+                raise StoreError(f"bad {table} row: {exc}") from exc
         self._touch()
-        put(rows)
+        if put is None:
+            TABLES[table][1](self, rows)
+        else:
+            put(rows)
         return len(rows)
 
     def upsert_users(self, rows: Iterable[User]) -> int:
-        return self._write(self._put_users, [(r.id, r.attrs) for r in rows], [(0, "user id")])
+        return self._write("users", [(r.id, r.attrs) for r in rows], [(0, "user id")])
 
     def upsert_items(self, rows: Iterable[Item]) -> int:
-        return self._write(self._put_items, [(r.id, r.title, r.attrs) for r in rows], [(0, "item id")])
+        return self._write("items", [(r.id, r.title, r.attrs) for r in rows], [(0, "item id")])
 
     def upsert_tags(self, rows: Iterable[Tag]) -> int:
-        return self._write(self._put_tags, [(r.id, r.name, r.kind) for r in rows], [(0, "tag id")])
+        return self._write("tags", [(r.id, r.name, r.kind) for r in rows], [(0, "tag id")])
 
     def upsert_interactions(self, rows: Iterable[Interaction]) -> int:
         return self._write(
-            self._put_interacted, [(r.user, r.item, r.weight, r.rating, r.ts) for r in rows],
+            "interacted", [(r.user, r.item, r.weight, r.rating, r.ts) for r in rows],
             [(0, "interaction user"), (1, "interaction item")],
         )
 
     def upsert_taggings(self, rows: Iterable[Tagging]) -> int:
         return self._write(
-            self._put_tagged, [(r.user, r.item, r.tag, r.ts) for r in rows],
+            "tagged", [(r.user, r.item, r.tag, r.ts) for r in rows],
             [(0, "tagging user"), (1, "tagging item"), (2, "tagging tag")],
         )
 
     def upsert_item_tags(self, rows: Iterable[ItemTag]) -> int:
         return self._write(
-            self._put_has_tag, [(r.item, r.tag, r.count) for r in rows], [(0, "item tag item"), (1, "item tag tag")]
+            "has_tag", [(r.item, r.tag, r.count) for r in rows], [(0, "item tag item"), (1, "item tag tag")]
         )
 
     def upsert_follows(self, rows: Iterable[Follow]) -> int:
         return self._write(
-            self._put_follows, [(r.user, r.friend, r.weight) for r in rows], [(0, "follow user"), (1, "follow friend")]
+            "follows", [(r.user, r.friend, r.weight) for r in rows], [(0, "follow user"), (1, "follow friend")]
         )
 
     def upsert_facts(self, rows: Iterable[Fact]) -> int:
         rows = list(rows)
+        for r in rows:
+            if r.entity_label is not None and not isinstance(r.entity_label, str):
+                raise StoreError(f"entity label must be a string, got {r.entity_label!r}")
 
         def put(facts: list[tuple[str, str, str]]) -> None:
             self._put_entities([(r.entity, r.entity_label) for r in rows])
             self._put_related(facts)
 
         return self._write(
-            put, [(r.item, r.predicate, r.entity) for r in rows],
-            [(0, "fact item"), (1, "fact predicate"), (2, "fact entity")],
+            "related", [(r.item, r.predicate, r.entity) for r in rows],
+            [(0, "fact item"), (1, "fact predicate"), (2, "fact entity")], put,
         )
 
     def delete_users(self, ids: Iterable[str]) -> int:
@@ -478,8 +491,8 @@ def _attrs(v: object) -> bool:
     return type(v) is dict and all(type(x) in (str, int, float, bool) for x in v.values())
 
 
-def _checked(row: object, fields: tuple[Callable[[object], bool], ...]) -> list[Any]:
-    if type(row) is not list or len(row) != len(fields):
+def _checked(row: Any, fields: tuple[Callable[[object], bool], ...]) -> Any:
+    if type(row) not in (list, tuple) or len(row) != len(fields):
         raise ValueError(f"{row!r} does not have {len(fields)} fields")
     for value, ok in zip(row, fields, strict=True):
         if not ok(value):

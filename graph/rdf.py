@@ -365,7 +365,8 @@ class _Reader:
             if key is None or value is None:
                 self.out.reject("attribute without kg:key or kg:value", (subject, KG.attribute, a))
                 continue
-            values[str(key)] = _python(value)
+            parsed = _python(value)  # dates, durations, ... are kept as their lexical form
+            values[str(key)] = parsed if isinstance(parsed, str | int | float | bool) else str(value)
         return values
 
     def _relationships(self) -> None:
@@ -375,34 +376,60 @@ class _Reader:
             value = g.value(s, prop)
             return None if value is None else self.node(label, value)
 
-        def num(s: Node, prop: URIRef, default: Any = None) -> Any:
-            value = g.value(s, prop)
-            return default if value is None else _python(value)
+        def num(s: Node, prop: URIRef, default: Any, kind: str) -> Any:
+            """A checked number (``positive``, ``finite`` or ``int``); raises _Bad to reject the node."""
+            term = g.value(s, prop)
+            if term is None:
+                return default
+            value = _python(term)
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            if kind == "int":
+                ok = ok and isinstance(value, int)
+            elif kind == "positive":
+                ok = ok and value > 0
+            if not ok:
+                wanted = {"int": "an integer", "positive": "a positive number", "finite": "a finite number"}[kind]
+                raise _Bad(f"{prop.n3(g.namespace_manager)} is not {wanted}", (s, prop, term))
+            return value
 
-        for s in g.subjects(RDF.type, KG.Interaction):
-            u, i = ref(s, KG.user, Label.USER), ref(s, KG.item, Label.ITEM)
-            if u is None or i is None:
-                self.out.reject("kg:Interaction without a kg:user and kg:item", (s, RDF.type, KG.Interaction))
-                continue
-            rec.interactions.append(Interaction(u, i, num(s, KG.weight, 1.0), num(s, KG.rating), num(s, KG.ts)))
-        for s in g.subjects(RDF.type, KG.Tagging):
-            u, i, t = ref(s, KG.user, Label.USER), ref(s, KG.item, Label.ITEM), ref(s, KG.tag, Label.TAG)
-            if u is None or i is None or t is None:
-                self.out.reject("kg:Tagging without a kg:user, kg:item and kg:tag", (s, RDF.type, KG.Tagging))
-                continue
-            rec.taggings.append(Tagging(u, i, t, num(s, KG.ts)))
-        for s in g.subjects(RDF.type, KG.ItemTag):
-            i, t = ref(s, KG.item, Label.ITEM), ref(s, KG.tag, Label.TAG)
-            if i is None or t is None:
-                self.out.reject("kg:ItemTag without a kg:item and kg:tag", (s, RDF.type, KG.ItemTag))
-                continue
-            rec.item_tags.append(ItemTag(i, t, num(s, KG["count"], 1.0)))
-        for s in g.subjects(RDF.type, KG.Follow):
-            u, f = ref(s, KG.user, Label.USER), ref(s, KG.friend, Label.USER)
-            if u is None or f is None:
-                self.out.reject("kg:Follow without a kg:user and kg:friend", (s, RDF.type, KG.Follow))
-                continue
-            rec.follows.append(Follow(u, f, num(s, KG.weight, 1.0)))
+        def each(cls: URIRef, props: tuple[tuple[URIRef, Label], ...]) -> Iterator[tuple[Node, list[str]]]:
+            for s in g.subjects(RDF.type, cls):
+                keys = [ref(s, prop, label) for prop, label in props]
+                if any(k is None for k in keys):
+                    names = " and ".join(prop.n3(g.namespace_manager) for prop, _ in props)
+                    self.out.reject(f"{cls.n3(g.namespace_manager)} without {names}", (s, RDF.type, cls))
+                    continue
+                yield s, [k for k in keys if k is not None]
+
+        @contextlib.contextmanager
+        def reported() -> Iterator[None]:
+            try:
+                yield
+            except _Bad as bad:
+                self.out.reject(bad.reason, bad.triple)
+
+        user, item, tag = (KG.user, Label.USER), (KG.item, Label.ITEM), (KG.tag, Label.TAG)
+        for s, (u, i) in each(KG.Interaction, (user, item)):
+            with reported():
+                weight, rating = num(s, KG.weight, 1.0, "positive"), num(s, KG.rating, None, "finite")
+                rec.interactions.append(Interaction(u, i, weight, rating, num(s, KG.ts, None, "int")))
+        for s, (u, i, t) in each(KG.Tagging, (user, item, tag)):
+            with reported():
+                rec.taggings.append(Tagging(u, i, t, num(s, KG.ts, None, "int")))
+        for s, (i, t) in each(KG.ItemTag, (item, tag)):
+            with reported():
+                rec.item_tags.append(ItemTag(i, t, num(s, KG["count"], 1.0, "positive")))
+        for s, (u, f) in each(KG.Follow, (user, (KG.friend, Label.USER))):
+            with reported():
+                rec.follows.append(Follow(u, f, num(s, KG.weight, 1.0, "positive")))
+
+
+class _Bad(ValueError):
+    """A qualified node with an unusable value: it is reported, not imported."""
+
+    def __init__(self, reason: str, triple: tuple[Node, Node, Node]) -> None:
+        super().__init__(reason)
+        self.reason, self.triple = reason, triple
 
 
 def read_graph(

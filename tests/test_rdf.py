@@ -123,6 +123,42 @@ def test_third_party_triples_about_items_become_related_facts(tmp_path: Path) ->
     assert any("nobody" in e for e in result.examples["subject is not a known item"])
 
 
+BAD_VALUES = """
+@prefix kg: <https://kgrec.dev/ns#> .
+@prefix xsd: <http://www.w3.org/2001/XMLSchema#> .
+@prefix u: <https://kgrec.dev/id/user/> .
+@prefix i: <https://kgrec.dev/id/item/> .
+
+<https://kgrec.dev/id/interaction/a/x> a kg:Interaction ; kg:user u:a ; kg:item i:x ; kg:weight 2.5 ; kg:ts 17 .
+<https://kgrec.dev/id/interaction/a/y> a kg:Interaction ; kg:user u:a ; kg:item i:y ; kg:weight "heavy" .
+<https://kgrec.dev/id/interaction/b/x> a kg:Interaction ; kg:user u:b ; kg:item i:x ; kg:weight -1 .
+<https://kgrec.dev/id/interaction/b/y> a kg:Interaction ; kg:user u:b ; kg:item i:y ; kg:ts "soon"^^xsd:integer .
+<https://kgrec.dev/id/interaction/c/x> a kg:Interaction ; kg:item i:x .
+<https://kgrec.dev/id/follow/a/b> a kg:Follow ; kg:user u:a ; kg:friend u:b ; kg:weight 0.5 .
+<https://kgrec.dev/id/thing/z> a kg:Gadget ; kg:weight 3 .
+u:a a kg:User ; kg:id "a" ; kg:attribute <https://kgrec.dev/id/user/a/attr/born> .
+<https://kgrec.dev/id/user/a/attr/born> kg:key "born" ; kg:value "1990-05-01"^^xsd:date .
+"""
+
+
+def test_import_reports_unusable_values_and_keeps_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "bad-values.ttl"
+    path.write_text(BAD_VALUES, encoding="utf-8")
+    target = MemoryStore(tmp_path / "g")
+    result = import_rdf(target, path)
+    assert result.counts["interactions"] == 1 and result.counts["follows"] == 1
+    assert target.counts()["interactions"] == 1
+    assert target.neighbors(Label.USER, "a", [Rel.INTERACTED])[0].props == {"weight": 2.5, "ts": 17}
+    assert target.get_node(Label.USER, "a") == {"id": "a", "attrs": {"born": "1990-05-01"}}
+    target.close()  # persists: every value is plain JSON
+    assert result.unmapped == {
+        "kg:weight is not a positive number": 2,
+        "kg:ts is not an integer": 1,
+        "kg:Interaction without kg:user and kg:item": 1,
+        "kgrec vocabulary on a node that is not a declared kgrec node": 2,
+    }
+
+
 def test_import_refuses_malformed_rdf(tmp_path: Path) -> None:
     path = tmp_path / "bad.ttl"
     path.write_text("<http://a> <http://b> .\n", encoding="utf-8")

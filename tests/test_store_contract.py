@@ -433,6 +433,27 @@ def _doc(**tables: object) -> bytes:
     return gzip.compress(json.dumps({"format": "kgrec-memory-store", "version": 1, **empty, **tables}).encode())
 
 
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda s: s.upsert_interactions([Interaction("u", "i", 1.0), Interaction("u", "j", float("nan"))]),
+        lambda s: s.upsert_interactions([Interaction("u", "i", 1.0, None, "yesterday")]),  # type: ignore[arg-type]
+        lambda s: s.upsert_follows([Follow("u", "v", float("inf"))]),
+        lambda s: s.upsert_users([User("u", {"when": object()})]),  # type: ignore[dict-item]
+        lambda s: s.upsert_items([Item("i", 42)]),  # type: ignore[arg-type]
+    ],
+    ids=["nan-weight", "text-ts", "inf-weight", "object-attr", "int-title"],
+)
+def test_memory_store_refuses_values_its_file_cannot_hold(tmp_path: Path, write) -> None:
+    """Anything written must survive a reopen: unstorable values are refused up front."""
+    s = MemoryStore(tmp_path)
+    with pytest.raises(StoreError):
+        write(s)
+    assert s.counts() == dict.fromkeys(COUNT_KEYS, 0)
+    s.close()
+    assert MemoryStore(tmp_path).counts() == dict.fromkeys(COUNT_KEYS, 0)
+
+
 def test_memory_store_refuses_writes_after_close(tmp_path: Path) -> None:
     s = MemoryStore(tmp_path)
     s.close()
