@@ -93,6 +93,15 @@ def test_load_synthetic_and_rerun_is_idempotent(tmp_path: Path) -> None:
     assert _counts(tmp_path / "g") == first
 
 
+def test_replace_empties_the_store_first(tmp_path: Path) -> None:
+    store = f"memory://{tmp_path / 'g'}"
+    assert _kgrec("load", "synthetic", "--users", "30", "--items", "40", "--store", store, "--no-progress")[0] == 0
+    data = make_csv_dir(tmp_path / "csv")
+    assert _kgrec("load", "csv", "--path", str(data), "--store", store, "--replace", "--no-progress")[0] == 0
+    counts = _counts(tmp_path / "g")
+    assert counts["users"] == 3 and counts["items"] == 3 and counts["interactions"] == 4
+
+
 def test_demo_builds_and_describes_the_graph(tmp_path: Path) -> None:
     code, out, err = _kgrec("demo", "--users", "60", "--items", "80", "--store", f"memory://{tmp_path / 'g'}")
     assert code == 0, err
