@@ -38,13 +38,14 @@ def _confidence(snapshot: GraphSnapshot, scheme: str) -> sp.csr_matrix:
 class ALSConfig:
     """``confidence``: how interactions become ALS confidences (``binary``, ``log``,
     ``raw`` or ``bm25``), scaled by ``alpha``. ``factors`` is capped at one per
-    ``users_per_factor`` users, so a small graph is not over-parameterised."""
+    ``users_per_factor`` users, so a small graph is not over-parameterised. Defaults chosen
+    on a Last.fm 2K validation cut (binary confidence × 10 beat log, BM25 and × 30)."""
 
     factors: int = 64
     regularization: float = 0.05
-    alpha: float = 1.0
+    alpha: float = 10.0
     iterations: int = 15
-    confidence: str = "bm25"
+    confidence: str = "binary"
     users_per_factor: int = 8
     num_threads: int = 2
     seed: int = 42
