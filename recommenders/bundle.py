@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -76,7 +76,8 @@ class Bundle:
 
 
 def fit_models(snapshot: GraphSnapshot, names: Sequence[str], seed: int = 42,
-               configs: dict[str, dict[str, Any]] | None = None, progress=None) -> dict[str, Recommender]:
+               configs: dict[str, dict[str, Any]] | None = None,
+               progress: Callable[[str, float], None] | None = None) -> dict[str, Recommender]:
     """Fit each named recommender (defaults, the seed, and any per-name overrides)."""
     configs = configs or {}
     models: dict[str, Recommender] = {}

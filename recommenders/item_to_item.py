@@ -9,6 +9,7 @@ co-user with the heaviest interaction, a real ``(:User)-[:INTERACTED]->(:Item)``
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -83,7 +84,9 @@ class ItemToItem(ScoredRecommender):
         self._sim = csr_restore("sim", arrays)
 
 
-def blockwise_item_products(x: sp.csr_matrix, transform, block: int = BLOCK) -> sp.csr_matrix:
+def blockwise_item_products(
+    x: sp.csr_matrix, transform: Callable[[np.ndarray, sp.csr_matrix], sp.csr_matrix], block: int = BLOCK
+) -> sp.csr_matrix:
     """``transform(rows, X[:, rows].T @ X)`` for blocks of item columns, stacked: the item×item
     co-occurrence is never held whole, and each block is sparsified as it is made."""
     xc = sp.csc_matrix(x)

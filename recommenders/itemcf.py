@@ -35,7 +35,7 @@ class ItemCFConfig:
     seed: int = 42
 
 
-def similarity_vectors(snapshot: GraphSnapshot, config) -> sp.csr_matrix:
+def similarity_vectors(snapshot: GraphSnapshot, config: ItemCFConfig) -> sp.csr_matrix:
     """User×item matrix whose columns are the item vectors to compare."""
     x = interaction_weights(snapshot, config.interaction_weighting)
     if config.weighting == "bm25":
