@@ -260,7 +260,7 @@ def _label_of(g: Graph, term: Node) -> str | None:
 
 
 class _Reader:
-    """One pass over a parsed graph, turning kgrec nodes and third-party facts into records."""
+    """Reads a parsed graph: kgrec nodes and relationships first, then third-party facts."""
 
     def __init__(self, g: Graph, item_exists: Callable[[str], bool], item_prefixes: Sequence[str]) -> None:
         self.g = g
