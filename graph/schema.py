@@ -6,10 +6,10 @@ that ever appears in a query comes from these enums and nowhere else.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Label(str, Enum):
+class Label(StrEnum):
     """Node labels."""
 
     USER = "User"
@@ -18,7 +18,7 @@ class Label(str, Enum):
     ENTITY = "Entity"
 
 
-class Rel(str, Enum):
+class Rel(StrEnum):
     """Relationship types."""
 
     INTERACTED = "INTERACTED"

@@ -80,10 +80,10 @@ class GraphSnapshot:
             "items": len(self.items),
             "tags": len(self.tags),
             "interactions": int(self.interactions.nnz),
-            "taggings": int(len(self.taggings)),
+            "taggings": len(self.taggings),
             "item_tags": int(self.item_tags.nnz),
             "follows": int(self.follows.nnz),
-            "facts": int(len(self.facts)),
+            "facts": len(self.facts),
         }
 
     def user_items(self, user: int) -> np.ndarray:
