@@ -133,13 +133,16 @@ def fit_ease(x: sp.csr_matrix, p: dict[str, Any], seed: int) -> Scorer:
     gram = (xs.T @ xs).toarray()
     gram[np.diag_indices_from(gram)] += p["lambda"]
     inv = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
-    b = inv / (-np.diag(inv))
+    b = np.ascontiguousarray(inv / (-np.diag(inv)))
     b[np.diag_indices_from(b)] = 0.0
+    position = np.full(x.shape[1], -1)
+    position[keep] = np.arange(len(keep))
     n_items = x.shape[1]
 
     def score(u: int) -> np.ndarray:
+        mine = position[x.indices[x.indptr[u] : x.indptr[u + 1]]]
         out = np.zeros(n_items)
-        out[keep] = np.asarray(xs[u] @ b).ravel()
+        out[keep] = b[mine[mine >= 0]].sum(axis=0)  # binary user row: sum of B's rows
         return out
 
     return score
@@ -167,6 +170,7 @@ PEERS: dict[str, tuple[FitFn, list[dict[str, Any]]]] = {
     "peer:itemknn-bm25": (fit_itemknn_bm25, [{"K": k, "K1": 1.2, "B": b} for k in (800, 1600) for b in (0.0, 0.25)]),
     "peer:als": (fit_als, [{"factors": 64, "regularization": 0.01, "alpha": a} for a in (10.0, 30.0)]),
     "peer:bpr": (fit_bpr, [{"factors": f, "learning_rate": 0.01, "regularization": 0.01} for f in (64, 128)]),
-    "peer:ease": (fit_ease, [{"lambda": lam, "min_users": 3} for lam in (200.0, 500.0)]),
-    "peer:rp3beta": (fit_rp3beta, [{"alpha": a, "beta": b, "K": 200} for a in (0.6, 1.0) for b in (0.3, 0.5)]),
+    "peer:ease": (fit_ease, [{"lambda": lam, "min_users": 3} for lam in (100.0, 200.0, 500.0)]),
+    "peer:rp3beta": (fit_rp3beta, [{"alpha": a, "beta": b, "K": 200}
+                                   for a in (0.5, 0.8) for b in (0.2, 0.35, 0.5)]),
 }

@@ -106,7 +106,7 @@ def run_dataset(root: Path, name: str, models: list[str], peers: list[str], thre
 
     with_friends = [u for u in split.test if split.train.follows[u].nnz > 0]
     social_ev = None
-    if "social" in fitted and "popularity" in fitted:
+    if with_friends and "social" in fitted and "popularity" in fitted:
         social_ev = score_fitted(split, {m: fitted[m] for m in ("popularity", "social")}, k=K, users=with_friends)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -116,6 +116,7 @@ def run_dataset(root: Path, name: str, models: list[str], peers: list[str], thre
         "counts": snap.counts,
         "evaluation": ev.to_dict(),
         "tuning": tuning,
+        "users_with_friends": len(with_friends),
         "social_on_users_with_friends": social_ev.to_dict() if social_ev else None,
         "targets": targets(ev, social_ev, peers),
     }
@@ -175,6 +176,8 @@ def section(runs: list[dict], threads: int) -> str:
                 lines.append(f"- users with ≥ 1 friend: social NDCG@10 {t['social_ndcg_users_with_friends']:.4f} vs "
                              f"popularity {t['popularity_ndcg_users_with_friends']:.4f} "
                              f"({'met' if t['social_target_met'] else 'missed'})")
+        if res["users_with_friends"] == 0:
+            lines.append("- no FOLLOWS in this dataset: social has no friends to draw on (no social comparison)")
         chosen = {p: v["chosen"] for p, v in res["tuning"].items()}
         lines.append("- peer settings chosen on validation: " + "; ".join(f"{p} {c}" for p, c in chosen.items()))
     return "\n".join(lines)
