@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/kgrec demo
 
+# pytest against a throwaway Neo4j (or yours, from KGREC_NEO4J_URI), stopped even when tests fail
 test: install browser
-	# a throwaway Neo4j (or yours, from KGREC_NEO4J_URI) for the run; stopped even when tests fail
 	deploy/neo4j/with-neo4j $(BIN)/pytest
 
 # Debian's chromium for the browser tests (tests/test_explanation_pages.py); never `playwright install`.
