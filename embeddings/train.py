@@ -37,19 +37,19 @@ METRICS = (
 class TrainConfig:
     """Everything that decides a trained model; stored in the artifact's config.json."""
 
-    model: str = "DistMult"
+    model: str = "RotatE"
     dim: int = 64
-    epochs: int = 30
-    batch_size: int = 2048
+    epochs: int = 16
+    batch_size: int = 4096
     learning_rate: float = 0.01
-    training_loop: str = "lcwa"
+    training_loop: str = "slcwa"
     negative_sampler: str = "basic"
-    num_negatives: int = 8
-    loss: str | None = "crossentropy"
+    num_negatives: int = 32
+    loss: str | None = "nssa"
     seed: int = 42
     device: str = "auto"
-    test_fraction: float = 0.05
-    validation_fraction: float = 0.05
+    test_fraction: float = 0.02
+    validation_fraction: float = 0.0
     early_stopping: bool = True
     eval_every: int = 5
     patience: int = 2
