@@ -253,3 +253,35 @@ def test_kge_beats_random_on_the_planted_graph(synthetic, snapshot):
         unseen = len(snapshot.items) - len(snapshot.user_items(snapshot.users.index[u]))
         expected_random.append(10 / unseen)
     assert np.mean(recalls) >= 2 * np.mean(expected_random), (np.mean(recalls), np.mean(expected_random))
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+def test_cli_train_kge_writes_a_bundle_that_serves(tiny, tmp_path):
+    from click.testing import CliRunner
+
+    from api.cli import main
+    from graph.store import open_store
+    from recommenders.bundle import Bundle
+
+    url = f"memory://{tmp_path / 'store'}"
+    with open_store(url) as store:
+        store.load(tiny.records)
+    out = tmp_path / "bundle"
+    args = ["train", "--store", url, "--models", "kge", "--kge-model", "TransE", "--dim", "8", "--epochs", "2",
+            "--kge-loss", "softplus", "--set", "kge.progress=false", "--out", str(out)]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    bundle = Bundle.load(out)
+    kge = bundle.models["kge"]
+    assert kge.artifact.interaction.model == "TransE" and kge.artifact.dim == 8
+    assert kge.artifact.config["epochs"] == 2 and "tail.mrr" in kge.artifact.metrics
+    user = tiny.records.users[0].id
+    assert [r.source for r in bundle.chain.recommend(user, 5)][:1] == ["kge"]
+    rec = CliRunner().invoke(main, ["recommend", "--bundle", str(out), "--user", user, "--model", "kge",
+                                    "--format", "jsonl"])
+    assert rec.exit_code == 0, rec.output
+    assert '"kge"' in rec.output
+
+    bad = CliRunner().invoke(main, ["train", "--store", url, "--models", "itemcf", "--dim", "8",
+                                    "--out", str(tmp_path / "b2")])
+    assert bad.exit_code != 0 and "kge" in bad.output
