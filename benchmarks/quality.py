@@ -121,7 +121,7 @@ def run_dataset(root: Path, name: str, models: list[str], peers: list[str], thre
         "targets": targets(ev, social_ev, peers),
     }
     (out / f"quality-{name}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    return {"result": result, "ev": ev, "social_ev": social_ev}
+    return result
 
 
 def _ndcg(r: ModelResult) -> float:
@@ -149,7 +149,8 @@ def targets(ev: Evaluation, social_ev: Evaluation | None, peers: list[str]) -> d
     return out
 
 
-def section(runs: list[dict], threads: int) -> str:
+def section(results: list[dict], threads: int) -> str:
+    """The RESULTS.md text for saved results (one dict per dataset, as written to JSON)."""
     lines = [
         f"Produced by `benchmarks/quality.py` on {time.strftime('%Y-%m-%d')} "
         f"({threads} thread(s) for implicit; the 2-core machine was shared with other jobs).",
@@ -160,8 +161,8 @@ def section(runs: list[dict], threads: int) -> str:
         "of the training part (seed 43); kgrec models with their shipped defaults. "
         "Raw numbers: `benchmarks/results/quality-*.json`.",
     ]
-    for run in runs:
-        res, ev = run["result"], run["ev"]
+    for res in results:
+        ev = Evaluation.from_dict(res["evaluation"])
         lines += ["", f"### {res['dataset']}", "", to_markdown(ev).strip(), ""]
         t = res["targets"]
         if t:
@@ -197,9 +198,11 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="Method expects CSR input")
     models = [m for m in a.models.split(",") if m]
     peers = [p for p in a.peers.split(",") if p]
-    runs = [run_dataset(a.datasets, d, models, peers, a.threads, a.max_val_users, a.out)
-            for d in (a.only or list(DATASETS))]
-    text = section(runs, a.threads)
+    for d in a.only or list(DATASETS):
+        run_dataset(a.datasets, d, models, peers, a.threads, a.max_val_users, a.out)
+    # every dataset's latest saved result, so separate runs (one per dataset) make one section
+    saved = [a.out / f"quality-{d}.json" for d in DATASETS]
+    text = section([json.loads(p.read_text(encoding="utf-8")) for p in saved if p.is_file()], a.threads)
     print(text)
     if not a.no_results_md:
         write_section("quality", text)

@@ -66,14 +66,14 @@ def main() -> None:
     log(f"snapshot {snap.counts} in {time.perf_counter() - t0:.1f}s")
     names = a.models.split(",") if a.models else [n for n in registry.REGISTRY if n not in SKIP]
 
-    fitted, fit_s = {}, {}
+    fitted, fit_s, fit_cpu = {}, {}, {}
     for n in names:
         model = registry.create(n)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         model.fit(snap)
-        fit_s[n] = time.perf_counter() - t
+        fit_s[n], fit_cpu[n] = time.perf_counter() - t, time.process_time() - c
         fitted[n] = model
-        log(f"{n}: fit {fit_s[n]:.2f}s")
+        log(f"{n}: fit {fit_s[n]:.2f}s wall, {fit_cpu[n]:.2f}s CPU")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     rng = np.random.default_rng(42)
@@ -97,14 +97,16 @@ def main() -> None:
         p50, p99 = percentiles(plain)
         e50, e99 = percentiles(explained)
         limit = 25.0 if n == "hybrid" else 10.0
-        rows.append({"model": n, "fit_s": fit_s[n], "p50_ms": p50, "p99_ms": p99, "explain_p50_ms": e50,
-                     "explain_p99_ms": e99, "p99_limit_ms": limit,
+        rows.append({"model": n, "fit_s": fit_s[n], "fit_cpu_s": fit_cpu[n], "p50_ms": p50, "p99_ms": p99,
+                     "explain_p50_ms": e50, "explain_p99_ms": e99, "p99_limit_ms": limit,
                      "met": p50 <= 2.0 and p99 <= limit and e99 <= 30.0})
         log(f"{n}: p50 {p50:.2f} ms, p99 {p99:.2f} ms; with explanations p99 {e99:.2f} ms")
     end_load = os.getloadavg()
     total_fit = sum(fit_s.values())
+    total_cpu = sum(fit_cpu.values())
     result = {"dataset": "lastfm-2k", "counts": snap.counts, "rows": rows, "total_fit_s": total_fit,
-              "peak_rss_mb": peak_mb, "cpus": os.cpu_count(), "loadavg_start": load_start, "loadavg_end": end_load}
+              "total_fit_cpu_s": total_cpu, "peak_rss_mb": peak_mb,
+              "cpus": os.cpu_count(), "loadavg_start": load_start, "loadavg_end": end_load}
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "speed.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
 
@@ -115,16 +117,20 @@ def main() -> None:
         f"{os.cpu_count()} cores shared with other jobs: load average {load_start[0]:.1f} at the start, "
         f"{end_load[0]:.1f} at the end, so times are upper bounds.",
         "",
-        "| model | fit s | p50 ms | p99 ms | p99 target | with explanations p50 ms | p99 ms | targets |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| model | fit s (wall) | fit s (CPU) | p50 ms | p99 ms | p99 target | with explanations p50 ms | p99 ms "
+        "| latency targets |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['fit_s']:.2f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+        lines.append(f"| {r['model']} | {r['fit_s']:.2f} | {r['fit_cpu_s']:.2f} | {r['p50_ms']:.2f} | "
+                     f"{r['p99_ms']:.2f} | "
                      f"≤ {r['p99_limit_ms']:.0f} | {r['explain_p50_ms']:.2f} | {r['explain_p99_ms']:.2f} | "
                      f"{'met' if r['met'] else 'missed'} |")
     lines += [
         "",
-        f"Total fit time {total_fit:.1f} s (target ≤ 60 s: {'met' if total_fit <= 60 else 'missed'}); "
+        f"Total fit time {total_fit:.1f} s wall, {total_cpu:.1f} s CPU over all threads (target ≤ 60 s wall on 2 "
+        f"cores: {'met' if total_fit <= 60 else 'missed'} under this load; CPU seconds / 2 is the wall time an "
+        f"idle 2-core machine would need at best); "
         f"peak RSS {peak_mb:,.0f} MB including the loaded graph (target ≤ 2,048 MB: "
         f"{'met' if peak_mb <= 2048 else 'missed'}). The hybrid's fit includes fitting its components twice "
         "(on its validation cut, then on the whole graph).",

@@ -79,6 +79,18 @@ class Evaluation:
         }
 
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Evaluation:
+        """Rebuild a saved evaluation (``to_dict``) for reporting; per-user values are not kept."""
+        results = [
+            ModelResult(name=r["model"], metrics=dict(r["metrics"]), users=r["users"], empty_lists=r["empty_lists"],
+                        fit_seconds=r["fit_seconds"], recommend_ms=r["recommend_ms"])
+            for r in d["results"]
+        ]
+        return cls(split=d["split"], seed=d["seed"], k=d["k"], users=d["users"], held_out=d["held_out"],
+                   results=results, notes=list(d.get("notes", [])))
+
+
 def _round(x: float | None) -> float | None:
     return None if x is None or np.isnan(x) else round(float(x), 6)
 

@@ -15,7 +15,7 @@ from graph.records import GraphRecords, Interaction, ItemTag, Tagging
 from graph.snapshot import GraphSnapshot, build_snapshot
 from recommenders import metrics
 from recommenders.base import Reason, Recommendation, Recommender
-from recommenders.evaluation import evaluate
+from recommenders.evaluation import Evaluation, evaluate
 from recommenders.report import save_plot, to_json, to_markdown, to_table
 from recommenders.splits import leave_last_out, make_split, random_holdout, time_split
 
@@ -249,6 +249,8 @@ def test_evaluate_scores_known_lists(tmp_path: Path) -> None:
     assert to_markdown(ev).startswith("| model |")
     data = json.loads(to_json(ev))
     assert data["results"][0]["metrics"]["recall@2"] == pytest.approx(1.0)
+    rebuilt = to_markdown(Evaluation.from_dict(data)).splitlines()
+    assert [row.split("|")[:-3] for row in rebuilt] == [row.split("|")[:-3] for row in to_markdown(ev).splitlines()]
     save_plot(ev, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
