@@ -29,6 +29,10 @@ from urllib.request import urlopen
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+#: Pauses of the paced runs are set from these offered rates (the achieved rate is lower, as
+#: each connection also waits for its answer): about 500+ req/s for plain requests, and
+#: about half of what one core sustains with explanations.
+PACED_RPS = {"plain": 800.0, "explain": 8.0}
 TARGETS = {"rps": 500.0, "p99_plain_ms": 30.0, "p99_explain_ms": 60.0, "rss_mb": 1024.0}
 
 
@@ -121,7 +125,11 @@ def start_server(bundle: Path, store: str, port: int, workers: int, threads: int
 LUA = """
 users = {%s}
 explain = "%s"
+pause = %s
 counter = 0
+delay = function()
+  return pause
+end
 request = function()
   counter = counter + 1
   local u = users[(counter %% #users) + 1]
@@ -225,11 +233,18 @@ def main() -> None:
         runs["health"] = run_wrk(wrk, base + "/v1/health", args.health_seconds, args.connections, None)
         print("health", runs["health"], file=sys.stderr)
         for name, explain in (("plain", ""), ("explain", "&explain=true")):
-            script = tmp / f"{name}.lua"
-            script.write_text(LUA % (quoted, explain), encoding="utf-8")
-            run_wrk(wrk, base + "/", 5, args.connections, script)  # warm-up: caches, lazy imports
-            runs[name] = run_wrk(wrk, base + "/", args.seconds, args.connections, script)
+            flat_out = tmp / f"{name}.lua"
+            flat_out.write_text(LUA % (quoted, explain, 0), encoding="utf-8")
+            run_wrk(wrk, base + "/", 5, args.connections, flat_out)  # warm-up: caches, lazy imports
+            runs[name] = run_wrk(wrk, base + "/", args.seconds, args.connections, flat_out)
             print(name, runs[name], file=sys.stderr)
+            # paced: each connection waits between requests, so the server runs below saturation
+            # and the percentiles measure service time rather than the queue a closed loop builds
+            paced = tmp / f"{name}-paced.lua"
+            pause = round(args.connections * 1000 / PACED_RPS[name])
+            paced.write_text(LUA % (quoted, explain, pause), encoding="utf-8")
+            runs[f"{name}_paced"] = run_wrk(wrk, base + "/", args.seconds, args.connections, paced)
+            print(f"{name} paced", runs[f"{name}_paced"], file=sys.stderr)
         rss = worker_rss_mb(proc.pid)
         load_after = os.getloadavg()[0]
     finally:
@@ -242,51 +257,55 @@ def main() -> None:
 
     alone = in_process_ms(bundle, users)
     p, e, h = runs["plain"], runs["explain"], runs["health"]
+    pp, ep = runs["plain_paced"], runs["explain_paced"]
+    errors = sum(r["errors"] for r in runs.values())
     ok = {
         "throughput": p["rps"] >= TARGETS["rps"],
-        "p99 plain": p["p99"] <= TARGETS["p99_plain_ms"],
-        "p99 explain": e["p99"] <= TARGETS["p99_explain_ms"],
-        "errors": p["errors"] == 0 and e["errors"] == 0,
+        "p99 plain": pp["p99"] <= TARGETS["p99_plain_ms"] and pp["rps"] >= TARGETS["rps"],
+        "p99 explain": ep["p99"] <= TARGETS["p99_explain_ms"],
+        "errors": errors == 0,
         "rss": max(rss) <= TARGETS["rss_mb"],
     }
     verdict = lambda good: "met" if good else "**missed**"  # noqa: E731
     worker_class = "gthread" if args.threads > 1 else "sync"
+    sample = len(users[:: max(1, len(users) // 300)][:300])
     lines = [
         "## Serving (`benchmarks/serve.py`)",
         "",
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node() or 'this machine'} "
-        f"({os.cpu_count()} cores, shared by server and load generator). `kgrec serve` with gunicorn, "
-        f"{args.workers} workers × {args.threads} threads ({worker_class}), Last.fm 2K bundle ({len(users)} users), "
-        f"model graph_walk, k = 10, users in rotation, store: the Last.fm graph in a MemoryStore; "
-        f"wrk -t2 -c{args.connections} on loopback, "
-        f"{args.health_seconds} s for health first, then {args.seconds} s per recommendation run after a 5 s "
-        f"warm-up. "
-        f"1-minute load average {load_before:.1f} before and {load_after:.1f} after the runs (other work on "
-        "the same 2 cores inflates the latencies).",
+        f"({os.cpu_count()} cores, shared by server, load generator and other work). `kgrec serve` with "
+        f"gunicorn, {args.workers} workers × {args.threads} threads ({worker_class}), Last.fm 2K bundle "
+        f"({len(users)} users), model graph_walk, k = 10, users in rotation, store: the Last.fm graph in a "
+        f"MemoryStore; wrk -t2 -c{args.connections} on loopback: {args.health_seconds} s of `/v1/health` "
+        f"first, then {args.seconds} s per recommendation run after a 5 s warm-up. *Saturating* runs send "
+        "the next request as soon as the last is answered (throughput; their latency is mostly queue); "
+        "*paced* runs pause between requests so the server runs below saturation (latency). "
+        f"1-minute load average {load_before:.1f} before and {load_after:.1f} after.",
         "",
-        "| endpoint | requests | req/s | p50 ms | p90 ms | p99 ms | errors |",
+        "| run | requests | req/s | p50 ms | p90 ms | p99 ms | errors |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for label, r in (("recommendations", p), ("recommendations + explain", e), ("/v1/health (ceiling)", h)):
+    for label, r in (("/v1/health, saturating (ceiling)", h), ("recommendations, saturating", p),
+                     ("recommendations, paced", pp), ("recommendations + explain, saturating", e),
+                     ("recommendations + explain, paced", ep)):
         lines.append(f"| {label} | {r['requests']:,} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p90']:.2f} | "
                      f"{r['p99']:.2f} | {r['errors']} |")
     lines += [
         "",
         f"- Throughput {p['rps']:.0f} req/s vs target ≥ {TARGETS['rps']:.0f}: {verdict(ok['throughput'])}; "
         f"{p['rps'] / h['rps']:.0%} of the health ceiling ({h['rps']:.0f} req/s); with explanations "
-        f"{e['rps']:.0f} req/s ({e['rps'] / h['rps']:.0%}).",
-        f"- p99 {p['p99']:.1f} ms without explanations (target ≤ 30): {verdict(ok['p99 plain'])}; "
-        f"{e['p99']:.1f} ms with (target ≤ 60): {verdict(ok['p99 explain'])}.",
-        f"- Errors: {p['errors'] + e['errors']} over {2 * args.seconds} s: {verdict(ok['errors'])}.",
+        f"{e['rps']:.0f} req/s ({e['rps'] / h['rps']:.1%}).",
+        f"- p99 {pp['p99']:.1f} ms at {pp['rps']:.0f} req/s without explanations (target ≤ 30 at ≥ 500 req/s): "
+        f"{verdict(ok['p99 plain'])}; {ep['p99']:.1f} ms at {ep['rps']:.0f} req/s with them (target ≤ 60): "
+        f"{verdict(ok['p99 explain'])}.",
+        f"- Errors: {errors} over {4 * args.seconds + args.health_seconds} s: {verdict(ok['errors'])}.",
         f"- Worker RSS after the runs: {', '.join(f'{x:.0f} MB' for x in rss)} (target ≤ 1024 MB each, "
         f"the networkx store included): {verdict(ok['rss'])}.",
         f"- Where the time goes, the engine alone in one process (no HTTP or JSON, one request at a time, "
-        f"{len(users[:: max(1, len(users) // 300)][:300])} users): p50 {alone['plain']['p50']:.1f} ms / p99 "
-        f"{alone['plain']['p99']:.1f} ms without explanations, p50 {alone['explain']['p50']:.1f} ms / p99 "
-        f"{alone['explain']['p99']:.1f} ms with them. Explanations cost what `graph_walk.explain` costs for "
-        "10 items (it builds every path of an item, often a hundred or more, before the API keeps the "
-        "strongest 5); the remaining gap between the engine and the HTTP latencies is queueing on "
-        "the shared cores.",
+        f"{sample} users): p50 {alone['plain']['p50']:.1f} ms / p99 {alone['plain']['p99']:.1f} ms without "
+        f"explanations, p50 {alone['explain']['p50']:.1f} ms / p99 {alone['explain']['p99']:.1f} ms with them. "
+        "Explanations cost what `graph_walk.explain` costs for 10 items (it builds every path of an item, "
+        "often a hundred or more, before the API keeps the strongest 5).",
     ]
     text = "\n".join(lines)
     print(text)
