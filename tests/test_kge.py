@@ -242,17 +242,17 @@ def test_new_user_is_folded_in_from_a_newer_snapshot(fitted, tiny, tmp_path):
 
 
 def test_kge_beats_random_on_the_planted_graph(synthetic, snapshot):
-    """With the default model and loss (RotatE, NSSA), recall@10 against the planted future
-    items must be at least 2x random's expectation."""
-    model = KGE(KGEConfig(dim=32, epochs=15, batch_size=128, num_negatives=8, test_fraction=0.0,
-                          progress=False)).fit(snapshot)
+    """RotatE trained for a few epochs must reach recall@10 against the planted future items of
+    at least 3x random's expectation (10 / unseen items per user)."""
+    model = KGE(KGEConfig(model="RotatE", dim=32, epochs=20, batch_size=256, num_negatives=8, loss=None,
+                          test_fraction=0.0, progress=False)).fit(snapshot)
     recalls, expected_random = [], []
     for u, future in synthetic.truth.future.items():
         got = {r.item_id for r in model.recommend(u, 10)}
         recalls.append(len(got & set(future)) / len(future))
         unseen = len(snapshot.items) - len(snapshot.user_items(snapshot.users.index[u]))
         expected_random.append(10 / unseen)
-    assert np.mean(recalls) >= 2 * np.mean(expected_random), (np.mean(recalls), np.mean(expected_random))
+    assert np.mean(recalls) >= 3 * np.mean(expected_random), (np.mean(recalls), np.mean(expected_random))
 
 
 # -- CLI ---------------------------------------------------------------------------------------
