@@ -194,11 +194,12 @@ def main() -> None:
     ap.add_argument("--max-val-users", type=int, default=500, help="validation users used for tuning")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     ap.add_argument("--no-results-md", action="store_true", help="do not rewrite RESULTS.md")
+    ap.add_argument("--report-only", action="store_true", help="only rebuild the RESULTS.md section from --out")
     a = ap.parse_args()
     warnings.filterwarnings("ignore", message="Method expects CSR input")
     models = [m for m in a.models.split(",") if m]
     peers = [p for p in a.peers.split(",") if p]
-    for d in a.only or list(DATASETS):
+    for d in [] if a.report_only else a.only or list(DATASETS):
         run_dataset(a.datasets, d, models, peers, a.threads, a.max_val_users, a.out)
     # every dataset's latest saved result, so separate runs (one per dataset) make one section
     saved = [a.out / f"quality-{d}.json" for d in DATASETS]

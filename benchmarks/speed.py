@@ -82,24 +82,30 @@ def main() -> None:
     for n, model in fitted.items():
         for u in users[:20]:
             model.recommend(u, k=K)
-        plain = []
+        plain, plain_cpu = [], []
         for u in users:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             recs = model.recommend(u, k=K)
             plain.append(1000 * (time.perf_counter() - t))
-        explained = []
+            plain_cpu.append(1000 * (time.process_time() - c))
+        explained, explained_cpu = [], []
         for u in users[: a.explain_users]:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             recs = model.recommend(u, k=K)
             for r in recs:
                 model.explain(u, r.item_id)
             explained.append(1000 * (time.perf_counter() - t))
+            explained_cpu.append(1000 * (time.process_time() - c))
         p50, p99 = percentiles(plain)
         e50, e99 = percentiles(explained)
+        c50, c99 = percentiles(plain_cpu)
+        ce50, ce99 = percentiles(explained_cpu)
         limit = 25.0 if n == "hybrid" else 10.0
         rows.append({"model": n, "fit_s": fit_s[n], "fit_cpu_s": fit_cpu[n], "p50_ms": p50, "p99_ms": p99,
                      "explain_p50_ms": e50, "explain_p99_ms": e99, "p99_limit_ms": limit,
-                     "met": p50 <= 2.0 and p99 <= limit and e99 <= 30.0})
+                     "cpu_p50_ms": c50, "cpu_p99_ms": c99, "cpu_explain_p50_ms": ce50, "cpu_explain_p99_ms": ce99,
+                     "met": p50 <= 2.0 and p99 <= limit and e99 <= 30.0,
+                     "met_cpu": c50 <= 2.0 and c99 <= limit and ce99 <= 30.0})
         log(f"{n}: p50 {p50:.2f} ms, p99 {p99:.2f} ms; with explanations p99 {e99:.2f} ms")
     end_load = os.getloadavg()
     total_fit = sum(fit_s.values())
@@ -117,20 +123,25 @@ def main() -> None:
         f"{os.cpu_count()} cores shared with other jobs: load average {load_start[0]:.1f} at the start, "
         f"{end_load[0]:.1f} at the end, so times are upper bounds.",
         "",
-        "| model | fit s (wall) | fit s (CPU) | p50 ms | p99 ms | p99 target | with explanations p50 ms | p99 ms "
-        "| latency targets |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "Latency is given as wall-clock time and as the CPU time of the request (`time.process_time`): "
+        "under contention the wall clock counts time spent waiting for a core, the CPU time does not.",
+        "",
+        "| model | fit s (wall) | fit s (CPU) | p50 ms | p99 ms | p99 target | with explanations p50 / p99 ms "
+        "| CPU p50 / p99 ms | CPU with explanations p50 / p99 ms | targets (wall) | targets (CPU) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in rows:
         lines.append(f"| {r['model']} | {r['fit_s']:.2f} | {r['fit_cpu_s']:.2f} | {r['p50_ms']:.2f} | "
-                     f"{r['p99_ms']:.2f} | "
-                     f"≤ {r['p99_limit_ms']:.0f} | {r['explain_p50_ms']:.2f} | {r['explain_p99_ms']:.2f} | "
-                     f"{'met' if r['met'] else 'missed'} |")
+                     f"{r['p99_ms']:.2f} | ≤ {r['p99_limit_ms']:.0f} | "
+                     f"{r['explain_p50_ms']:.1f} / {r['explain_p99_ms']:.1f} | "
+                     f"{r['cpu_p50_ms']:.2f} / {r['cpu_p99_ms']:.2f} | "
+                     f"{r['cpu_explain_p50_ms']:.1f} / {r['cpu_explain_p99_ms']:.1f} | "
+                     f"{'met' if r['met'] else 'missed'} | {'met' if r['met_cpu'] else 'missed'} |")
     lines += [
         "",
         f"Total fit time {total_fit:.1f} s wall, {total_cpu:.1f} s CPU over all threads (target ≤ 60 s wall on 2 "
-        f"cores: {'met' if total_fit <= 60 else 'missed'} under this load; CPU seconds / 2 is the wall time an "
-        f"idle 2-core machine would need at best); "
+        f"cores: {'met' if total_fit <= 60 else 'missed'} under this load; an idle 2-core machine needs between "
+        f"CPU/2 and CPU seconds, so {'met' if total_cpu <= 60 else 'missed'} by CPU time); "
         f"peak RSS {peak_mb:,.0f} MB including the loaded graph (target ≤ 2,048 MB: "
         f"{'met' if peak_mb <= 2048 else 'missed'}). The hybrid's fit includes fitting its components twice "
         "(on its validation cut, then on the whole graph).",
