@@ -285,3 +285,29 @@ def test_cli_train_kge_writes_a_bundle_that_serves(tiny, tmp_path):
     bad = CliRunner().invoke(main, ["train", "--store", url, "--models", "itemcf", "--dim", "8",
                                     "--out", str(tmp_path / "b2")])
     assert bad.exit_code != 0 and "kge" in bad.output
+
+
+def test_api_serves_a_kge_bundle(fitted, tiny_snapshot, tmp_path):
+    """The Flask API loads a bundle holding kge and serves its recommendations, similar items
+    and evidence reasons."""
+    from api.app import create_app
+    from api.bundle_loader import load_engine
+    from api.overlay import InteractionOverlay
+    from api.settings import Settings
+    from recommenders.bundle import fit_models, save_bundle
+
+    models = {"kge": fitted, **fit_models(tiny_snapshot, ["popularity"], seed=1)}
+    save_bundle(tmp_path / "bundle", tiny_snapshot, models)
+    engine = load_engine(tmp_path / "bundle", InteractionOverlay(), default_model="kge")
+    app = create_app(Settings(bundle=str(tmp_path / "bundle"), store=f"memory://{tmp_path / 'store'}"), engine)
+    client = app.test_client()
+    user = tiny_snapshot.users.ids[4]
+    body = client.get(f"/v1/users/{user}/recommendations?k=5&explain=true").get_json()
+    recs = body["recommendations"]
+    assert body["model"] == "kge" and {r["source"] for r in recs} == {"kge"}
+    assert [r["item"] for r in recs] == [r.item_id for r in fitted.recommend(user, 5)]
+    assert all(reason["kind"] == "evidence" for r in recs for reason in r["reasons"])
+    similar = client.get(f"/v1/items/{tiny_snapshot.items.ids[0]}/similar?k=3").get_json()["similar"]
+    assert [s["item"] for s in similar] == [r.item_id for r in fitted.similar_items(tiny_snapshot.items.ids[0], 3)]
+    expl = client.get(f"/v1/users/{user}/recommendations/{recs[0]['item']}/explanation")
+    assert expl.status_code == 200 and "evidence" in expl.get_data(as_text=True)
