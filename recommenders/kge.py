@@ -60,6 +60,10 @@ class KGEConfig:
     neighbours_explained: int = 2
     seed: int = 42
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "drop", tuple(self.drop))
+        self.train_config()  # refuse bad options at construction, not after loading a snapshot
+
     def train_config(self) -> Any:
         from embeddings.train import TrainConfig
 

@@ -127,6 +127,9 @@ def test_train_config_rejects_bad_values():
         TrainConfig(model="Nope")
     with pytest.raises(ValueError, match="training loop"):
         TrainConfig(training_loop="x")
+    with pytest.raises(ValueError, match="unknown kge model"):
+        KGEConfig(model="Nope")
+    assert KGEConfig(drop=["FOLLOWS"]).drop == ("FOLLOWS",)
 
 
 # -- artifact ---------------------------------------------------------------------------------
