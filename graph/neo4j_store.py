@@ -326,7 +326,8 @@ class Neo4jStore(GraphStore):
                 auth=auth,
                 connection_timeout=5.0,
                 connection_acquisition_timeout=30.0,
-                max_transaction_retry_time=15.0,
+                # Retries cover deadlocks and restarts; a dead server should become a 503 fast.
+                max_transaction_retry_time=5.0,
                 notifications_min_severity="OFF",
             )
         except (ValueError, neo4j.exceptions.ConfigurationError) as exc:
@@ -504,6 +505,14 @@ class Neo4jStore(GraphStore):
 
     def close(self) -> None:
         self._driver.close()
+
+    def ping(self) -> bool:
+        """One connection attempt, without the transaction retries (health checks must be quick)."""
+        try:
+            self._call(self._driver.verify_connectivity)
+        except StoreUnavailable:
+            return False
+        return True
 
     # -- reads ----------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:

@@ -139,9 +139,12 @@ def test_credentials_from_env_and_a_server_that_goes_away(tmp_path: Path, monkey
         store = Neo4jStore.from_url(uri + "/neo4j")
         store.upsert_users([User("u")])
         assert store.counts()["users"] == 1
+        assert store.ping() is True
         assert _local("stop", "--dir", directory).returncode == 0
         with pytest.raises(StoreUnavailable):
             store.counts()
+        with pytest.raises(StoreUnavailable):
+            store.upsert_users([User("v")])
         assert store.ping() is False
         store.close()
     finally:
