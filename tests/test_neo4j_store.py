@@ -84,8 +84,8 @@ def test_attribute_updates_keep_other_properties(store: Neo4jStore) -> None:
 
 @pytest.mark.neo4j
 def test_small_batches_and_clear_loop_cover_everything(store: Neo4jStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    graph = generate(users=40, items=30, seed=5)
-    store.batch_size = 7  # many transactions, with node MERGEs repeated across batches
+    graph = generate(users=20, items=15, seed=5)
+    store.batch_size = 37  # several transactions per kind, with node MERGEs repeated across batches
     store.load(graph.records)
     assert store.snapshot().fingerprint == build_snapshot(graph.records).fingerprint
     assert store.counts()["interactions"] == len(graph.records.interactions)
