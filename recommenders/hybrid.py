@@ -138,7 +138,8 @@ class Hybrid(Recommender):
                     z[~ok] = (v[ok].min() - mu) / sd if sd > 0 else 0.0
             cols += [rr, z]
         profile = _dense_row(self._profiles, u)
-        pn = np.linalg.norm(profile)
+        a, b = self._profiles.indptr[u], self._profiles.indptr[u + 1]
+        pn = float(np.sqrt(np.square(self._profiles.data[a:b]).sum()))  # no BLAS call: steady under load
         tag_cos = (self._tags[cand] @ profile) / pn if pn > 0 else np.zeros(len(cand))
         friends = _dense_row(self._friend_items, u)[cand]
         cols += [np.log1p(self._audience[cand]), np.asarray(tag_cos).ravel(), np.log1p(friends), sources]
