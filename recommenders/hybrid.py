@@ -45,10 +45,12 @@ EXPLAINING_COMPONENTS = 3
 
 @dataclass(frozen=True)
 class HybridConfig:
-    components: tuple[str, ...] = ("graph_walk", "itemcf", "usercf", "als", "social", "content", "popularity")
+    components: tuple[str, ...] = (
+        "graph_walk", "itemcf", "usercf", "als", "social", "content", "popularity", "association", "bpr",
+    )
     candidates: int = 50
     validation_fraction: float = 0.2
-    max_train_users: int = 800
+    max_train_users: int = 2000
     regularisation: float = 1.0
     mmr_lambda: float = 1.0
     seed: int = 42
@@ -68,8 +70,8 @@ class Hybrid(Recommender):
 
     # -- features -----------------------------------------------------------------------------
     def feature_names(self) -> list[str]:
-        names = [f"{c}:{kind}" for c in self.config.components for kind in ("rr", "z")]
-        return names + list(GLOBAL_FEATURES)
+        names = [f"{c}:{kind}" for c in self.config.components for kind in ("rr", "z")] + list(GLOBAL_FEATURES)
+        return names + [f"{n}^2" for n in names]
 
     def _prepare(self, snapshot: GraphSnapshot) -> None:
         self.snapshot = snapshot
@@ -143,7 +145,8 @@ class Hybrid(Recommender):
         tag_cos = (self._tags[cand] @ profile) / pn if pn > 0 else np.zeros(len(cand))
         friends = _dense_row(self._friend_items, u)[cand]
         cols += [np.log1p(self._audience[cand]), np.asarray(tag_cos).ravel(), np.log1p(friends), sources]
-        return cand, np.column_stack(cols)
+        feats = np.column_stack(cols)
+        return cand, np.hstack([feats, feats**2])
 
     # -- fitting --------------------------------------------------------------------------------
     def _fit_components(self, snapshot: GraphSnapshot) -> dict[str, Recommender]:
@@ -280,7 +283,9 @@ class Hybrid(Recommender):
         if parts is None or pos >= len(cand) or cand[pos] != i:
             return []
         row = parts[pos]
-        shares = [(float(row[2 * n] + row[2 * n + 1]), cname) for n, cname in enumerate(self.components)]
+        m = len(row) // 2  # the squared features follow the plain ones
+        shares = [(float(row[2 * n] + row[2 * n + 1] + row[m + 2 * n] + row[m + 2 * n + 1]), cname)
+                  for n, cname in enumerate(self.components)]
         out: list[Reason] = []
         for share, cname in sorted(shares, reverse=True)[:EXPLAINING_COMPONENTS]:
             if share <= 0:

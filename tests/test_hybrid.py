@@ -27,7 +27,7 @@ def hybrid(snapshot: GraphSnapshot) -> Hybrid:
 def test_learned_weights_are_finite_and_named(hybrid: Hybrid) -> None:
     w = hybrid.weights()
     assert list(w) == hybrid.feature_names()
-    assert "graph_walk:rr" in w and "tag_cosine" in w
+    assert "graph_walk:rr" in w and "tag_cosine" in w and "tag_cosine^2" in w
     assert all(np.isfinite(v) for v in w.values())
     assert any(v != 0 for v in w.values())
 
