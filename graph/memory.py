@@ -3,20 +3,16 @@
 It mirrors the Neo4j model exactly: nodes are keyed ``(label, key)``, relationships carry
 the same types and properties, and edge keys encode the uniqueness rules of
 ``graph.schema`` (one INTERACTED per pair, one TAGGED per (user, item, tag), ...), which is
-what makes every upsert idempotent. The graph lives in memory; ``flush()`` writes it as one
-gzipped JSON document (``graph.json.gz``) through a temporary file and ``os.replace``, so a
-crash leaves either the old file or the new one, never half of one. Reading parses JSON and
-checks every row: nothing a user can hand in is ever unpickled.
+what makes every upsert idempotent. The graph lives in memory; ``flush()`` appends the writes
+since the last flush to a journal, and the whole graph is rewritten as one gzipped JSON
+document only on compaction (bulk loads, ``clear``, a journal past ``journal_limit``, or
+``compact()``); see ``graph.memory_file``. Every row is checked by ``graph.rows`` before it is
+written and again when it is read back: nothing a user can hand in is ever unpickled.
 """
 
 from __future__ import annotations
 
-import gzip
-import json
-import math
 import os
-import tempfile
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -24,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
+from graph.memory_file import FILE_NAME, JOURNAL_LIMIT, JOURNAL_NAME, TABLE_NAMES, StoreFiles, graph_tables
 from graph.records import (
     COUNT_KEYS,
     Fact,
@@ -36,15 +33,14 @@ from graph.records import (
     Tagging,
     User,
 )
+from graph.rows import check_rows
 from graph.schema import ATTR_PREFIX, Label, Rel
 from graph.store import DISPLAY_PROPERTY, GraphStore, Neighbor, StoreError, neighbor_order
 
 if TYPE_CHECKING:
     from graph.snapshot import GraphSnapshot
 
-FILE_NAME = "graph.json.gz"
-FORMAT = "kgrec-memory-store"
-FORMAT_VERSION = 1
+__all__ = ["FILE_NAME", "JOURNAL_NAME", "TABLES", "MemoryStore"]
 
 #: Which ``counts()`` key each relationship type feeds.
 REL_COUNT_KEY = {
@@ -84,20 +80,22 @@ _TAGGED, _RELATED = Rel.TAGGED.value, Rel.RELATED.value
 class MemoryStore(GraphStore):
     """A networkx graph persisted atomically in ``directory`` (created on first flush)."""
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, directory: str | os.PathLike[str], journal_limit: int = JOURNAL_LIMIT) -> None:
         self.directory = Path(directory)
         if self.directory.exists() and not self.directory.is_dir():
             raise StoreError(f"{self.directory} is not a directory; memory:// needs a directory path")
         self.graph = nx.MultiDiGraph()
         self._rel_counts: Counter[Rel] = Counter()
-        self._dirty = False
         self._version = 0
         self._snapshot: tuple[int, GraphSnapshot] | None = None
         self._closed = False
-        path = self.directory / FILE_NAME
-        if path.exists():
-            self._read(path)
-        self._on_disk = _signature(path)
+        self._files = StoreFiles(self.directory, journal_limit)
+        tables, ops = self._files.read()
+        for table in TABLE_NAMES:
+            TABLES[table](self, tables[table])
+        for op, rows in ops:
+            self._apply(op, rows)
+        self._dirty = False
 
     # -- node and edge primitives -------------------------------------------------------
     def _touch(self) -> None:
@@ -204,119 +202,113 @@ class MemoryStore(GraphStore):
         ))
 
     # -- writes -------------------------------------------------------------------------
-    def _write(self, table: str, rows: list[tuple[Any, ...]], ids: Sequence[tuple[int, str]],
-               put: Callable[[list[Any]], None] | None = None) -> int:
-        """Check every row first (ids, then the value types the file format allows), so a bad
-        row leaves the whole batch unwritten and nothing unstorable ever reaches the file."""
-        fields = TABLES[table][0]
-        for row in rows:
-            for pos, what in ids:
-                if not isinstance(row[pos], str) or not row[pos]:
-                    raise StoreError(f"{what} must be a non-empty string, got {row[pos]!r}")
-            try:
-                _checked(row, fields)
-            except ValueError as exc:
-                raise StoreError(f"bad {table} row: {exc}") from exc
+    def _write(self, table: str, rows: list[tuple[Any, ...]]) -> int:
+        """Check every row first (``graph.rows``, as Neo4jStore does), so a bad row leaves the
+        whole batch unwritten and nothing unstorable ever reaches the files."""
+        check_rows(table, rows)
         self._touch()
-        if put is None:
-            TABLES[table][1](self, rows)
-        else:
-            put(rows)
+        TABLES[table](self, rows)
+        self._files.record(table, rows)
         return len(rows)
 
+    def _apply(self, op: str, rows: list[Any]) -> None:
+        """Replay one journal operation (rows already checked by ``graph.memory_file``)."""
+        if op == "delete_users":
+            for key in rows:
+                self._remove_node((Label.USER, key))
+        elif op == "delete_items":
+            for key in rows:
+                self._remove_node((Label.ITEM, key))
+        elif op == "delete_interactions":
+            for user, item in rows:
+                self._remove_interaction(user, item)
+        else:
+            TABLES[op](self, rows)
+
     def upsert_users(self, rows: Iterable[User]) -> int:
-        return self._write("users", [(r.id, r.attrs) for r in rows], [(0, "user id")])
+        return self._write("users", [(r.id, r.attrs) for r in rows])
 
     def upsert_items(self, rows: Iterable[Item]) -> int:
-        return self._write("items", [(r.id, r.title, r.attrs) for r in rows], [(0, "item id")])
+        return self._write("items", [(r.id, r.title, r.attrs) for r in rows])
 
     def upsert_tags(self, rows: Iterable[Tag]) -> int:
-        return self._write("tags", [(r.id, r.name, r.kind) for r in rows], [(0, "tag id")])
+        return self._write("tags", [(r.id, r.name, r.kind) for r in rows])
 
     def upsert_interactions(self, rows: Iterable[Interaction]) -> int:
-        return self._write(
-            "interacted", [(r.user, r.item, r.weight, r.rating, r.ts) for r in rows],
-            [(0, "interaction user"), (1, "interaction item")],
-        )
+        return self._write("interacted", [(r.user, r.item, r.weight, r.rating, r.ts) for r in rows])
 
     def upsert_taggings(self, rows: Iterable[Tagging]) -> int:
-        return self._write(
-            "tagged", [(r.user, r.item, r.tag, r.ts) for r in rows],
-            [(0, "tagging user"), (1, "tagging item"), (2, "tagging tag")],
-        )
+        return self._write("tagged", [(r.user, r.item, r.tag, r.ts) for r in rows])
 
     def upsert_item_tags(self, rows: Iterable[ItemTag]) -> int:
-        return self._write(
-            "has_tag", [(r.item, r.tag, r.count) for r in rows], [(0, "item tag item"), (1, "item tag tag")]
-        )
+        return self._write("has_tag", [(r.item, r.tag, r.count) for r in rows])
 
     def upsert_follows(self, rows: Iterable[Follow]) -> int:
-        return self._write(
-            "follows", [(r.user, r.friend, r.weight) for r in rows], [(0, "follow user"), (1, "follow friend")]
-        )
+        return self._write("follows", [(r.user, r.friend, r.weight) for r in rows])
 
     def upsert_facts(self, rows: Iterable[Fact]) -> int:
-        rows = list(rows)
-        for r in rows:
-            if r.entity_label is not None and not isinstance(r.entity_label, str):
-                raise StoreError(f"entity label must be a string, got {r.entity_label!r}")
+        """Checked as whole facts, stored (and journaled) as entities and RELATED edges."""
+        facts = check_rows("facts", [(r.item, r.predicate, r.entity, r.entity_label) for r in rows])
+        self._touch()
+        for table, part in (("entities", [(e, lb) for _, _, e, lb in facts]),
+                            ("related", [(i, p, e) for i, p, e, _ in facts])):
+            TABLES[table](self, part)
+            self._files.record(table, part)
+        return len(facts)
 
-        def put(facts: list[tuple[str, str, str]]) -> None:
-            self._put_entities([(r.entity, r.entity_label) for r in rows])
-            self._put_related(facts)
-
-        return self._write(
-            "related", [(r.item, r.predicate, r.entity) for r in rows],
-            [(0, "fact item"), (1, "fact predicate"), (2, "fact entity")], put,
-        )
+    def _delete_nodes(self, label: Label, op: str, ids: Iterable[str]) -> int:
+        self._touch()
+        removed = [k for k in set(ids) if self._remove_node((label, k))]
+        self._files.record(op, removed)
+        return len(removed)
 
     def delete_users(self, ids: Iterable[str]) -> int:
-        self._touch()
-        return sum(self._remove_node((Label.USER, k)) for k in set(ids))
+        return self._delete_nodes(Label.USER, "delete_users", ids)
 
     def delete_items(self, ids: Iterable[str]) -> int:
-        self._touch()
-        return sum(self._remove_node((Label.ITEM, k)) for k in set(ids))
+        return self._delete_nodes(Label.ITEM, "delete_items", ids)
+
+    def _remove_interaction(self, user: str, item: str) -> bool:
+        u, i = (Label.USER, user), (Label.ITEM, item)
+        if not self.graph.has_edge(u, i, _INTERACTED):
+            return False
+        self.graph.remove_edge(u, i, _INTERACTED)
+        self._rel_counts[Rel.INTERACTED] -= 1
+        return True
 
     def delete_interactions(self, pairs: Iterable[tuple[str, str]]) -> int:
         self._touch()
-        removed = 0
-        for user, item in set(pairs):
-            u, i = (Label.USER, user), (Label.ITEM, item)
-            if self.graph.has_edge(u, i, _INTERACTED):
-                self.graph.remove_edge(u, i, _INTERACTED)
-                self._rel_counts[Rel.INTERACTED] -= 1
-                removed += 1
-        return removed
+        removed = [[u, i] for u, i in set(pairs) if self._remove_interaction(u, i)]
+        self._files.record("delete_interactions", removed)
+        return len(removed)
 
     def clear(self) -> None:
         self._touch()
         self.graph.clear()
         self._rel_counts.clear()
+        self._files.compact_next()
+
+    def load(self, records: GraphRecords) -> dict[str, int]:
+        """A bulk load is compacted into the document rather than journaled."""
+        self._files.compact_next()
+        return super().load(records)
+
+    def compact(self) -> None:
+        """Rewrite the whole graph as the document now and drop the journal."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        self._files.compact_next()
+        self._dirty = True
+        self.flush()
 
     def flush(self) -> None:
-        """Write the graph atomically (temp file in the same directory, then ``os.replace``)."""
+        """Append the writes since the last flush to the journal as one fsync'd line, or compact
+        (new document through a temp file and ``os.replace``, then no journal) when there is no
+        document yet, after a bulk write or ``clear``, or once the journal passed ``journal_limit``.
+        Refuses when another process or store wrote the files since this one read them."""
         if not self._dirty or self._closed:
             return
-        path = self.directory / FILE_NAME
-        if _signature(path) != self._on_disk:
-            raise StoreError(
-                f"{path} was rewritten by another process or store since this one read it; "
-                "reopen the store and repeat the write (refusing to overwrite the newer graph)"
-            )
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".graph-", suffix=".tmp", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as raw:
-                with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as gz:
-                    gz.write(json.dumps(self._document(), ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-                raw.flush()
-                os.fsync(raw.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        self._on_disk = _signature(path)
+        self._files.flush(lambda: graph_tables(self.graph))
         self._dirty = False
 
     def close(self) -> None:
@@ -406,109 +398,16 @@ class MemoryStore(GraphStore):
             self._snapshot = (self._version, super().snapshot())
         return self._snapshot[1]
 
-    # -- persistence --------------------------------------------------------------------
-    def _document(self) -> dict[str, Any]:
-        """The whole graph as one JSON object of row lists (the ``_put_*`` row shapes)."""
-        doc: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION, **{k: [] for k in TABLES}}
-        for (label, key), data in self.graph.nodes(data=True):
-            if label is Label.USER:
-                doc["users"].append((key, data["attrs"]))
-            elif label is Label.ITEM:
-                doc["items"].append((key, data.get("title"), data["attrs"]))
-            elif label is Label.TAG:
-                doc["tags"].append((key, data.get("name"), data.get("kind")))
-            else:
-                doc["entities"].append((key, data.get("label")))
-        rows = {Rel.INTERACTED: doc["interacted"], Rel.TAGGED: doc["tagged"], Rel.HAS_TAG: doc["has_tag"],
-                Rel.FOLLOWS: doc["follows"], Rel.RELATED: doc["related"]}
-        for (_, src), (_, dst), data in self.graph.edges(data=True):
-            rel, p = data["rel"], data["props"]
-            if rel is Rel.INTERACTED:
-                rows[rel].append((src, dst, p["weight"], p.get("rating"), p.get("ts")))
-            elif rel is Rel.TAGGED:
-                rows[rel].append((src, dst, p["tag"], p.get("ts")))
-            elif rel is Rel.HAS_TAG:
-                rows[rel].append((src, dst, p["count"]))
-            elif rel is Rel.FOLLOWS:
-                rows[rel].append((src, dst, p["weight"]))
-            else:
-                rows[rel].append((src, p["predicate"], dst))
-        return doc
 
-    def _read(self, path: Path) -> None:
-        try:
-            with gzip.open(path, "rb") as fh:
-                doc = json.loads(fh.read().decode("utf-8"))
-        except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError) as exc:
-            raise StoreError(f"{path} is unreadable or not a kgrec memory store: {exc}") from exc
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise StoreError(f"{path} is not a kgrec memory store file")
-        if doc.get("version") != FORMAT_VERSION:
-            raise StoreError(f"{path}: store format version {doc.get('version')} is not {FORMAT_VERSION}")
-        for table, (fields, put) in TABLES.items():
-            rows = doc.get(table)
-            if not isinstance(rows, list):
-                raise StoreError(f"{path}: corrupt store file: {table!r} is not a list")
-            try:
-                checked = [_checked(row, fields) for row in rows]
-            except (TypeError, ValueError) as exc:
-                raise StoreError(f"{path}: corrupt {table} row: {exc}") from exc
-            put(self, checked)
-        self._dirty = False
-
-
-def _signature(path: Path) -> tuple[int, int, int] | None:
-    """Identity of the file on disk (a replace makes a new inode), or None when absent."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-# Checks of the persisted row fields (one function per field kind, as reading is hot).
-def _id(v: object) -> bool:
-    return type(v) is str and v != ""
-
-
-def _str_or_none(v: object) -> bool:
-    return v is None or type(v) is str
-
-
-def _num(v: object) -> bool:
-    return (type(v) is float and math.isfinite(v)) or type(v) is int
-
-
-def _num_or_none(v: object) -> bool:
-    return v is None or _num(v)
-
-
-def _int_or_none(v: object) -> bool:
-    return v is None or type(v) is int
-
-
-def _attrs(v: object) -> bool:
-    return type(v) is dict and all(type(x) in (str, int, float, bool) for x in v.values())
-
-
-def _checked(row: Any, fields: tuple[Callable[[object], bool], ...]) -> Any:
-    if type(row) not in (list, tuple) or len(row) != len(fields):
-        raise ValueError(f"{row!r} does not have {len(fields)} fields")
-    for value, ok in zip(row, fields, strict=True):
-        if not ok(value):
-            raise ValueError(f"{row!r}: {value!r} fails {ok.__name__.strip('_')}")
-    return row
-
-
-#: Persisted tables in write order (nodes first): their field kinds and the method that applies them.
-TABLES: dict[str, tuple[tuple[Callable[[object], bool], ...], Callable[[MemoryStore, list[Any]], None]]] = {
-    "users": ((_id, _attrs), MemoryStore._put_users),
-    "items": ((_id, _str_or_none, _attrs), MemoryStore._put_items),
-    "tags": ((_id, _str_or_none, _str_or_none), MemoryStore._put_tags),
-    "entities": ((_id, _str_or_none), MemoryStore._put_entities),
-    "interacted": ((_id, _id, _num, _num_or_none, _int_or_none), MemoryStore._put_interacted),
-    "tagged": ((_id, _id, _id, _int_or_none), MemoryStore._put_tagged),
-    "has_tag": ((_id, _id, _num), MemoryStore._put_has_tag),
-    "follows": ((_id, _id, _num), MemoryStore._put_follows),
-    "related": ((_id, _id, _id), MemoryStore._put_related),
+#: The method that applies each persisted table's rows (shapes in ``graph.rows.FIELDS``).
+TABLES: dict[str, Callable[[MemoryStore, list[Any]], None]] = {
+    "users": MemoryStore._put_users,
+    "items": MemoryStore._put_items,
+    "tags": MemoryStore._put_tags,
+    "entities": MemoryStore._put_entities,
+    "interacted": MemoryStore._put_interacted,
+    "tagged": MemoryStore._put_tagged,
+    "has_tag": MemoryStore._put_has_tag,
+    "follows": MemoryStore._put_follows,
+    "related": MemoryStore._put_related,
 }

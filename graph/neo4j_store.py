@@ -3,8 +3,9 @@
 One driver lives as long as the store. Writes are ``UNWIND $rows`` batches inside managed
 write transactions (the driver retries transient failures, and MERGE on keys makes a retried
 batch harmless); reads run as read transactions, so a query the caller hands in can never
-write. Every label and type comes from ``graph.schema``: where it varies, the query is picked
-from a dict of constant strings keyed by the enum. Everything returned is plain Python data.
+write. Every statement is a constant in ``graph.neo4j_cypher`` (where a label or type varies,
+picked from a dict keyed by the ``graph.schema`` enum), and every batch is checked whole by
+``graph.rows`` before any of it is sent. Everything returned is plain Python data.
 """
 
 from __future__ import annotations
@@ -15,6 +16,27 @@ from itertools import islice, repeat
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from graph.neo4j_cypher import (
+    CLEAR_NODES,
+    CLEAR_RELATIONSHIPS,
+    CONSTRAINTS,
+    COUNTS,
+    DELETE_INTERACTIONS,
+    DELETE_NODES,
+    EXPORT,
+    GET_NODE,
+    HAS_RELATIONSHIP,
+    MERGE_NODES,
+    NEIGHBORS,
+    UPSERT_FACTS,
+    UPSERT_FOLLOWS,
+    UPSERT_INTERACTIONS,
+    UPSERT_ITEM_TAGS,
+    UPSERT_ITEMS,
+    UPSERT_TAGGINGS,
+    UPSERT_TAGS,
+    UPSERT_USERS,
+)
 from graph.records import (
     COUNT_KEYS,
     Fact,
@@ -27,6 +49,7 @@ from graph.records import (
     Tagging,
     User,
 )
+from graph.rows import check_rows
 from graph.schema import ATTR_PREFIX, ENDPOINTS, KEY, Label, Rel
 from graph.store import DISPLAY_PROPERTY, GraphStore, Neighbor, StoreError, StoreUnavailable, neighbor_order
 
@@ -37,251 +60,11 @@ CLEAR_BATCH = 50_000
 
 T = TypeVar("T")
 
-# -- schema ------------------------------------------------------------------------------------
-CONSTRAINTS = (
-    "CREATE CONSTRAINT kgrec_user_id IF NOT EXISTS FOR (n:User) REQUIRE n.id IS UNIQUE",
-    "CREATE CONSTRAINT kgrec_item_id IF NOT EXISTS FOR (n:Item) REQUIRE n.id IS UNIQUE",
-    "CREATE CONSTRAINT kgrec_tag_id IF NOT EXISTS FOR (n:Tag) REQUIRE n.id IS UNIQUE",
-    "CREATE CONSTRAINT kgrec_entity_iri IF NOT EXISTS FOR (n:Entity) REQUIRE n.iri IS UNIQUE",
-)
-
-# -- writes ------------------------------------------------------------------------------------
-# Attributes are replaced as a whole (as MemoryStore does): stale attr_* keys are removed,
-# every other property (title, written-back embeddings) is left alone.
-UPSERT_USERS = """
-UNWIND $rows AS row
-MERGE (n:User {id: row.id})
-WITH n, row, [k IN keys(n) WHERE k STARTS WITH 'attr_' AND NOT k IN keys(row.attrs)] AS stale
-FOREACH (k IN stale | SET n[k] = null)
-SET n += row.attrs
-"""
-
-UPSERT_ITEMS = """
-UNWIND $rows AS row
-MERGE (n:Item {id: row.id})
-WITH n, row, [k IN keys(n) WHERE k STARTS WITH 'attr_' AND NOT k IN keys(row.attrs)] AS stale
-FOREACH (k IN stale | SET n[k] = null)
-SET n += row.attrs, n.title = row.title
-"""
-
-UPSERT_TAGS = """
-UNWIND $rows AS row
-MERGE (n:Tag {id: row.id})
-SET n.name = coalesce(row.name, n.name), n.kind = coalesce(row.kind, n.kind)
-"""
-
-# Relationship upserts: each batch first MERGEs its distinct end nodes (a few thousand keys),
-# then MATCHes them per row. Measured ~1.9x faster than MERGE of both nodes on every row.
-MERGE_NODES: dict[Label, str] = {
-    Label.USER: "UNWIND $ids AS key MERGE (:User {id: key})",
-    Label.ITEM: "UNWIND $ids AS key MERGE (:Item {id: key})",
-    Label.TAG: "UNWIND $ids AS key MERGE (:Tag {id: key})",
-    Label.ENTITY: "UNWIND $ids AS key MERGE (:Entity {iri: key})",
-}
-
-UPSERT_INTERACTIONS = """
-UNWIND $rows AS row
-MATCH (u:User {id: row.user})
-MATCH (i:Item {id: row.item})
-MERGE (u)-[r:INTERACTED]->(i)
-SET r.weight = row.weight, r.rating = row.rating, r.ts = row.ts
-"""
-
-UPSERT_TAGGINGS = """
-UNWIND $rows AS row
-MATCH (u:User {id: row.user})
-MATCH (i:Item {id: row.item})
-MERGE (u)-[r:TAGGED {tag: row.tag}]->(i)
-SET r.ts = row.ts
-"""
-
-UPSERT_ITEM_TAGS = """
-UNWIND $rows AS row
-MATCH (i:Item {id: row.item})
-MATCH (t:Tag {id: row.tag})
-MERGE (i)-[r:HAS_TAG]->(t)
-SET r.count = row.count
-"""
-
-UPSERT_FOLLOWS = """
-UNWIND $rows AS row
-MATCH (u:User {id: row.user})
-MATCH (f:User {id: row.friend})
-MERGE (u)-[r:FOLLOWS]->(f)
-SET r.weight = row.weight
-"""
-
-# An entity keeps the label it has when a fact brings none (as MemoryStore does).
-UPSERT_FACTS = """
-UNWIND $rows AS row
-MATCH (i:Item {id: row.item})
-MATCH (e:Entity {iri: row.entity})
-SET e.label = coalesce(row.label, e.label)
-MERGE (i)-[:RELATED {predicate: row.predicate}]->(e)
-"""
-
-DELETE_NODES: dict[Label, str] = {
-    Label.USER: """
-UNWIND $ids AS key
-MATCH (n:User {id: key})
-DETACH DELETE n
-RETURN count(*) AS deleted
-""",
-    Label.ITEM: """
-UNWIND $ids AS key
-MATCH (n:Item {id: key})
-DETACH DELETE n
-RETURN count(*) AS deleted
-""",
-}
-
-DELETE_INTERACTIONS = """
-UNWIND $rows AS row
-MATCH (:User {id: row.user})-[r:INTERACTED]->(:Item {id: row.item})
-DELETE r
-RETURN count(*) AS deleted
-"""
-
-CLEAR_RELATIONSHIPS = """
-MATCH ()-[r]->()
-WITH r LIMIT $batch
-DELETE r
-RETURN count(*) AS deleted
-"""
-
-CLEAR_NODES = """
-MATCH (n)
-WITH n LIMIT $batch
-DETACH DELETE n
-RETURN count(*) AS deleted
-"""
-
-# -- reads -------------------------------------------------------------------------------------
-COUNTS = """
-CALL () { MATCH (n:User) RETURN count(n) AS users }
-CALL () { MATCH (n:Item) RETURN count(n) AS items }
-CALL () { MATCH (n:Tag) RETURN count(n) AS tags }
-CALL () { MATCH ()-[r:INTERACTED]->() RETURN count(r) AS interactions }
-CALL () { MATCH ()-[r:TAGGED]->() RETURN count(r) AS taggings }
-CALL () { MATCH ()-[r:HAS_TAG]->() RETURN count(r) AS item_tags }
-CALL () { MATCH ()-[r:FOLLOWS]->() RETURN count(r) AS follows }
-CALL () { MATCH ()-[r:RELATED]->() RETURN count(r) AS facts }
-RETURN users, items, tags, interactions, taggings, item_tags, follows, facts
-"""
-
-GET_NODE: dict[Label, str] = {
-    Label.USER: "MATCH (n:User {id: $key}) RETURN properties(n) AS props",
-    Label.ITEM: "MATCH (n:Item {id: $key}) RETURN properties(n) AS props",
-    Label.TAG: "MATCH (n:Tag {id: $key}) RETURN properties(n) AS props",
-    Label.ENTITY: "MATCH (n:Entity {iri: $key}) RETURN properties(n) AS props",
-}
-
-# Two directed halves (UNION ALL) so that a self-loop appears once in each direction, as in
-# MemoryStore. ``m`` carries only the key and name properties, never written-back vectors.
-NEIGHBORS: dict[Label, str] = {
-    Label.USER: """
-MATCH (n:User {id: $key})-[r]->(m) WHERE $rels IS NULL OR type(r) IN $rels
-RETURN type(r) AS rel, true AS outgoing, labels(m) AS labels,
-       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
-UNION ALL
-MATCH (n:User {id: $key})<-[r]-(m) WHERE $rels IS NULL OR type(r) IN $rels
-RETURN type(r) AS rel, false AS outgoing, labels(m) AS labels,
-       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
-""",
-    Label.ITEM: """
-MATCH (n:Item {id: $key})-[r]->(m) WHERE $rels IS NULL OR type(r) IN $rels
-RETURN type(r) AS rel, true AS outgoing, labels(m) AS labels,
-       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
-UNION ALL
-MATCH (n:Item {id: $key})<-[r]-(m) WHERE $rels IS NULL OR type(r) IN $rels
-RETURN type(r) AS rel, false AS outgoing, labels(m) AS labels,
-       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
-""",
-    Label.TAG: """
-MATCH (n:Tag {id: $key})-[r]->(m) WHERE $rels IS NULL OR type(r) IN $rels
-RETURN type(r) AS rel, true AS outgoing, labels(m) AS labels,
-       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
-UNION ALL
-MATCH (n:Tag {id: $key})<-[r]-(m) WHERE $rels IS NULL OR type(r) IN $rels
-RETURN type(r) AS rel, false AS outgoing, labels(m) AS labels,
-       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
-""",
-    Label.ENTITY: """
-MATCH (n:Entity {iri: $key})-[r]->(m) WHERE $rels IS NULL OR type(r) IN $rels
-RETURN type(r) AS rel, true AS outgoing, labels(m) AS labels,
-       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
-UNION ALL
-MATCH (n:Entity {iri: $key})<-[r]-(m) WHERE $rels IS NULL OR type(r) IN $rels
-RETURN type(r) AS rel, false AS outgoing, labels(m) AS labels,
-       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
-""",
-}
-
-#: One query per type; the end labels are the type's ``ENDPOINTS``.
-HAS_RELATIONSHIP: dict[Rel, str] = {
-    Rel.INTERACTED: "MATCH (:User {id: $src})-[r:INTERACTED]->(:Item {id: $dst}) RETURN count(r) > 0 AS found",
-    Rel.TAGGED: "MATCH (:User {id: $src})-[r:TAGGED]->(:Item {id: $dst}) RETURN count(r) > 0 AS found",
-    Rel.HAS_TAG: "MATCH (:Item {id: $src})-[r:HAS_TAG]->(:Tag {id: $dst}) RETURN count(r) > 0 AS found",
-    Rel.FOLLOWS: "MATCH (:User {id: $src})-[r:FOLLOWS]->(:User {id: $dst}) RETURN count(r) > 0 AS found",
-    Rel.RELATED: "MATCH (:Item {id: $src})-[r:RELATED]->(:Entity {iri: $dst}) RETURN count(r) > 0 AS found",
-    Rel.RECOMMENDED: "MATCH (:User {id: $src})-[r:RECOMMENDED]->(:Item {id: $dst}) RETURN count(r) > 0 AS found",
-}
-
-# Export: a few records per kind whose columns are parallel lists. Shipping a few flat lists
-# is measured ~3x cheaper than a list per row and ~15x cheaper than a record per row.
-# collect() drops nulls, so rows are grouped by which optional values they lack: within a
-# group an optional column is either complete (aligned with the others) or empty.
-EXPORT_USERS = """
-MATCH (n:User)
-RETURN collect(n.id) AS id, collect([k IN keys(n) WHERE k STARTS WITH 'attr_' | [k, n[k]]]) AS attrs
-"""
-EXPORT_ITEMS = """
-MATCH (n:Item)
-RETURN n.title IS NULL AS no_title, collect(n.id) AS id, collect(n.title) AS title,
-       collect([k IN keys(n) WHERE k STARTS WITH 'attr_' | [k, n[k]]]) AS attrs
-"""
-EXPORT_TAGS = """
-MATCH (n:Tag)
-RETURN collect(n.id) AS id, collect(coalesce(n.name, n.id)) AS name, collect(coalesce(n.kind, 'tag')) AS kind
-"""
-EXPORT_INTERACTIONS = """
-MATCH (u:User)-[r:INTERACTED]->(i:Item)
-RETURN r.rating IS NULL AS no_rating, r.ts IS NULL AS no_ts,
-       collect(u.id) AS user, collect(i.id) AS item, collect(r.weight) AS weight,
-       collect(r.rating) AS rating, collect(r.ts) AS ts
-"""
-EXPORT_TAGGINGS = """
-MATCH (u:User)-[r:TAGGED]->(i:Item)
-RETURN r.ts IS NULL AS no_ts, collect(u.id) AS user, collect(i.id) AS item, collect(r.tag) AS tag,
-       collect(r.ts) AS ts
-"""
-EXPORT_ITEM_TAGS = """
-MATCH (i:Item)-[r:HAS_TAG]->(t:Tag)
-RETURN collect(i.id) AS item, collect(t.id) AS tag, collect(r.count) AS count
-"""
-EXPORT_FOLLOWS = """
-MATCH (u:User)-[r:FOLLOWS]->(f:User)
-RETURN collect(u.id) AS user, collect(f.id) AS friend, collect(r.weight) AS weight
-"""
-EXPORT_FACTS = """
-MATCH (i:Item)-[r:RELATED]->(e:Entity)
-RETURN e.label IS NULL AS no_label, collect(i.id) AS item, collect(r.predicate) AS predicate,
-       collect(e.iri) AS entity, collect(e.label) AS label
-"""
 
 def _batches(rows: Sequence[T], size: int) -> Iterator[list[T]]:
     it = iter(rows)
     while batch := list(islice(it, size)):
         yield batch
-
-
-def _check_ids(rows: Sequence[dict[str, Any]], fields: Sequence[tuple[str, str]]) -> None:
-    """Refuse the whole input before writing any of it, so a bad row leaves nothing half-written."""
-    for n, row in enumerate(rows, 1):
-        for name, what in fields:
-            value = row[name]
-            if not isinstance(value, str) or not value:
-                raise StoreError(f"row {n}: {what} must be a non-empty string, got {value!r}")
 
 
 def _attrs_in(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -435,46 +218,54 @@ class Neo4jStore(GraphStore):
         return len(rows)
 
     # -- writes ---------------------------------------------------------------------------
+    # Every batch is checked whole by ``graph.rows`` (as MemoryStore's are) before any of it is sent.
     def upsert_users(self, rows: Iterable[User]) -> int:
-        data = [{"id": r.id, "attrs": _attrs_in(r.attrs)} for r in rows]
-        _check_ids(data, [("id", "user id")])
-        return self._write_rows(UPSERT_USERS, data)
+        data = check_rows("users", [(r.id, r.attrs) for r in rows])
+        return self._write_rows(UPSERT_USERS, [{"id": i, "attrs": _attrs_in(a)} for i, a in data])
 
     def upsert_items(self, rows: Iterable[Item]) -> int:
-        data = [{"id": r.id, "title": r.title, "attrs": _attrs_in(r.attrs)} for r in rows]
-        _check_ids(data, [("id", "item id")])
-        return self._write_rows(UPSERT_ITEMS, data)
+        data = check_rows("items", [(r.id, r.title, r.attrs) for r in rows])
+        return self._write_rows(UPSERT_ITEMS, [{"id": i, "title": t, "attrs": _attrs_in(a)} for i, t, a in data])
 
     def upsert_tags(self, rows: Iterable[Tag]) -> int:
-        data = [{"id": r.id, "name": r.name, "kind": r.kind} for r in rows]
-        _check_ids(data, [("id", "tag id")])
-        return self._write_rows(UPSERT_TAGS, data)
+        data = check_rows("tags", [(r.id, r.name, r.kind) for r in rows])
+        return self._write_rows(UPSERT_TAGS, [{"id": i, "name": n, "kind": k} for i, n, k in data])
 
     def upsert_interactions(self, rows: Iterable[Interaction]) -> int:
-        data = [{"user": r.user, "item": r.item, "weight": r.weight, "rating": r.rating, "ts": r.ts} for r in rows]
-        _check_ids(data, [("user", "interaction user"), ("item", "interaction item")])
-        return self._write_rows(UPSERT_INTERACTIONS, data, [(Label.USER, "user"), (Label.ITEM, "item")])
+        data = check_rows("interacted", [(r.user, r.item, r.weight, r.rating, r.ts) for r in rows])
+        return self._write_rows(
+            UPSERT_INTERACTIONS,
+            [{"user": u, "item": i, "weight": w, "rating": rt, "ts": ts} for u, i, w, rt, ts in data],
+            [(Label.USER, "user"), (Label.ITEM, "item")],
+        )
 
     def upsert_taggings(self, rows: Iterable[Tagging]) -> int:
-        data = [{"user": r.user, "item": r.item, "tag": r.tag, "ts": r.ts} for r in rows]
-        _check_ids(data, [("user", "tagging user"), ("item", "tagging item"), ("tag", "tagging tag")])
+        data = check_rows("tagged", [(r.user, r.item, r.tag, r.ts) for r in rows])
         ends = [(Label.USER, "user"), (Label.ITEM, "item"), (Label.TAG, "tag")]
-        return self._write_rows(UPSERT_TAGGINGS, data, ends)
+        return self._write_rows(
+            UPSERT_TAGGINGS, [{"user": u, "item": i, "tag": t, "ts": ts} for u, i, t, ts in data], ends
+        )
 
     def upsert_item_tags(self, rows: Iterable[ItemTag]) -> int:
-        data = [{"item": r.item, "tag": r.tag, "count": r.count} for r in rows]
-        _check_ids(data, [("item", "item tag item"), ("tag", "item tag tag")])
-        return self._write_rows(UPSERT_ITEM_TAGS, data, [(Label.ITEM, "item"), (Label.TAG, "tag")])
+        data = check_rows("has_tag", [(r.item, r.tag, r.count) for r in rows])
+        return self._write_rows(
+            UPSERT_ITEM_TAGS, [{"item": i, "tag": t, "count": c} for i, t, c in data],
+            [(Label.ITEM, "item"), (Label.TAG, "tag")],
+        )
 
     def upsert_follows(self, rows: Iterable[Follow]) -> int:
-        data = [{"user": r.user, "friend": r.friend, "weight": r.weight} for r in rows]
-        _check_ids(data, [("user", "follow user"), ("friend", "follow friend")])
-        return self._write_rows(UPSERT_FOLLOWS, data, [(Label.USER, "user"), (Label.USER, "friend")])
+        data = check_rows("follows", [(r.user, r.friend, r.weight) for r in rows])
+        return self._write_rows(
+            UPSERT_FOLLOWS, [{"user": u, "friend": f, "weight": w} for u, f, w in data],
+            [(Label.USER, "user"), (Label.USER, "friend")],
+        )
 
     def upsert_facts(self, rows: Iterable[Fact]) -> int:
-        data = [{"item": r.item, "predicate": r.predicate, "entity": r.entity, "label": r.entity_label} for r in rows]
-        _check_ids(data, [("item", "fact item"), ("predicate", "fact predicate"), ("entity", "fact entity")])
-        return self._write_rows(UPSERT_FACTS, data, [(Label.ITEM, "item"), (Label.ENTITY, "entity")])
+        data = check_rows("facts", [(r.item, r.predicate, r.entity, r.entity_label) for r in rows])
+        return self._write_rows(
+            UPSERT_FACTS, [{"item": i, "predicate": p, "entity": e, "label": lb} for i, p, e, lb in data],
+            [(Label.ITEM, "item"), (Label.ENTITY, "entity")],
+        )
 
     def _delete_nodes(self, label: Label, ids: Iterable[str]) -> int:
         keys = sorted(set(ids))
@@ -557,20 +348,9 @@ class Neo4jStore(GraphStore):
         return bool(self._read(lambda tx: tx.run(HAS_RELATIONSHIP[rel], src=src[1], dst=dst[1]).single()["found"]))
 
     def _export_groups(self) -> dict[str, list[dict[str, Any]]]:
-        queries = {
-            "users": EXPORT_USERS,
-            "items": EXPORT_ITEMS,
-            "tags": EXPORT_TAGS,
-            "interactions": EXPORT_INTERACTIONS,
-            "taggings": EXPORT_TAGGINGS,
-            "item_tags": EXPORT_ITEM_TAGS,
-            "follows": EXPORT_FOLLOWS,
-            "facts": EXPORT_FACTS,
-        }
-
         def work(tx: Any) -> dict[str, list[dict[str, Any]]]:
             # One read transaction: every list comes from the same consistent view.
-            return {kind: tx.run(query).data() for kind, query in queries.items()}
+            return {kind: tx.run(query).data() for kind, query in EXPORT.items()}
 
         return self._read(work)
 

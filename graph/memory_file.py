@@ -1,0 +1,286 @@
+"""MemoryStore's files: one gzipped JSON document plus an append-only journal beside it.
+
+``graph.json.gz`` holds the whole graph as row lists (``graph.rows`` shapes) and a random
+``generation``; it is only ever replaced whole, through a temporary file and ``os.replace``.
+``journal.jsonl`` holds what was flushed since: one line per flush,
+``{"base": GENERATION, "ops": [[OP, ROWS], ...]}``, appended and fsync'd, so a small write costs
+one short append instead of rewriting the document. Compaction writes a new document under a
+new generation and then removes the journal; a journal whose ``base`` is not the document's is
+the leftover of a compaction interrupted between those two steps, already folded in, and is
+skipped. A last line without its newline is a flush that never finished: it is ignored with a
+warning (never half-applied) and cut off by the next append. Any other damage is a StoreError.
+Nothing is ever unpickled: both files are parsed as JSON and every row is checked.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import secrets
+import tempfile
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from graph.rows import check_row
+from graph.schema import Label, Rel
+from graph.store import StoreError
+
+log = logging.getLogger(__name__)
+
+FILE_NAME = "graph.json.gz"
+JOURNAL_NAME = "journal.jsonl"
+FORMAT = "kgrec-memory-store"
+FORMAT_VERSION = 1
+
+#: Tables of the document, in the order they are applied (nodes first).
+TABLE_NAMES = ("users", "items", "tags", "entities", "interacted", "tagged", "has_tag", "follows", "related")
+#: Journal operations besides the table upserts: a list of keys, or of (user, item) pairs.
+DELETES = ("delete_users", "delete_items", "delete_interactions")
+
+#: Journal bytes past which the next flush compacts instead of appending (~30k small writes).
+JOURNAL_LIMIT = 4 << 20
+#: Rows written between two flushes past which the flush compacts: journaling a bulk load
+#: would only store it twice.
+BULK_ROWS = 10_000
+
+Tables = dict[str, list[Any]]
+Signature = tuple[int, int, int] | None
+
+
+def _signature(path: Path) -> Signature:
+    """Identity of a file on disk (a replace makes a new inode, an append a new size), or None."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename or a new file in ``directory`` durable, not only its contents."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _check_op(op: Any) -> list[Any]:
+    """One journal operation ``[name, rows]`` with every row checked; ValueError otherwise."""
+    if type(op) is not list or len(op) != 2 or type(op[1]) is not list:
+        raise ValueError(f"{str(op)[:80]} is not an operation [name, rows]")
+    name, rows = op
+    if name in TABLE_NAMES:
+        for row in rows:
+            check_row(name, row)
+    elif name in DELETES:
+        pairs = name == "delete_interactions"
+        for key in rows:
+            keys = key if pairs and type(key) is list and len(key) == 2 else [key]
+            if (pairs and keys is not key) or not all(type(k) is str and k for k in keys):
+                raise ValueError(f"{name}: {key!r} is not a {'(user, item) pair' if pairs else 'key'}")
+    else:
+        raise ValueError(f"unknown operation {name!r}")
+    return op
+
+
+def read_document(path: Path) -> tuple[Tables, str | None]:
+    """The checked tables of a document and its generation (None for files from before journals)."""
+    try:
+        with gzip.open(path, "rb") as fh:
+            doc = json.loads(fh.read().decode("utf-8"))
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError) as exc:
+        raise StoreError(f"{path} is unreadable or not a kgrec memory store: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise StoreError(f"{path} is not a kgrec memory store file")
+    if doc.get("version") != FORMAT_VERSION:
+        raise StoreError(f"{path}: store format version {doc.get('version')} is not {FORMAT_VERSION}")
+    generation = doc.get("generation")
+    if generation is not None and type(generation) is not str:
+        raise StoreError(f"{path}: corrupt store file: generation {generation!r} is not a string")
+    tables: Tables = {}
+    for table in TABLE_NAMES:
+        rows = doc.get(table)
+        if not isinstance(rows, list):
+            raise StoreError(f"{path}: corrupt store file: {table!r} is not a list")
+        try:
+            tables[table] = [check_row(table, row) for row in rows]
+        except ValueError as exc:
+            raise StoreError(f"{path}: corrupt {table} row: {exc}") from exc
+    return tables, generation
+
+
+class StoreFiles:
+    """The document and journal of one directory, what this process last saw of them, and the
+    operations written since the last flush."""
+
+    def __init__(self, directory: Path, journal_limit: int = JOURNAL_LIMIT) -> None:
+        self.directory = directory
+        self.journal_limit = journal_limit
+        self.document = directory / FILE_NAME
+        self.journal = directory / JOURNAL_NAME
+        self.generation: str | None = None
+        #: Bytes at the start of the journal that are whole lines of this generation.
+        self.journal_bytes = 0
+        self._seen: tuple[Signature, Signature] = (None, None)
+        self._pending: list[list[Any]] = []
+        self._pending_rows = 0
+        self._compact = False
+
+    def _signatures(self) -> tuple[Signature, Signature]:
+        return (_signature(self.document), _signature(self.journal))
+
+    def read(self) -> tuple[Tables, list[list[Any]]]:
+        """The document's tables (empty when there is none) and the journal operations after it."""
+        tables: Tables = {t: [] for t in TABLE_NAMES}
+        self.generation = None
+        if self.document.exists():
+            tables, self.generation = read_document(self.document)
+        ops = self._read_journal()
+        self._seen = self._signatures()
+        return tables, ops
+
+    def _read_journal(self) -> list[list[Any]]:
+        self.journal_bytes = 0
+        try:
+            data = self.journal.read_bytes()
+        except FileNotFoundError:
+            return []
+        lines = data.split(b"\n")
+        torn = lines.pop()  # b"" when the journal ends with a newline, as a finished flush leaves it
+        if torn:
+            log.warning("%s: ignoring an unfinished last line (%d bytes) left by an interrupted flush",
+                        self.journal, len(torn))
+        ops: list[list[Any]] = []
+        for n, line in enumerate(lines, 1):
+            try:
+                entry = json.loads(line.decode("utf-8"))
+                if not isinstance(entry, dict) or type(entry.get("ops")) is not list:
+                    raise ValueError("not a journal entry {base, ops}")
+                if entry.get("base") != self.generation:
+                    if n == 1:
+                        log.warning("%s was already folded into %s (an interrupted compaction); skipping it",
+                                    self.journal, self.document)
+                        return []
+                    raise ValueError(f"base {entry.get('base')!r} is not the document's {self.generation!r}")
+                ops.extend(_check_op(op) for op in entry["ops"])
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise StoreError(f"{self.journal}: corrupt line {n}: {exc}") from exc
+        self.journal_bytes = len(data) - len(torn)
+        return ops
+
+    def check_fresh(self) -> None:
+        """Refuse to write over what another process or store wrote since this one read."""
+        if self._signatures() != self._seen:
+            raise StoreError(
+                f"{self.document} (or its journal) was written by another process or store since this one "
+                "read it; reopen the store and repeat the write (refusing to overwrite the newer graph)"
+            )
+
+    def record(self, op: str, rows: list[Any]) -> None:
+        """Keep an applied operation for the next flush's journal line (copied: callers may
+        reuse their dicts); a bulk write switches that flush to compaction instead."""
+        if self._compact or not rows:
+            return
+        self._pending_rows += len(rows)
+        if self._pending_rows > BULK_ROWS:
+            self.compact_next()
+            return
+        if op in TABLE_NAMES:
+            rows = [[dict(v) if type(v) is dict else v for v in row] for row in rows]
+        self._pending.append([op, rows])
+
+    def compact_next(self) -> None:
+        """Make the next flush rewrite the document (bulk loads, ``clear``, ``compact()``)."""
+        self._compact = True
+        self._pending, self._pending_rows = [], 0
+
+    def flush(self, tables: Callable[[], Tables]) -> None:
+        """Append what was recorded, or compact with ``tables()`` when asked to, when there is no
+        document yet, or once the journal passed ``journal_limit``."""
+        self.check_fresh()
+        if self._compact or self.journal_bytes > self.journal_limit or not self.document.exists():
+            self.rewrite(tables())
+        elif self._pending:
+            self.append(self._pending)
+        self._pending, self._pending_rows = [], 0
+        self._compact = False
+
+    def append(self, ops: list[list[Any]]) -> None:
+        """Append one flush as one line and fsync it; an unfinished or stale tail is cut off first."""
+        line = json.dumps(
+            {"base": self.generation, "ops": ops}, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        ).encode("utf-8") + b"\n"
+        created = not self.journal.exists()
+        fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.ftruncate(fd, self.journal_bytes)
+            os.lseek(fd, self.journal_bytes, os.SEEK_SET)
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            _fsync_dir(self.directory)
+        self.journal_bytes += len(line)
+        self._seen = self._signatures()
+
+    def rewrite(self, tables: Tables) -> None:
+        """Compact: the whole graph as a new document under a new generation, then no journal."""
+        generation = secrets.token_hex(8)
+        doc = {"format": FORMAT, "version": FORMAT_VERSION, "generation": generation, **tables}
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".graph-", suffix=".tmp", dir=self.directory)
+        try:
+            with os.fdopen(fd, "wb") as raw:
+                with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as gz:
+                    gz.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+                raw.flush()
+                os.fsync(raw.fileno())
+            os.replace(tmp, self.document)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self.generation = generation
+        # From here the journal's base is stale, so a crash before the unlink loses nothing.
+        self.journal.unlink(missing_ok=True)
+        _fsync_dir(self.directory)
+        self.journal_bytes = 0
+        self._seen = self._signatures()
+
+
+def graph_tables(graph: nx.MultiDiGraph) -> Tables:
+    """A MemoryStore graph as the document's row lists (the shapes its ``_put_*`` methods apply)."""
+    doc: Tables = {k: [] for k in TABLE_NAMES}
+    for (label, key), data in graph.nodes(data=True):
+        if label is Label.USER:
+            doc["users"].append((key, data["attrs"]))
+        elif label is Label.ITEM:
+            doc["items"].append((key, data.get("title"), data["attrs"]))
+        elif label is Label.TAG:
+            doc["tags"].append((key, data.get("name"), data.get("kind")))
+        else:
+            doc["entities"].append((key, data.get("label")))
+    rows = {Rel.INTERACTED: doc["interacted"], Rel.TAGGED: doc["tagged"], Rel.HAS_TAG: doc["has_tag"],
+            Rel.FOLLOWS: doc["follows"], Rel.RELATED: doc["related"]}
+    for (_, src), (_, dst), data in graph.edges(data=True):
+        rel, p = data["rel"], data["props"]
+        if rel is Rel.INTERACTED:
+            rows[rel].append((src, dst, p["weight"], p.get("rating"), p.get("ts")))
+        elif rel is Rel.TAGGED:
+            rows[rel].append((src, dst, p["tag"], p.get("ts")))
+        elif rel is Rel.HAS_TAG:
+            rows[rel].append((src, dst, p["count"]))
+        elif rel is Rel.FOLLOWS:
+            rows[rel].append((src, dst, p["weight"]))
+        else:
+            rows[rel].append((src, p["predicate"], dst))
+    return doc

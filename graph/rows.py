@@ -1,0 +1,103 @@
+"""Row checks shared by every store, so the same input gets the same outcome in each.
+
+A write is a list of plain tuples (one shape per table, below); every row is checked before
+anything is written, and one bad row refuses the whole batch with ``StoreError``. The checks
+are what MemoryStore's file and Neo4j's property types can both hold: non-empty string keys,
+finite numbers, integer timestamps and flat scalar attributes. MemoryStore also runs them on
+every row it reads back from disk.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from graph.store import StoreError
+
+Check = Callable[[object], bool]
+
+
+# One function per field kind, kept flat because reading a store file runs them on every row.
+def _id(v: object) -> bool:
+    return type(v) is str and v != ""
+
+
+def _str_or_none(v: object) -> bool:
+    return v is None or type(v) is str
+
+
+def _num(v: object) -> bool:
+    return (type(v) is float and math.isfinite(v)) or type(v) is int
+
+
+def _num_or_none(v: object) -> bool:
+    return v is None or _num(v)
+
+
+def _int_or_none(v: object) -> bool:
+    return v is None or type(v) is int
+
+
+def _attrs(v: object) -> bool:
+    return type(v) is dict and all(
+        type(k) is str and k != "" and (type(x) in (str, int, bool) or (type(x) is float and math.isfinite(x)))
+        for k, x in v.items()
+    )
+
+
+_MEANING = {
+    _id: "a non-empty string",
+    _str_or_none: "a string or None",
+    _num: "a finite number",
+    _num_or_none: "a finite number or None",
+    _int_or_none: "an integer or None",
+    _attrs: "a flat dict of string keys to str/int/float/bool values",
+}
+
+#: Each table's row shape: (what the field is, its check), in tuple order.
+FIELDS: dict[str, tuple[tuple[str, Check], ...]] = {
+    "users": (("user id", _id), ("user attrs", _attrs)),
+    "items": (("item id", _id), ("item title", _str_or_none), ("item attrs", _attrs)),
+    "tags": (("tag id", _id), ("tag name", _str_or_none), ("tag kind", _str_or_none)),
+    "entities": (("entity iri", _id), ("entity label", _str_or_none)),
+    "interacted": (
+        ("interaction user", _id), ("interaction item", _id), ("interaction weight", _num),
+        ("interaction rating", _num_or_none), ("interaction ts", _int_or_none),
+    ),
+    "tagged": (("tagging user", _id), ("tagging item", _id), ("tagging tag", _id), ("tagging ts", _int_or_none)),
+    "has_tag": (("item tag item", _id), ("item tag tag", _id), ("item tag count", _num)),
+    "follows": (("follow user", _id), ("follow friend", _id), ("follow weight", _num)),
+    "related": (("fact item", _id), ("fact predicate", _id), ("fact entity", _id)),
+    "facts": (("fact item", _id), ("fact predicate", _id), ("fact entity", _id), ("fact entity label", _str_or_none)),
+}
+
+_CHECKS = {table: tuple(check for _, check in fields) for table, fields in FIELDS.items()}
+
+
+def check_row(table: str, row: Any) -> Any:
+    """``row`` itself when it has ``table``'s shape; ValueError saying which field is wrong."""
+    checks = _CHECKS[table]
+    if type(row) not in (list, tuple) or len(row) != len(checks):
+        raise ValueError(f"{row!r} does not have the {len(checks)} fields of a {table} row")
+    for value, ok in zip(row, checks, strict=True):
+        if not ok(value):
+            raise ValueError(_explain(table, row))
+    return row
+
+
+def _explain(table: str, row: Any) -> str:
+    for value, (what, ok) in zip(row, FIELDS[table], strict=True):
+        if not ok(value):
+            return f"{what} must be {_MEANING[ok]}, got {value!r}"
+    return f"{row!r} is not a {table} row"
+
+
+def check_rows(table: str, rows: list[Any]) -> list[Any]:
+    """``rows`` when every one is valid; otherwise StoreError naming the first bad row (1-based)."""
+    for n, row in enumerate(rows, 1):
+        try:
+            check_row(table, row)
+        except ValueError as exc:
+            raise StoreError(f"bad {table} row {n}: {exc}; nothing of this batch was written") from None
+    return rows
