@@ -21,18 +21,7 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 
 from graph.memory_file import FILE_NAME, JOURNAL_LIMIT, JOURNAL_NAME, TABLE_NAMES, StoreFiles, graph_tables
-from graph.records import (
-    COUNT_KEYS,
-    Fact,
-    Follow,
-    GraphRecords,
-    Interaction,
-    Item,
-    ItemTag,
-    Tag,
-    Tagging,
-    User,
-)
+from graph.records import COUNT_KEYS, Fact, Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
 from graph.rows import check_rows
 from graph.schema import ATTR_PREFIX, Label, Rel
 from graph.store import DISPLAY_PROPERTY, GraphStore, Neighbor, StoreError, neighbor_order
@@ -65,11 +54,7 @@ def _opt(props: dict[str, Any], **values: Any) -> dict[str, Any]:
 
 def _interaction(weight: float, rating: float | None, ts: int | None) -> dict[str, Any]:
     props: dict[str, Any] = {"weight": weight}
-    if rating is not None:
-        props["rating"] = rating
-    if ts is not None:
-        props["ts"] = ts
-    return props
+    return props if rating is None and ts is None else _opt(props, rating=rating, ts=ts)
 
 
 # Edge keys of the MultiDiGraph: they carry the uniqueness rule of each relationship type.

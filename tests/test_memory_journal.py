@@ -14,7 +14,7 @@ import pytest
 
 from graph.memory import FILE_NAME, JOURNAL_NAME, MemoryStore
 from graph.records import Fact, Interaction, Item, Tagging, User
-from graph.schema import Label
+from graph.schema import Label, Rel
 from graph.store import StoreError
 from loaders.synthetic import SyntheticGraph
 
@@ -52,7 +52,7 @@ def test_a_small_flush_appends_and_leaves_the_document_alone(tmp_path: Path, syn
     lines = (tmp_path / JOURNAL_NAME).read_bytes().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["ops"] == [["interacted", [["u0001", "new-item", 2.5, None, None]]]]
     reopened = MemoryStore(tmp_path)
-    assert reopened.has_relationship((Label.USER, "u0001"), "INTERACTED", (Label.ITEM, "new-item"))
+    assert reopened.has_relationship((Label.USER, "u0001"), Rel.INTERACTED, (Label.ITEM, "new-item"))
     assert reopened.counts() == s.counts()
 
 
