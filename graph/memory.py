@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from graph.memory_file import FILE_NAME, JOURNAL_LIMIT, JOURNAL_NAME, TABLE_NAMES, StoreFiles, graph_tables
+from graph.memory_file import FILE_NAME, JOURNAL_LIMIT, JOURNAL_NAME, LOCK_NAME, TABLE_NAMES, StoreFiles, graph_tables
 from graph.records import COUNT_KEYS, Fact, Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
 from graph.rows import check_rows
 from graph.schema import ATTR_PREFIX, Label, Rel
@@ -29,7 +29,7 @@ from graph.store import DISPLAY_PROPERTY, GraphStore, Neighbor, StoreError, neig
 if TYPE_CHECKING:
     from graph.snapshot import GraphSnapshot
 
-__all__ = ["FILE_NAME", "JOURNAL_NAME", "TABLES", "MemoryStore"]
+__all__ = ["FILE_NAME", "JOURNAL_NAME", "LOCK_NAME", "TABLES", "MemoryStore"]
 
 #: Which ``counts()`` key each relationship type feeds.
 REL_COUNT_KEY = {

@@ -14,6 +14,7 @@ Nothing is ever unpickled: both files are parsed as JSON and every row is checke
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import json
 import logging
@@ -21,7 +22,8 @@ import os
 import secrets
 import tempfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,9 @@ log = logging.getLogger(__name__)
 
 FILE_NAME = "graph.json.gz"
 JOURNAL_NAME = "journal.jsonl"
+#: Advisory lock file: flushes hold it exclusively, opening holds it shared, so no process reads
+#: a document and a journal from two different moments or appends while another compacts.
+LOCK_NAME = "graph.lock"
 FORMAT = "kgrec-memory-store"
 FORMAT_VERSION = 1
 
@@ -136,8 +141,32 @@ class StoreFiles:
     def _signatures(self) -> tuple[Signature, Signature]:
         return (_signature(self.document), _signature(self.journal))
 
+    @contextmanager
+    def _locked(self, exclusive: bool) -> Iterator[None]:
+        if not exclusive and not self.directory.is_dir():
+            yield  # nothing to read, nothing to lock
+            return
+        if exclusive:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            if exclusive:
+                raise
+            yield  # a read-only directory: its files cannot change under this reader either
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
     def read(self) -> tuple[Tables, list[list[Any]]]:
         """The document's tables (empty when there is none) and the journal operations after it."""
+        with self._locked(exclusive=False):
+            return self._read()
+
+    def _read(self) -> tuple[Tables, list[list[Any]]]:
         tables: Tables = {t: [] for t in TABLE_NAMES}
         self.generation = None
         if self.document.exists():
@@ -204,11 +233,12 @@ class StoreFiles:
     def flush(self, tables: Callable[[], Tables]) -> None:
         """Append what was recorded, or compact with ``tables()`` when asked to, when there is no
         document yet, or once the journal passed ``journal_limit``."""
-        self.check_fresh()
-        if self._compact or self.journal_bytes > self.journal_limit or not self.document.exists():
-            self.rewrite(tables())
-        elif self._pending:
-            self.append(self._pending)
+        with self._locked(exclusive=True):
+            self.check_fresh()
+            if self._compact or self.journal_bytes > self.journal_limit or not self.document.exists():
+                self.rewrite(tables())
+            elif self._pending:
+                self.append(self._pending)
         self._pending, self._pending_rows = [], 0
         self._compact = False
 

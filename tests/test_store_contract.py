@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from graph.memory import FILE_NAME, JOURNAL_NAME, TABLES, MemoryStore
+from graph.memory import FILE_NAME, JOURNAL_NAME, LOCK_NAME, TABLES, MemoryStore
 from graph.records import (
     COUNT_KEYS,
     Fact,
@@ -448,7 +448,7 @@ def test_memory_store_survives_reopen(tmp_path: Path, synthetic: SyntheticGraph)
     assert reopened.counts() == counts
     assert fingerprint(reopened) == fp
     assert reopened.get_node(Label.USER, "Björk") == {"id": "Björk", "attrs": {"x": 1.25}}
-    assert {p.name for p in (tmp_path / "g").iterdir()} <= {FILE_NAME, JOURNAL_NAME}  # no temp files left behind
+    assert {p.name for p in (tmp_path / "g").iterdir()} <= {FILE_NAME, JOURNAL_NAME, LOCK_NAME}  # no temp files
 
 
 def test_memory_store_writes_only_on_flush(tmp_path: Path) -> None:
