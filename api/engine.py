@@ -17,7 +17,7 @@ import numpy as np
 from api.item_similarity import ItemSimilarity
 from api.overlay import InteractionOverlay
 from graph.snapshot import GraphSnapshot
-from recommenders.base import Reason, Recommendation, Recommender
+from recommenders.base import Reason, Recommendation, Recommender, TopReasons, top_reasons
 from recommenders.paths import PathBuilder
 from recommenders.scored import ScoredRecommender
 
@@ -158,15 +158,41 @@ class Engine:
         if len(picked) < k and self.anonymous is not None and user not in self.snapshot.users:
             take(self.anonymous.recommend_anonymous(k=k - len(picked), exclude=banned | taken),
                  self.anonymous.name)
+        tops = self._explain_picked(user, picked, history) if explain else {}
         served = []
         for rank, (rec, source) in enumerate(picked, start=1):
             item = Served(rec.item_id, self.title(rec.item_id), _finite(rec.score), rank, source)
             if explain:
-                found = rec.reasons or self._explain_with(source, user, rec.item_id, history)
-                shown, omitted, rest = strongest(found, self.max_reasons)
-                item = replace(item, reasons=shown, reasons_omitted=omitted, omitted_contribution=rest)
+                top = tops[rec.item_id]
+                item = replace(item, reasons=top.reasons, reasons_omitted=top.omitted,
+                               omitted_contribution=_finite(top.omitted_contribution))
             served.append(item)
         return served
+
+    def _explain_picked(self, user: str, picked: list[tuple[Recommendation, str]],
+                        history: dict[str, float] | None) -> dict[str, TopReasons]:
+        """The strongest ``max_reasons`` reasons of each served item. Items of one source are
+        explained together (``explain_many``: the user is scored once) and only the shown
+        reasons are built; the rest are counted and summed."""
+        out: dict[str, TopReasons] = {}
+        by_source: dict[str, list[str]] = {}
+        for rec, source in picked:
+            if rec.reasons:
+                out[rec.item_id] = top_reasons(rec.reasons, self.max_reasons)
+            else:
+                by_source.setdefault(source, []).append(rec.item_id)
+        for source, items in by_source.items():
+            model = self.models.get(source)
+            if model is None or (history and folds_in(model)):
+                for item in items:
+                    out[item] = top_reasons(self._explain_with(source, user, item, history), self.max_reasons)
+                continue
+            for item, top in zip(items, model.explain_many(user, items, self.max_reasons), strict=True):
+                if not top.reasons and not top.omitted and model is self.anonymous \
+                        and user not in self.snapshot.users:
+                    top = top_reasons(self._audience_reason(item), self.max_reasons)
+                out[item] = top
+        return out
 
     def _candidates(self, source: str, user: str, k: int, exclude: set[str],
                     history: dict[str, float] | None) -> list[Recommendation]:

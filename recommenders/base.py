@@ -8,7 +8,7 @@ cold user gets an empty list, never an exception: the fallback chain fills the g
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -65,6 +65,32 @@ class Recommendation:
     reasons: tuple[Reason, ...] = ()
 
 
+@dataclass(frozen=True)
+class TopReasons:
+    """The strongest reasons of one explanation, plus what the rest add up to.
+
+    Serving shows a handful of paths out of possibly hundreds; building only those is what
+    keeps explanations fast, and ``omitted_contribution`` keeps them faithful: shown plus
+    omitted still sum to what the full ``explain`` sums to. ``omitted_magnitude`` (the sum
+    of the omitted ``|contribution|``) lets a caller rescale the omitted part (the hybrid).
+    """
+
+    reasons: tuple[Reason, ...] = ()
+    omitted: int = 0
+    omitted_contribution: float = 0.0
+    omitted_magnitude: float = 0.0
+
+
+def top_reasons(reasons: Iterable[Reason], limit: int | None) -> TopReasons:
+    """The ``limit`` largest contributions of a full list (stable for ties); None keeps all."""
+    ordered = sorted(reasons, key=lambda r: -r.contribution)
+    if limit is None or limit >= len(ordered):
+        return TopReasons(tuple(ordered))
+    rest = ordered[max(limit, 0):]
+    return TopReasons(tuple(ordered[: max(limit, 0)]), len(rest), float(sum(r.contribution for r in rest)),
+                      float(sum(abs(r.contribution) for r in rest)))
+
+
 class Recommender(ABC):
     """fit(snapshot) -> recommend(user, k, exclude) / explain(user, item).
 
@@ -83,6 +109,16 @@ class Recommender(ABC):
 
     @abstractmethod
     def explain(self, user_id: str, item_id: str) -> list[Reason]: ...
+
+    def explain_top(self, user_id: str, item_id: str, limit: int | None = None) -> TopReasons:
+        """The ``limit`` strongest reasons and the count and sum of the rest. This default
+        slices ``explain``; recommenders with many paths override it to build only those."""
+        return top_reasons(self.explain(user_id, item_id), limit)
+
+    def explain_many(self, user_id: str, item_ids: Sequence[str], limit: int | None = None) -> list[TopReasons]:
+        """``explain_top`` for several items of one user (a served list), so per-user work
+        can be done once; this default just loops."""
+        return [self.explain_top(user_id, item, limit) for item in item_ids]
 
     @abstractmethod
     def save(self, directory: str | Path) -> None: ...

@@ -30,16 +30,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph.snapshot import GraphSnapshot
-from recommenders.base import Reason
+from recommenders.base import Reason, TopReasons
+from recommenders.graph_walk_explain import explain_top
 from recommenders.scored import (
     ScoredRecommender,
     csr_restore,
     csr_state,
-    dense_column,
     interaction_weights,
     keep_top_per_row,
     row_normalise,
-    row_values,
     weight_vector,
     weighted_row_sum,
 )
@@ -169,48 +168,10 @@ class GraphWalk(ScoredRecommender):
         return weighted_row_sum(self._sim, items, np.power(w / total, self.config.alpha))
 
     def _explain(self, u: int, i: int, score: float) -> list[Reason]:
-        snap, paths = self.snapshot, self._paths
-        items, p_items, friends, p_friends = self._start(u)
-        reasons: list[Reason] = []
-        title = snap.title(i)
-        via_user = row_values(self._s_user, items, i)
-        via_tag = row_values(self._s_tag, items, i)
-        p_iu, p_it = self._p_iu, self._p_it
-        into_i = dense_column(self._ui_csc, i)  # P(user -> i), by user
-        from_tags = dense_column(self._ti_csc, i)  # P(tag -> i), by tag
-        by_tag: dict[int, tuple[float, int, float, int]] = {}  # tag -> (mass, heaviest item, its mass, items)
-        for j, pj, su, st in zip(items.tolist(), p_items, via_user, via_tag, strict=True):
-            if su > 0:
-                users_j = p_iu.indices[p_iu.indptr[j] : p_iu.indptr[j + 1]]
-                mass_j = p_iu.data[p_iu.indptr[j] : p_iu.indptr[j + 1]]
-                mass = mass_j * into_i[users_j]
-                both = users_j[mass > 0]
-                v = int(users_j[np.argmax(mass)])
-                text = f"You interacted with {snap.title(j)}; {len(both)} people who did also chose {title}"
-                reasons.append(paths.co_interaction(u, j, v, i, pj * su, text))
-            if st > 0:
-                tags_j = p_it.indices[p_it.indptr[j] : p_it.indptr[j + 1]]
-                w_j = p_it.data[p_it.indptr[j] : p_it.indptr[j + 1]]
-                mass = w_j * from_tags[tags_j]
-                common = tags_j[mass > 0]
-                mass = mass[mass > 0]
-                for t, share in zip(common.tolist(), (pj * st * mass / mass.sum()).tolist(), strict=True):
-                    total, best, best_share, n = by_tag.get(t, (0.0, j, -1.0, 0))
-                    if share > best_share:
-                        best, best_share = j, share
-                    by_tag[t] = (total + share, best, best_share, n + 1)
-        for t, (total, j, _, n) in by_tag.items():
-            others = f" and {n - 1} more of your items" if n > 1 else ""
-            text = f"You interacted with {snap.title(j)}{others}, tagged {snap.tag_names[t]} like {title}"
-            reasons.append(paths.shared_tag(u, j, t, i, total, text))
-        if self._w_social > 0 and len(friends):
-            into = row_values(self._p_ui, friends, i)
-            for f, pf, q in zip(friends.tolist(), p_friends, into, strict=True):
-                if q > 0:
-                    mass = float(pf * q * self._w_social * self._penalty[i])
-                    text = f"You follow {paths.user(f).name or snap.users.ids[f]}, who chose {title}"
-                    reasons.append(paths.friend(u, f, i, mass, text))
-        return reasons
+        return list(self._explain_top(u, i, score, None).reasons)
+
+    def _explain_top(self, u: int, i: int, score: float, limit: int | None) -> TopReasons:
+        return explain_top(self, u, i, limit)
 
 
 def _stack(parts: list[sp.csr_matrix], n: int) -> sp.csr_matrix:

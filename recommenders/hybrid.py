@@ -26,7 +26,7 @@ marked ``evidence``.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph.snapshot import GraphSnapshot
-from recommenders.base import Reason, Recommendation, Recommender
+from recommenders.base import Reason, Recommendation, Recommender, TopReasons, top_reasons
 from recommenders.scored import MODEL_FORMAT, config_from_json, read_model_meta
 
 GLOBAL_FEATURES = ("log_audience", "tag_cosine", "log_friends", "n_sources")
@@ -282,20 +282,68 @@ class Hybrid(Recommender):
         pos = np.searchsorted(cand, i)
         if parts is None or pos >= len(cand) or cand[pos] != i:
             return []
-        row = parts[pos]
-        m = len(row) // 2  # the squared features follow the plain ones
-        shares = [(float(row[2 * n] + row[2 * n + 1] + row[m + 2 * n] + row[m + 2 * n + 1]), cname)
-                  for n, cname in enumerate(self.components)]
         out: list[Reason] = []
-        for share, cname in sorted(shares, reverse=True)[:EXPLAINING_COMPONENTS]:
-            if share <= 0:
-                break
+        for share, cname in self._explaining(parts[pos]):
             reasons = self.components[cname].explain(user_id, item_id)
             total = sum(abs(r.contribution) for r in reasons)
             for r in reasons:
                 weight = abs(r.contribution) / total if total > 0 else 1.0 / len(reasons)
                 out.append(replace(r, contribution=share * weight, kind="evidence", text=f"[{cname}] {r.text}"))
         return sorted(out, key=lambda r: -r.contribution)
+
+    def _explaining(self, row: np.ndarray) -> list[tuple[float, str]]:
+        """The components (at most ``EXPLAINING_COMPONENTS``) with the largest positive part
+        of a candidate's score, with that part."""
+        m = len(row) // 2  # the squared features follow the plain ones
+        shares = [(float(row[2 * n] + row[2 * n + 1] + row[m + 2 * n] + row[m + 2 * n + 1]), cname)
+                  for n, cname in enumerate(self.components)]
+        return [(share, cname) for share, cname in sorted(shares, reverse=True)[:EXPLAINING_COMPONENTS]
+                if share > 0]
+
+    def explain_top(self, user_id: str, item_id: str, limit: int | None = None) -> TopReasons:
+        return self.explain_many(user_id, [item_id], limit)[0]
+
+    def explain_many(self, user_id: str, item_ids: Sequence[str], limit: int | None = None) -> list[TopReasons]:
+        """``explain`` cut to the ``limit`` strongest reasons, for several items of one user:
+        each component explains its items together and builds only its own ``limit`` best
+        paths; the omitted ones are scaled like the shown ones, so shown + omitted equals the
+        sum of the full explanation."""
+        snap = self._snap()
+        u = snap.users.get(user_id)
+        if u is None:
+            return [TopReasons() for _ in item_ids]
+        cand, _, parts = self._ranked(u, None)
+        wanted: dict[str, list[tuple[int, float]]] = {}  # component -> [(item position, share)]
+        for k, item_id in enumerate(item_ids):
+            i = snap.items.get(item_id)
+            pos = np.searchsorted(cand, i) if i is not None else len(cand)
+            if parts is None or pos >= len(cand) or cand[pos] != i:
+                continue
+            for share, cname in self._explaining(parts[pos]):
+                wanted.setdefault(cname, []).append((k, share))
+        shown: list[list[Reason]] = [[] for _ in item_ids]
+        omitted = np.zeros(len(item_ids), dtype=np.int64)
+        rest, rest_abs = np.zeros(len(item_ids)), np.zeros(len(item_ids))
+        for cname, asks in wanted.items():
+            tops = self.components[cname].explain_many(user_id, [item_ids[k] for k, _ in asks], limit)
+            for (k, share), top in zip(asks, tops, strict=True):
+                n = len(top.reasons) + top.omitted
+                total = sum(abs(r.contribution) for r in top.reasons) + top.omitted_magnitude
+                for r in top.reasons:
+                    weight = abs(r.contribution) / total if total > 0 else 1.0 / n
+                    shown[k].append(replace(r, contribution=share * weight, kind="evidence",
+                                            text=f"[{cname}] {r.text}"))
+                if top.omitted:
+                    part = share * (top.omitted_magnitude / total if total > 0 else top.omitted / n)
+                    omitted[k] += top.omitted
+                    rest[k] += part
+                    rest_abs[k] += abs(part)
+        out = []
+        for k in range(len(item_ids)):
+            top = top_reasons(shown[k], limit)
+            out.append(TopReasons(top.reasons, int(omitted[k]) + top.omitted, float(rest[k]) + top.omitted_contribution,
+                                  float(rest_abs[k]) + top.omitted_magnitude))
+        return out
 
     # -- persistence -----------------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph.snapshot import GraphSnapshot
-from recommenders.base import Reason, Recommendation, Recommender
+from recommenders.base import Reason, Recommendation, Recommender, TopReasons, top_reasons
 from recommenders.paths import PathBuilder
 
 MODEL_FORMAT = 1
@@ -58,6 +58,11 @@ class ScoredRecommender(Recommender):
 
     @abstractmethod
     def _explain(self, u: int, i: int, score: float) -> list[Reason]: ...
+
+    def _explain_top(self, u: int, i: int, score: float, limit: int | None) -> TopReasons:
+        """The ``limit`` strongest reasons and the rest's count and sum. Recommenders with many
+        paths override this to rank cheap contributions first and build only ``limit`` Reasons."""
+        return top_reasons(self._explain(u, i, score), limit)
 
     @abstractmethod
     def _state(self) -> dict[str, np.ndarray]: ...
@@ -100,7 +105,11 @@ class ScoredRecommender(Recommender):
         ids = snap.items.ids
         return [Recommendation(ids[j], float(scores[j]), self.name) for j in top]
 
-    def explain(self, user_id: str, item_id: str) -> list[Reason]:
+    def explain(self, user_id: str, item_id: str, limit: int | None = None) -> list[Reason]:
+        """All reasons, strongest first (their contributions sum to the score for additive
+        recommenders); with ``limit``, only the strongest ``limit`` of them."""
+        if limit is not None:
+            return list(self.explain_top(user_id, item_id, limit).reasons)
         snap = self._snap()
         u, i = snap.users.get(user_id), snap.items.get(item_id)
         if u is None or i is None:
@@ -110,6 +119,24 @@ class ScoredRecommender(Recommender):
             return []
         reasons = self._explain(u, i, float(scores[i]))
         return sorted(reasons, key=lambda r: -r.contribution)
+
+    def explain_top(self, user_id: str, item_id: str, limit: int | None = None) -> TopReasons:
+        return self.explain_many(user_id, [item_id], limit)[0]
+
+    def explain_many(self, user_id: str, item_ids: Sequence[str], limit: int | None = None) -> list[TopReasons]:
+        """``explain_top`` for several items of one user, scoring the user once."""
+        snap = self._snap()
+        u = snap.users.get(user_id)
+        scores = self._scores(u) if u is not None else None
+        out = []
+        for item_id in item_ids:
+            i = snap.items.get(item_id)
+            if (scores is None or i is None or not np.isfinite(scores[i])
+                    or (self.positive_only and scores[i] <= 0)):
+                out.append(TopReasons())
+            else:
+                out.append(self._explain_top(u, i, float(scores[i]), limit))
+        return out
 
     # -- feedback after training (the API's overlay of recent interactions) -----------------
     def _history_scores(self, items: np.ndarray, weights: np.ndarray) -> np.ndarray | None:

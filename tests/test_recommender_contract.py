@@ -136,3 +136,32 @@ def test_explanations_are_real_paths_that_add_up(fitted, snapshot: GraphSnapshot
                 assert all(r.kind == "evidence" for r in reasons)
             assert rec.item_id in ends or any(r.nodes[0].id == user for r in reasons)
     assert explained > 0
+
+
+@pytest.mark.parametrize("limit", [0, 2])
+def test_top_reasons_keep_the_full_explanation(fitted, snapshot: GraphSnapshot, limit: int) -> None:
+    """What the API serves (the strongest ``limit`` reasons plus the count and sum of the
+    rest, built without building the rest) accounts for the whole of ``explain``."""
+    _, _, model = fitted
+    checked = 0
+    for user in _users(snapshot, 6):
+        recs = model.recommend(user, k=4)
+        many = model.explain_many(user, [r.item_id for r in recs], limit)
+        assert len(many) == len(recs)
+        for rec, top in zip(recs, many, strict=True):
+            full = model.explain(user, rec.item_id)
+            assert model.explain_top(user, rec.item_id, limit) == top
+            assert len(top.reasons) == min(limit, len(full))
+            assert len(top.reasons) + top.omitted == len(full)
+            shown = sum(r.contribution for r in top.reasons)
+            assert abs(shown + top.omitted_contribution - sum(r.contribution for r in full)) <= 1e-6
+            assert top.omitted_magnitude >= abs(top.omitted_contribution) - 1e-12
+            if model.additive:
+                assert abs(shown + top.omitted_contribution - rec.score) <= 1e-6
+                assert [r.contribution for r in top.reasons] == pytest.approx(
+                    [r.contribution for r in full[:limit]], abs=1e-12)
+            for r in top.reasons:
+                assert path_exists(snapshot, r), f"path not in graph: {r.text}"
+            checked += 1
+    assert checked > 0
+    assert model.explain_many("nobody-at-all", ["x"], limit)[0].reasons == ()
