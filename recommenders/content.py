@@ -17,8 +17,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph.snapshot import GraphSnapshot
-from recommenders.base import Reason
-from recommenders.scored import ScoredRecommender, csr_restore, csr_state, interaction_weights, weighted_row_sum
+from recommenders.base import Reason, TopReasons
+from recommenders.scored import (
+    ScoredRecommender,
+    csr_restore,
+    csr_state,
+    interaction_weights,
+    ranked_shares,
+    weighted_row_sum,
+)
 
 WORD = re.compile(r"[^\W_]{2,}", re.UNICODE)
 
@@ -84,19 +91,37 @@ class Content(ScoredRecommender):
         return None if profile is None else self._vectors @ profile
 
     def _explain(self, u: int, i: int, score: float) -> list[Reason]:
-        profile = self._profile(u)
-        v, snap, paths = self._vectors, self.snapshot, self._paths
+        return list(self._explain_top(u, i, score, None).reasons)
+
+    def _user_terms(self, u: int) -> tuple[np.ndarray | None, np.ndarray, sp.csc_matrix]:
+        """The user's profile, items, and those items as term columns (which of your items
+        carry each term, and how much), kept for the last user: a served list explains k
+        items of one user in a row."""
+        cached = getattr(self, "_explain_user", None)
+        if cached is not None and cached[0] == u and cached[1] is self._vectors:
+            return cached[2]
         w = self._weights
         mine, my_w = w.indices[w.indptr[u] : w.indptr[u + 1]], w.data[w.indptr[u] : w.indptr[u + 1]]
-        # the user's items as term columns: which of your items carry each term, and how much
-        mine_terms = sp.csc_matrix(sp.diags(my_w) @ v[mine])
+        mine_terms = sp.csc_matrix(sp.diags(my_w) @ self._vectors[mine])
         mine_terms.sort_indices()
+        found = (self._profile(u), mine, mine_terms)
+        self._explain_user = (u, self._vectors, found)
+        return found
+
+    def _explain_top(self, u: int, i: int, score: float, limit: int | None) -> TopReasons:
+        """One share per term of the item (its weight times the profile's); only the
+        ``limit`` largest become Reasons."""
+        profile, mine, mine_terms = self._user_terms(u)
+        v, snap, paths = self._vectors, self.snapshot, self._paths
+        if profile is None:
+            return TopReasons()
+        terms = v.indices[v.indptr[i] : v.indptr[i + 1]]
+        all_shares = v.data[v.indptr[i] : v.indptr[i + 1]] * profile[terms]
+        nonzero = all_shares != 0
+        terms, shares = terms[nonzero], all_shares[nonzero]
+        shown, rest = ranked_shares(shares, limit)
         reasons = []
-        for t, vi in zip(v.indices[v.indptr[i] : v.indptr[i + 1]].tolist(),
-                         v.data[v.indptr[i] : v.indptr[i + 1]].tolist(), strict=True):
-            share = vi * float(profile[t])
-            if share == 0:
-                continue
+        for t, share in zip(terms[shown].tolist(), shares[shown].tolist(), strict=True):
             a, b = mine_terms.indptr[t], mine_terms.indptr[t + 1]
             j = int(mine[mine_terms.indices[a + int(np.argmax(mine_terms.data[a:b]))]])
             if t < self._n_tags:
@@ -106,4 +131,5 @@ class Content(ScoredRecommender):
                 word = self._vocab[t - self._n_tags]
                 text = f"{snap.title(i)} and {snap.title(j)}, which you chose, both have “{word}” in their titles"
                 reasons.append(paths.own_item(u, j, share, text))
-        return reasons
+        omitted = shares[rest]
+        return TopReasons(tuple(reasons), len(rest), float(omitted.sum()), float(np.abs(omitted).sum()))

@@ -10,12 +10,14 @@ count and sum, so shown plus omitted still add up to the score.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import scipy.sparse as sp
 
 from recommenders.base import Reason, TopReasons
-from recommenders.scored import dense_column, row_values
+from recommenders.scored import dense_column, ranked_shares, row_positions
 
 if TYPE_CHECKING:
     from recommenders.graph_walk import GraphWalk
@@ -23,23 +25,63 @@ if TYPE_CHECKING:
 CO, TAG, FRIEND = 0, 1, 2
 
 
-def _gather(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of all entries of ``rows`` in a CSR matrix, and which of ``rows`` each is from."""
-    starts, ends = indptr[rows], indptr[rows + 1]
-    lengths = ends - starts
-    total = int(lengths.sum())
-    owner = np.repeat(np.arange(len(rows)), lengths)
-    if total == 0:
-        return np.zeros(0, dtype=np.int64), owner
-    offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
-    return np.arange(total) + offsets, owner
+@dataclass(frozen=True)
+class _Rows:
+    """The entries of some rows of a CSR matrix, flattened: which row (as a position in the
+    list of rows asked for), which column, what value."""
+
+    owner: np.ndarray
+    cols: np.ndarray
+    vals: np.ndarray
+
+    @classmethod
+    def of(cls, m: sp.csr_matrix, rows: np.ndarray) -> _Rows:
+        pos, owner = row_positions(m.indptr, rows)
+        return cls(owner, m.indices[pos], m.data[pos])
+
+    def column(self, col: int, n: int) -> np.ndarray:
+        """``m[rows, col]`` as a dense vector of length ``n`` (rows hold a column at most once)."""
+        out = np.zeros(n)
+        hit = self.cols == col
+        out[self.owner[hit]] = self.vals[hit]
+        return out
+
+
+@dataclass(frozen=True)
+class _UserWalks:
+    """What explaining any item for one user needs, gathered once per user: the first step
+    and the rows of the item→item walks, the item→tag step and the friends' items."""
+
+    u: int
+    items: np.ndarray
+    p_items: np.ndarray
+    friends: np.ndarray
+    p_friends: np.ndarray
+    via_user: _Rows
+    via_tag: _Rows
+    item_tags: _Rows
+    friend_items: _Rows
+
+
+def _user_walks(model: GraphWalk, u: int) -> _UserWalks:
+    """The per-user part, kept for the last user asked about (a served list explains k items
+    of one user in a row); the cache is one immutable tuple, replaced whole."""
+    cached = model.__dict__.get("_explain_user")
+    if cached is not None and cached[0] is model._s_user and cached[1].u == u:
+        return cached[1]
+    items, p_items, friends, p_friends = model._start(u)
+    walks = _UserWalks(u, items, p_items, friends, p_friends, _Rows.of(model._s_user, items),
+                       _Rows.of(model._s_tag, items), _Rows.of(model._p_it, items), _Rows.of(model._p_ui, friends))
+    model.__dict__["_explain_user"] = (model._s_user, walks)
+    return walks
 
 
 def explain_top(model: GraphWalk, u: int, i: int, limit: int | None) -> TopReasons:
     """The ``limit`` highest-mass paths from user ``u`` to item ``i`` (all when None)."""
-    items, p_items, friends, p_friends = model._start(u)
-    via_user = row_values(model._s_user, items, i)
-    via_tag = row_values(model._s_tag, items, i)
+    w = _user_walks(model, u)
+    items, p_items, friends, p_friends = w.items, w.p_items, w.friends, w.p_friends
+    via_user = w.via_user.column(i, len(items))
+    via_tag = w.via_tag.column(i, len(items))
 
     # user -> j -> co-user -> i: one path family per own item j
     co = np.flatnonzero(via_user > 0)
@@ -52,24 +94,22 @@ def explain_top(model: GraphWalk, u: int, i: int, limit: int | None) -> TopReaso
     tag_best = np.zeros(0, dtype=np.int64)
     tag_count = np.zeros(0, dtype=np.int64)
     if len(tag_j):
-        p_it = model._p_it
         from_tags = dense_column(model._ti_csc, i)  # P(tag -> i), by tag
-        pos, owner = _gather(p_it.indptr, items[tag_j])
-        t_all = p_it.indices[pos]
-        mass = p_it.data[pos] * from_tags[t_all]
-        keep = mass > 0
-        t_all, mass, owner = t_all[keep], mass[keep], owner[keep]
-        per_j = np.bincount(owner, weights=mass, minlength=len(tag_j))
-        share = (p_items[tag_j] * via_tag[tag_j])[owner] * mass / per_j[owner]
+        it = w.item_tags
+        mass = it.vals * from_tags[it.cols]
+        keep = (mass > 0) & (via_tag[it.owner] > 0)
+        t_all, mass, owner = it.cols[keep], mass[keep], it.owner[keep]  # owner: a position in items
+        per_j = np.bincount(owner, weights=mass, minlength=len(items))
+        share = (p_items * via_tag)[owner] * mass / per_j[owner]
         # per tag: total, the item with the largest share (first in history order on ties),
         # how many items, and the first entry (so tags keep the order they were met in)
         order = np.lexsort((np.arange(len(t_all)), -share, t_all))
         t_sorted = t_all[order]
-        first = np.flatnonzero(np.r_[True, t_sorted[1:] != t_sorted[:-1]])
+        first = np.flatnonzero(np.concatenate(([True], t_sorted[1:] != t_sorted[:-1])))
         tags_t = t_sorted[first]
-        tag_best = items[tag_j[owner[order[first]]]]
+        tag_best = items[owner[order[first]]]
         totals = np.add.reduceat(share[order], first) if len(first) else np.zeros(0)
-        tag_count = np.diff(np.r_[first, len(t_sorted)])
+        tag_count = np.diff(np.append(first, len(t_sorted)))
         met = np.minimum.reduceat(order, first) if len(first) else np.zeros(0, dtype=np.int64)
         by_meeting = np.argsort(met, kind="stable")
         tags_t, tag_best, tag_count, tag_share = tags_t[by_meeting], tag_best[by_meeting], tag_count[by_meeting], \
@@ -79,16 +119,14 @@ def explain_top(model: GraphWalk, u: int, i: int, limit: int | None) -> TopReaso
     fr = np.zeros(0, dtype=np.int64)
     fr_share = np.zeros(0)
     if model._w_social > 0 and len(friends):
-        into = row_values(model._p_ui, friends, i)
+        into = w.friend_items.column(i, len(friends))
         fr = np.flatnonzero(into > 0)
         fr_share = p_friends[fr] * into[fr] * model._w_social * model._penalty[i]
 
     kinds = np.concatenate((np.full(len(co), CO), np.full(len(tags_t), TAG), np.full(len(fr), FRIEND)))
     which = np.concatenate((np.arange(len(co)), np.arange(len(tags_t)), np.arange(len(fr)))).astype(np.int64)
     shares = np.concatenate((co_share, tag_share, fr_share)).astype(np.float64)
-    ranked = np.argsort(-shares, kind="stable")
-    n = len(ranked) if limit is None else max(0, min(limit, len(ranked)))
-    shown, rest = ranked[:n], ranked[n:]
+    shown, rest = ranked_shares(shares, limit)
 
     title = model.snapshot.title(i)
     reasons: list[Reason] = []

@@ -15,13 +15,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph.snapshot import GraphSnapshot
-from recommenders.base import Reason
+from recommenders.base import Reason, TopReasons
 from recommenders.scored import (
     ScoredRecommender,
     csr_restore,
     csr_state,
     dense_column,
     interaction_weights,
+    ranked_shares,
+    row_positions,
     row_values,
     weight_vector,
     weighted_row_sum,
@@ -56,6 +58,11 @@ class ItemToItem(ScoredRecommender):
     def _reason_text(self, u: int, j: int, i: int, co_users: int, sim: float) -> str: ...
 
     def _explain(self, u: int, i: int, score: float) -> list[Reason]:
+        return list(self._explain_top(u, i, score, None).reasons)
+
+    def _explain_top(self, u: int, i: int, score: float, limit: int | None) -> TopReasons:
+        """One share ``w(u, j) * S[j, i]`` per own item j that some other user links to i,
+        ranked as numbers; only the ``limit`` best become Reasons (with their witness)."""
         w = self._weights
         a, b = w.indptr[u], w.indptr[u + 1]
         items, vals = w.indices[a:b], w.data[a:b]
@@ -63,19 +70,22 @@ class ItemToItem(ScoredRecommender):
         iu = self._item_users
         into_i = dense_column(iu, i)  # interaction weight with i, by user
         into_i[u] = 0.0
+        similar = np.flatnonzero(col != 0)
+        pos, owner = row_positions(iu.indptr, items[similar])
+        n_both = np.bincount(owner, weights=into_i[iu.indices[pos]] != 0, minlength=len(similar))
+        linked = similar[n_both > 0]
+        n_both = n_both[n_both > 0]
+        shares = vals[linked] * col[linked]
+        shown, rest = ranked_shares(shares, limit)
         reasons = []
-        for j, wj, s in zip(items.tolist(), vals.tolist(), col.tolist(), strict=True):
-            if s == 0:
-                continue
+        for k in shown.tolist():
+            j = int(items[linked[k]])
             users_j = iu.indices[iu.indptr[j] : iu.indptr[j + 1]]
-            heavy = into_i[users_j]
-            n_both = int(np.count_nonzero(heavy))
-            if n_both == 0:
-                continue
-            v = int(users_j[np.argmax(heavy)])
-            text = self._reason_text(u, j, i, n_both, s)
-            reasons.append(self._paths.co_interaction(u, j, v, i, wj * s, text))
-        return reasons
+            v = int(users_j[np.argmax(into_i[users_j])])
+            text = self._reason_text(u, j, i, int(n_both[k]), float(col[linked[k]]))
+            reasons.append(self._paths.co_interaction(u, j, v, i, float(shares[k]), text))
+        omitted = shares[rest]
+        return TopReasons(tuple(reasons), len(rest), float(omitted.sum()), float(np.abs(omitted).sum()))
 
     def _state(self) -> dict[str, np.ndarray]:
         return csr_state("sim", self._sim)

@@ -23,7 +23,7 @@ from implicit.nearest_neighbours import bm25_weight
 from threadpoolctl import threadpool_limits
 
 from graph.snapshot import GraphSnapshot
-from recommenders.base import Reason
+from recommenders.base import Reason, TopReasons
 from recommenders.scored import ScoredRecommender, interaction_weights
 
 
@@ -76,6 +76,7 @@ class ALS(ScoredRecommender):
             self._items = np.asarray(model.item_factors, dtype=np.float64)
             self._users = self._solve_users()  # thousands of small solves: one BLAS thread is fastest
         self._implicit = None
+        self._explain_user: tuple[int, object] | None = None
 
     def _solve_users(self) -> np.ndarray:
         """Exact float64 user factors for the final item factors (what explain decomposes)."""
@@ -98,6 +99,7 @@ class ALS(ScoredRecommender):
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
         self._users, self._items = arrays["user_factors"], arrays["item_factors"]
         self._implicit = None
+        self._explain_user = None
 
     def _scores(self, u: int) -> np.ndarray | None:
         if self._conf.indptr[u] == self._conf.indptr[u + 1]:
@@ -105,20 +107,31 @@ class ALS(ScoredRecommender):
         return np.einsum("if,f->i", self._items, self._users[u])  # no BLAS threads: steady latency
 
     def _explain(self, u: int, i: int, score: float) -> list[Reason]:
+        return list(self._explain_top(u, i, score, None).reasons)
+
+    def _explain_top(self, u: int, i: int, score: float, limit: int | None) -> TopReasons:
+        """implicit's per-item contributions (``explain``), with the user's Cholesky factor
+        kept for the last user (a served list explains k items of one user in a row); only
+        the ``limit`` largest become Reasons."""
         if self._implicit is None:
             with threadpool_limits(1, "blas"):
                 model = self._model(self._items.shape[1])
             model.item_factors = self._items
             model.user_factors = self._users
             self._implicit = model
+        cached = self._explain_user
         row = self._conf[u]
-        _, contributions, _ = self._implicit.explain(0, row, i, N=row.nnz)
+        weights = cached[1] if cached is not None and cached[0] == u else None
+        _, contributions, weights = self._implicit.explain(0, row, i, user_weights=weights, N=row.nnz)
+        self._explain_user = (u, weights)
         snap = self.snapshot
         reasons = []
-        for j, share in contributions:
+        n = len(contributions) if limit is None else max(0, limit)
+        for j, share in contributions[:n]:
             text = f"You chose {snap.title(j)}, whose factors point towards {snap.title(i)} ({share:+.3f})"
             reasons.append(self._paths.own_item(u, int(j), float(share), text))
-        return reasons
+        rest = np.array([share for _, share in contributions[n:]], dtype=np.float64)
+        return TopReasons(tuple(reasons), len(rest), float(rest.sum()), float(np.abs(rest).sum()))
 
 
 @dataclass(frozen=True)

@@ -327,6 +327,27 @@ def weighted_row_sum(m: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) ->
     return np.bincount(m.indices[pos], weights=vals, minlength=m.shape[1])
 
 
+def row_positions(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the entries of ``rows`` of a compressed (CSR/CSC) matrix lie in its data, and
+    which of ``rows`` (by position) each belongs to: a vectorised gather of several rows."""
+    starts, ends = indptr[rows], indptr[rows + 1]
+    lengths = ends - starts
+    owner = np.repeat(np.arange(len(rows)), lengths)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64), owner
+    offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+    return np.arange(total) + offsets, owner
+
+
+def ranked_shares(shares: np.ndarray, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the ``limit`` largest shares (all when None), largest first and stable
+    on ties, and the positions of the rest: which paths to build as Reasons and which to sum."""
+    order = np.argsort(-shares, kind="stable")
+    n = len(order) if limit is None else max(0, min(limit, len(order)))
+    return order[:n], order[n:]
+
+
 def row_values(m: sp.csr_matrix, rows: np.ndarray, col: int) -> np.ndarray:
     """``m[rows, col]`` for a CSR matrix with sorted indices, without scipy's fancy indexing."""
     out = np.zeros(len(rows))
