@@ -14,37 +14,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
 from recommenders.base import Reason, TopReasons
-from recommenders.scored import dense_column, ranked_shares, row_positions
+from recommenders.scored import RowEntries, dense_column, ranked_shares
 
 if TYPE_CHECKING:
     from recommenders.graph_walk import GraphWalk
 
 CO, TAG, FRIEND = 0, 1, 2
-
-
-@dataclass(frozen=True)
-class _Rows:
-    """The entries of some rows of a CSR matrix, flattened: which row (as a position in the
-    list of rows asked for), which column, what value."""
-
-    owner: np.ndarray
-    cols: np.ndarray
-    vals: np.ndarray
-
-    @classmethod
-    def of(cls, m: sp.csr_matrix, rows: np.ndarray) -> _Rows:
-        pos, owner = row_positions(m.indptr, rows)
-        return cls(owner, m.indices[pos], m.data[pos])
-
-    def column(self, col: int, n: int) -> np.ndarray:
-        """``m[rows, col]`` as a dense vector of length ``n`` (rows hold a column at most once)."""
-        out = np.zeros(n)
-        hit = self.cols == col
-        out[self.owner[hit]] = self.vals[hit]
-        return out
 
 
 @dataclass(frozen=True)
@@ -57,10 +34,10 @@ class _UserWalks:
     p_items: np.ndarray
     friends: np.ndarray
     p_friends: np.ndarray
-    via_user: _Rows
-    via_tag: _Rows
-    item_tags: _Rows
-    friend_items: _Rows
+    via_user: RowEntries
+    via_tag: RowEntries
+    item_tags: RowEntries
+    friend_items: RowEntries
 
 
 def _user_walks(model: GraphWalk, u: int) -> _UserWalks:
@@ -70,8 +47,9 @@ def _user_walks(model: GraphWalk, u: int) -> _UserWalks:
     if cached is not None and cached[0] is model._s_user and cached[1].u == u:
         return cached[1]
     items, p_items, friends, p_friends = model._start(u)
-    walks = _UserWalks(u, items, p_items, friends, p_friends, _Rows.of(model._s_user, items),
-                       _Rows.of(model._s_tag, items), _Rows.of(model._p_it, items), _Rows.of(model._p_ui, friends))
+    walks = _UserWalks(u, items, p_items, friends, p_friends,
+                       RowEntries.of(model._s_user, items), RowEntries.of(model._s_tag, items),
+                       RowEntries.of(model._p_it, items), RowEntries.of(model._p_ui, friends))
     model.__dict__["_explain_user"] = (model._s_user, walks)
     return walks
 

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Reason, TopReasons
 from recommenders.scored import (
+    RowEntries,
     ScoredRecommender,
     csr_restore,
     csr_state,
@@ -24,7 +25,6 @@ from recommenders.scored import (
     interaction_weights,
     ranked_shares,
     row_positions,
-    row_values,
     weight_vector,
     weighted_row_sum,
 )
@@ -60,21 +60,34 @@ class ItemToItem(ScoredRecommender):
     def _explain(self, u: int, i: int, score: float) -> list[Reason]:
         return list(self._explain_top(u, i, score, None).reasons)
 
+    def _user_rows(self, u: int) -> tuple[np.ndarray, np.ndarray, RowEntries, RowEntries]:
+        """The user's items and weights, their similarity rows and their audiences, kept for
+        the last user: a served list explains k items of one user in a row."""
+        cached = getattr(self, "_explain_user", None)
+        if cached is not None and cached[0] == u and cached[1] is self._sim:
+            return cached[2]
+        w = self._weights
+        a, b = w.indptr[u], w.indptr[u + 1]
+        items = w.indices[a:b]
+        iu = self._item_users  # CSC: an item's column is a row of the transpose
+        pos, owner = row_positions(iu.indptr, items)
+        audiences = RowEntries(owner, iu.indices[pos], iu.data[pos])
+        found = (items, w.data[a:b], RowEntries.of(self._sim, items), audiences)
+        self._explain_user = (u, self._sim, found)
+        return found
+
     def _explain_top(self, u: int, i: int, score: float, limit: int | None) -> TopReasons:
         """One share ``w(u, j) * S[j, i]`` per own item j that some other user links to i,
         ranked as numbers; only the ``limit`` best become Reasons (with their witness)."""
-        w = self._weights
-        a, b = w.indptr[u], w.indptr[u + 1]
-        items, vals = w.indices[a:b], w.data[a:b]
-        col = row_values(self._sim, items, i)
+        items, vals, sim_rows, audiences = self._user_rows(u)
+        col = sim_rows.column(i, len(items))
         iu = self._item_users
         into_i = dense_column(iu, i)  # interaction weight with i, by user
         into_i[u] = 0.0
-        similar = np.flatnonzero(col != 0)
-        pos, owner = row_positions(iu.indptr, items[similar])
-        n_both = np.bincount(owner, weights=into_i[iu.indices[pos]] != 0, minlength=len(similar))
-        linked = similar[n_both > 0]
-        n_both = n_both[n_both > 0]
+        # co-users of each own item j (other than u) who also chose i
+        n_both = np.bincount(audiences.owner, weights=into_i[audiences.cols] != 0, minlength=len(items))
+        linked = np.flatnonzero((col != 0) & (n_both > 0))
+        n_both = n_both[linked]
         shares = vals[linked] * col[linked]
         shown, rest = ranked_shares(shares, limit)
         reasons = []

@@ -16,13 +16,14 @@ import scipy.sparse as sp
 from implicit.nearest_neighbours import bm25_weight
 
 from graph.snapshot import GraphSnapshot
-from recommenders.base import Reason
+from recommenders.base import Reason, TopReasons
 from recommenders.scored import (
     ScoredRecommender,
     csr_restore,
     csr_state,
     interaction_weights,
     keep_top_per_row,
+    ranked_shares,
     row_values,
     weighted_row_sum,
 )
@@ -76,23 +77,31 @@ class UserCF(ScoredRecommender):
         return weighted_row_sum(w, s.indices[a:b], s.data[a:b])
 
     def _explain(self, u: int, i: int, score: float) -> list[Reason]:
+        return list(self._explain_top(u, i, score, None).reasons)
+
+    def _explain_top(self, u: int, i: int, score: float, limit: int | None) -> TopReasons:
+        """One share ``sim(u, v) * w(v, i)`` per neighbour v who chose i, ranked as numbers;
+        only the ``limit`` largest become Reasons."""
         s, w, snap = self._sim, self._weights, self.snapshot
         a, b = s.indptr[u], s.indptr[u + 1]
-        mine = w.indices[w.indptr[u] : w.indptr[u + 1]]
-        my_w = w.data[w.indptr[u] : w.indptr[u + 1]]
-        mark = np.zeros(w.shape[1])
-        mark[mine] = my_w
         into_i = row_values(w, s.indices[a:b], i)
+        chose = np.flatnonzero(into_i != 0)
+        neighbours, sims = s.indices[a:b][chose], s.data[a:b][chose]
+        shares = sims * into_i[chose]
+        shown, rest = ranked_shares(shares, limit)
         reasons = []
-        for v, sim, wvi in zip(s.indices[a:b].tolist(), s.data[a:b].tolist(), into_i.tolist(), strict=True):
-            if wvi == 0:
-                continue
-            theirs = w.indices[w.indptr[v] : w.indptr[v + 1]]
-            shared = mark[theirs]
-            j = int(theirs[np.argmax(shared)])
-            n_both = int(np.count_nonzero(shared))
-            name = self._paths.user(v).name or snap.users.ids[v]
-            text = (f"{name} shares {n_both} of your items, such as {snap.title(j)}, and chose {snap.title(i)} "
-                    f"(similarity {sim:.3f})")
-            reasons.append(self._paths.co_interaction(u, j, v, i, sim * wvi, text))
-        return reasons
+        if len(shown):
+            mark = np.zeros(w.shape[1])
+            mark[w.indices[w.indptr[u] : w.indptr[u + 1]]] = w.data[w.indptr[u] : w.indptr[u + 1]]
+            for k in shown.tolist():
+                v, sim = int(neighbours[k]), float(sims[k])
+                theirs = w.indices[w.indptr[v] : w.indptr[v + 1]]
+                shared = mark[theirs]
+                j = int(theirs[np.argmax(shared)])
+                n_both = int(np.count_nonzero(shared))
+                name = self._paths.user(v).name or snap.users.ids[v]
+                text = (f"{name} shares {n_both} of your items, such as {snap.title(j)}, and chose {snap.title(i)} "
+                        f"(similarity {sim:.3f})")
+                reasons.append(self._paths.co_interaction(u, j, v, i, float(shares[k]), text))
+        omitted = shares[rest]
+        return TopReasons(tuple(reasons), len(rest), float(omitted.sum()), float(np.abs(omitted).sum()))
