@@ -30,6 +30,7 @@ from typing import Any
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Recommender
 from recommenders.fallback import FallbackChain
+from recommenders.hybrid import Hybrid
 from recommenders.registry import create, get
 
 BUNDLE_FORMAT = 1
@@ -78,17 +79,23 @@ class Bundle:
 def fit_models(snapshot: GraphSnapshot, names: Sequence[str], seed: int = 42,
                configs: dict[str, dict[str, Any]] | None = None,
                progress: Callable[[str, float], None] | None = None) -> dict[str, Recommender]:
-    """Fit each named recommender (defaults, the seed, and any per-name overrides)."""
+    """Fit each named recommender (defaults, the seed, and any per-name overrides). A hybrid
+    is fitted after the others and takes those it would fit the same way instead of
+    refitting them on the whole snapshot."""
     configs = configs or {}
-    models: dict[str, Recommender] = {}
-    for name in _with_last_resort(names):
+    order = _with_last_resort(names)
+    fitted: dict[str, Recommender] = {}
+    for name in sorted(order, key=lambda n: get(n) is Hybrid):  # stable: hybrids last
         rec = create(name, **{"seed": seed, **configs.get(name, {})})
         started = time.perf_counter()
-        rec.fit(snapshot)
+        if isinstance(rec, Hybrid):
+            rec.fit(snapshot, fitted=fitted)
+        else:
+            rec.fit(snapshot)
         if progress is not None:
             progress(name, time.perf_counter() - started)
-        models[name] = rec
-    return models
+        fitted[name] = rec
+    return {name: fitted[name] for name in order}
 
 
 def save_bundle(directory: str | Path, snapshot: GraphSnapshot, models: dict[str, Recommender],

@@ -7,9 +7,17 @@ Fitting has two stages, so the ranker never learns from pairs it is later scored
    rest, take each component's top-``candidates`` items for a sample of users, describe
    each (user, candidate) with features and label it by whether it was held out. A
    logistic regression (scikit-learn) learns the weights.
-2. *Serve.* Refit the components on the whole snapshot; the learned weights re-rank
-   their candidate union: ``score = Σ_f w_f · (x_f − μ_f) / σ_f`` (the intercept is left
-   out: it does not change the order).
+2. *Serve.* Refit the components on the whole snapshot — or take the ones ``fit_models``
+   has already fitted with the same config on the same snapshot (``fit(snapshot, fitted)``)
+   — and the learned weights re-rank their candidate union:
+   ``score = Σ_f w_f · (x_f − μ_f) / σ_f`` (the intercept is left out: it does not change
+   the order).
+
+Scoring nine components costs milliseconds, so ``fit`` also ranks every known user once
+and keeps the first ``PRECOMPUTED`` of each list (items and final scores, saved in the npz).
+``recommend`` serves from it when the answer cannot differ from live scoring: no excluded
+item beyond the user's own (exclusions change the components' candidate lists, so they are
+scored live) and enough items kept for ``k`` (and the MMR pool). Otherwise it scores live.
 
 Features per (user, candidate): for each component its reciprocal rank (0 when the item
 is not in its top list) and its score standardised over the user's candidates; the item's
@@ -26,7 +34,7 @@ marked ``evidence``.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -41,6 +49,8 @@ from recommenders.scored import MODEL_FORMAT, config_from_json, read_model_meta
 GLOBAL_FEATURES = ("log_audience", "tag_cosine", "log_friends", "n_sources")
 #: Reasons come from the components with the largest positive parts of the score (at most this many).
 EXPLAINING_COMPONENTS = 3
+#: How many of each known user's ranked items ``fit`` keeps for serving without scoring.
+PRECOMPUTED = 200
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,7 @@ class Hybrid(Recommender):
         self.snapshot: GraphSnapshot | None = None
         self.components: dict[str, Recommender] = {}
         self._last: tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] | None = None
+        self._top: dict[str, np.ndarray] | None = None  # precomputed lists: indptr, items, scores, complete
 
     # -- features -----------------------------------------------------------------------------
     def feature_names(self) -> list[str]:
@@ -149,7 +160,10 @@ class Hybrid(Recommender):
         return cand, np.hstack([feats, feats**2])
 
     # -- fitting --------------------------------------------------------------------------------
-    def _fit_components(self, snapshot: GraphSnapshot) -> dict[str, Recommender]:
+    def _fit_components(self, snapshot: GraphSnapshot,
+                        fitted: Mapping[str, Recommender] | None = None) -> dict[str, Recommender]:
+        """Each component fitted on ``snapshot``; one in ``fitted`` is taken as it is when it
+        has the config this hybrid would give it and was fitted on this very snapshot."""
         from recommenders.registry import create
 
         unknown = [c for c in self.config.components if c == self.name]
@@ -160,10 +174,17 @@ class Hybrid(Recommender):
             rec = create(c, seed=self.config.seed)
             if not hasattr(rec, "score_user"):
                 raise ValueError(f"component {c!r} cannot score all items (no score_user)")
-            comps[c] = rec.fit(snapshot)
+            done = (fitted or {}).get(c)
+            if done is not None and _same_fit(done, rec, snapshot):
+                comps[c] = done
+            else:
+                comps[c] = rec.fit(snapshot)
         return comps
 
-    def fit(self, snapshot: GraphSnapshot) -> Hybrid:
+    def fit(self, snapshot: GraphSnapshot, fitted: Mapping[str, Recommender] | None = None) -> Hybrid:
+        """Learn the ranker on a validation cut, then serve from components fitted on the
+        whole ``snapshot``; ``fitted`` offers components already fitted on it (see
+        ``_fit_components``), which saves refitting them."""
         from sklearn.linear_model import LogisticRegression
 
         from recommenders.splits import random_holdout
@@ -196,8 +217,28 @@ class Hybrid(Recommender):
             self._mean, self._std = np.zeros(n_feat), np.ones(n_feat)
             self._weights = np.array([1.0 if f.endswith(":rr") else 0.0 for f in self.feature_names()])
         self._prepare(snapshot)
-        self.components = self._fit_components(snapshot)
+        self.components = self._fit_components(snapshot, fitted)
+        self._precompute()
         return self
+
+    def _precompute(self) -> None:
+        """Rank every known user once and keep the head of each list (see the module doc)."""
+        n_users = len(self._snap().users)
+        indptr = np.zeros(n_users + 1, dtype=np.int64)
+        items, scores = [], []
+        complete = np.zeros(n_users, dtype=bool)
+        for u in range(n_users):
+            cand, score, _ = self._ranked(u, None)
+            order = np.lexsort((cand, -score))
+            complete[u] = len(order) <= PRECOMPUTED
+            order = order[:PRECOMPUTED]
+            items.append(cand[order].astype(np.int32))
+            scores.append(score[order])
+            indptr[u + 1] = indptr[u] + len(order)
+        self._last = None
+        self._top = {"indptr": indptr, "complete": complete,
+                     "items": np.concatenate(items) if items else np.zeros(0, dtype=np.int32),
+                     "scores": np.concatenate(scores) if scores else np.zeros(0)}
 
     # -- serving --------------------------------------------------------------------------------
     def _snap(self) -> GraphSnapshot:
@@ -240,6 +281,34 @@ class Hybrid(Recommender):
         return out
 
     def recommend(self, user_id: str, k: int = 10, exclude: Collection[str] | None = None) -> list[Recommendation]:
+        """The precomputed list when it gives the live answer (see the module doc), else live."""
+        snap = self._snap()
+        u = snap.users.get(user_id)
+        if u is None or k <= 0:
+            return []
+        top = self._top
+        if top is not None and not self._excludes_new(u, exclude):
+            a, b = int(top["indptr"][u]), int(top["indptr"][u + 1])
+            need = max(k * 5, k) if self.config.mmr_lambda < 1.0 else k
+            if top["complete"][u] or b - a >= need:
+                cand, score = top["items"][a:b], top["scores"][a:b]
+                order = np.arange(b - a)
+                if self.config.mmr_lambda < 1.0 and len(order):
+                    order = self._mmr(cand, score, order, k)
+                return [Recommendation(snap.items.ids[cand[j]], float(score[j]), self.name) for j in order[:k]]
+        return self.recommend_live(user_id, k, exclude)
+
+    def _excludes_new(self, u: int, exclude: Collection[str] | None) -> bool:
+        """Whether ``exclude`` bans a known item that user ``u`` has not interacted with."""
+        if not exclude:
+            return False
+        snap = self._snap()
+        extra = [j for j in (snap.items.get(x) for x in exclude) if j is not None]
+        return bool(extra) and not np.isin(extra, snap.user_items(u)).all()
+
+    def recommend_live(self, user_id: str, k: int = 10,
+                       exclude: Collection[str] | None = None) -> list[Recommendation]:
+        """``recommend`` by scoring the components now (what the precomputed lists hold)."""
         snap = self._snap()
         u = snap.users.get(user_id)
         if u is None or k <= 0:
@@ -352,7 +421,8 @@ class Hybrid(Recommender):
         d.mkdir(parents=True, exist_ok=True)
         for cname, rec in self.components.items():
             rec.save(d / "components" / cname)
-        np.savez_compressed(d / "arrays.npz", weights=self._weights, mean=self._mean, std=self._std)
+        top = {f"top_{key}": value for key, value in (self._top or {}).items()}
+        np.savez_compressed(d / "arrays.npz", weights=self._weights, mean=self._mean, std=self._std, **top)
         meta = {"format": MODEL_FORMAT, "name": self.name, "config": asdict(self.config),
                 "fingerprint": snap.fingerprint, "features": self.feature_names()}
         (d / "model.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
@@ -370,12 +440,25 @@ class Hybrid(Recommender):
         model.components = {c: get(c).load(d / "components" / c, snapshot) for c in model.config.components}
         with np.load(d / "arrays.npz", allow_pickle=False) as z:
             model._weights, model._mean, model._std = z["weights"], z["mean"], z["std"]
+            keys = ("indptr", "items", "scores", "complete")
+            if all(f"top_{key}" in z for key in keys):  # models saved before precomputation score live
+                model._top = {key: z[f"top_{key}"] for key in keys}
+                if len(model._top["indptr"]) != len(snapshot.users) + 1:
+                    raise ValueError(f"{d}: precomputed lists do not match the snapshot's users")
         return model
 
     def weights(self) -> dict[str, float]:
         """The learned weight of each (standardised) feature, for reports."""
         return dict(zip(self.feature_names(), self._weights.tolist(), strict=True))
 
+
+
+def _same_fit(done: Recommender, fresh: Recommender, snapshot: GraphSnapshot) -> bool:
+    """Whether ``done`` is what fitting ``fresh`` on ``snapshot`` would give: same class,
+    same config, fitted on a snapshot with the same fingerprint."""
+    fitted_on = getattr(done, "snapshot", None)
+    return (type(done) is type(fresh) and getattr(done, "config", None) == getattr(fresh, "config", None)
+            and fitted_on is not None and fitted_on.fingerprint == snapshot.fingerprint)
 
 
 def _dense_row(m: sp.csr_matrix, r: int) -> np.ndarray:

@@ -108,3 +108,41 @@ def test_mmr_trades_relevance_for_diversity(hybrid: Hybrid, snapshot: GraphSnaps
 def test_refuses_to_contain_itself(snapshot: GraphSnapshot) -> None:
     with pytest.raises(ValueError, match="itself"):
         Hybrid(components=("hybrid",)).fit(snapshot)
+
+
+def test_precomputed_lists_serve_what_live_scoring_does(hybrid: Hybrid, snapshot: GraphSnapshot) -> None:
+    assert hybrid._top is not None and len(hybrid._top["items"]) > 0
+    diverse = copy.copy(hybrid)
+    diverse.config = replace(FAST, mmr_lambda=0.3)
+    for u, user in enumerate(snapshot.users.ids):
+        for model in (hybrid, diverse):
+            for k in (1, 10):
+                assert model.recommend(user, k=k) == model.recommend_live(user, k=k)
+        seen = [snapshot.items.ids[j] for j in snapshot.user_items(u)[:2]]
+        assert hybrid.recommend(user, k=10, exclude=seen) == hybrid.recommend_live(user, k=10)
+    user = snapshot.users.ids[5]
+    top = hybrid.recommend(user, k=3)
+    excluded = hybrid.recommend(user, k=10, exclude=[top[0].item_id])  # an unseen exclusion: scored live
+    assert excluded == hybrid.recommend_live(user, k=10, exclude=[top[0].item_id])
+    assert top[0].item_id not in {r.item_id for r in excluded}
+    long = hybrid.recommend(user, k=500)  # past the kept head unless the whole list was kept
+    assert long == hybrid.recommend_live(user, k=500)
+
+
+def test_reuses_components_fitted_on_the_same_snapshot(hybrid: Hybrid, snapshot: GraphSnapshot) -> None:
+    from recommenders.bundle import fit_models
+    from recommenders.registry import create
+
+    same = create("itemcf", seed=FAST.seed).fit(snapshot)
+    other_config = create("graph_walk", seed=FAST.seed + 1).fit(snapshot)
+    again = Hybrid(FAST).fit(snapshot, fitted={"itemcf": same, "graph_walk": other_config})
+    assert again.components["itemcf"] is same
+    assert again.components["graph_walk"] is not other_config
+    assert again.weights() == pytest.approx(hybrid.weights())
+    for user in snapshot.users.ids[:20]:
+        assert again.recommend(user, k=10) == hybrid.recommend(user, k=10)
+    models = fit_models(snapshot, ["hybrid", "itemcf"], seed=FAST.seed,
+                        configs={"hybrid": {"components": ("itemcf", "popularity"), "candidates": 30}})
+    assert list(models) == ["hybrid", "itemcf", "popularity"]
+    assert models["hybrid"].components["itemcf"] is models["itemcf"]
+    assert models["hybrid"].components["popularity"] is models["popularity"]
