@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 from implicit.nearest_neighbours import bm25_weight
 from threadpoolctl import threadpool_limits
@@ -110,9 +111,10 @@ class ALS(ScoredRecommender):
         return list(self._explain_top(u, i, score, None).reasons)
 
     def _explain_top(self, u: int, i: int, score: float, limit: int | None) -> TopReasons:
-        """implicit's per-item contributions (``explain``), with the user's Cholesky factor
-        kept for the last user (a served list explains k items of one user in a row); only
-        the ``limit`` largest become Reasons."""
+        """implicit's decomposition (``explain``: ``s_ij = y_i^T W_u^-1 y_j c_uj``, Hu, Koren &
+        Volinsky 2008, section 5) for all the user's items in one matrix product. implicit
+        factors ``W_u`` (Cholesky) once per user, kept for the last user asked about (a served
+        list explains k items of one user in a row); only the ``limit`` largest become Reasons."""
         if self._implicit is None:
             with threadpool_limits(1, "blas"):
                 model = self._model(self._items.shape[1])
@@ -121,16 +123,22 @@ class ALS(ScoredRecommender):
             self._implicit = model
         cached = self._explain_user
         row = self._conf[u]
-        weights = cached[1] if cached is not None and cached[0] == u else None
-        _, contributions, weights = self._implicit.explain(0, row, i, user_weights=weights, N=row.nnz)
-        self._explain_user = (u, weights)
+        if cached is not None and cached[0] == u:
+            weights = cached[1]
+        else:
+            _, _, weights = self._implicit.explain(0, row, i, N=0)
+            self._explain_user = (u, weights)
+        conf = row.data.astype(np.float64) * self._implicit.alpha
+        mine = row.indices[conf >= 0]
+        shares = (self._items[mine] @ scipy.linalg.cho_solve(weights, self._items[i])) * conf[conf >= 0]
+        order = np.lexsort((-mine, -shares))  # implicit's order: by share, then by item, both descending
+        n = len(order) if limit is None else max(0, min(limit, len(order)))
         snap = self.snapshot
         reasons = []
-        n = len(contributions) if limit is None else max(0, limit)
-        for j, share in contributions[:n]:
+        for j, share in zip(mine[order[:n]].tolist(), shares[order[:n]].tolist(), strict=True):
             text = f"You chose {snap.title(j)}, whose factors point towards {snap.title(i)} ({share:+.3f})"
-            reasons.append(self._paths.own_item(u, int(j), float(share), text))
-        rest = np.array([share for _, share in contributions[n:]], dtype=np.float64)
+            reasons.append(self._paths.own_item(u, j, share, text))
+        rest = shares[order[n:]]
         return TopReasons(tuple(reasons), len(rest), float(rest.sum()), float(np.abs(rest).sum()))
 
 

@@ -73,6 +73,7 @@ class ScoredRecommender(Recommender):
     # -- the protocol -----------------------------------------------------------------------
     def fit(self, snapshot: GraphSnapshot) -> ScoredRecommender:
         self.snapshot = snapshot
+        self._last_scores = None
         self._paths = PathBuilder(snapshot)
         self._prepare(snapshot)
         self._fit(snapshot)
@@ -83,17 +84,31 @@ class ScoredRecommender(Recommender):
             raise RuntimeError(f"{self.name} is not fitted: call fit(snapshot) or load(dir, snapshot) first")
         return self.snapshot
 
+    def _user_scores(self, u: int) -> np.ndarray | None:
+        """``_scores(u)`` as a read-only view, kept for the last user: serving scores a user and
+        then explains the list it served (the hybrid scores every component first), so the
+        second pass reuses the first's scores instead of scoring again."""
+        cached = self.__dict__.get("_last_scores")
+        if cached is not None and cached[0] == u:
+            return cached[1]
+        scores = self._scores(u)
+        if scores is not None:
+            scores = np.asarray(scores, dtype=np.float64).view()
+            scores.setflags(write=False)
+        self._last_scores = (u, scores)
+        return scores
+
     def score_user(self, user_id: str) -> np.ndarray | None:
-        """All item scores for a user (None when unknown or cold); evaluation uses this."""
+        """All item scores for a user (None when unknown or cold), read-only; evaluation uses this."""
         u = self._snap().users.get(user_id)
-        return None if u is None else self._scores(u)
+        return None if u is None else self._user_scores(u)
 
     def recommend(self, user_id: str, k: int = 10, exclude: Collection[str] | None = None) -> list[Recommendation]:
         snap = self._snap()
         u = snap.users.get(user_id)
         if u is None or k <= 0:
             return []
-        scores = self._scores(u)
+        scores = self._user_scores(u)
         if scores is None:
             return []
         scores = np.array(scores, dtype=np.float64, copy=True)
@@ -114,7 +129,7 @@ class ScoredRecommender(Recommender):
         u, i = snap.users.get(user_id), snap.items.get(item_id)
         if u is None or i is None:
             return []
-        scores = self._scores(u)
+        scores = self._user_scores(u)
         if scores is None or not np.isfinite(scores[i]) or (self.positive_only and scores[i] <= 0):
             return []
         reasons = self._explain(u, i, float(scores[i]))
@@ -127,7 +142,7 @@ class ScoredRecommender(Recommender):
         """``explain_top`` for several items of one user, scoring the user once."""
         snap = self._snap()
         u = snap.users.get(user_id)
-        scores = self._scores(u) if u is not None else None
+        scores = self._user_scores(u) if u is not None else None
         out = []
         for item_id in item_ids:
             i = snap.items.get(item_id)
@@ -180,6 +195,7 @@ class ScoredRecommender(Recommender):
         meta = read_model_meta(d, cls.name, snapshot)
         model = cls(config_from_json(cls.Config, meta["config"]))
         model.snapshot = snapshot
+        model._last_scores = None
         model._paths = PathBuilder(snapshot)
         model._prepare(snapshot)
         with np.load(d / "arrays.npz", allow_pickle=False) as z:
