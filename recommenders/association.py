@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from graph.snapshot import GraphSnapshot
 from recommenders.item_to_item import ItemToItem, blockwise_item_products, drop_diagonal
-from recommenders.scored import interaction_weights, keep_top_per_row
+from recommenders.scored import interaction_weights, keep_top_per_row, row_values
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Association(ItemToItem):
 
     def _reason_text(self, u: int, j: int, i: int, co_users: int, sim: float) -> str:
         s, n = self.snapshot, self._n_users
-        both = co_users + (1 if s.interactions[u, i] else 0)
+        both = co_users + (1 if row_values(s.interactions, np.array([u]), i)[0] else 0)
         conf = both / self._counts[j]
         lift = conf * n / self._counts[i]
         return (f"{both} of the {int(self._counts[j])} people who chose {s.title(j)} also chose {s.title(i)} "
