@@ -8,6 +8,7 @@ It opens per process (checked by pid) because a Neo4j driver must not cross a gu
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -42,6 +43,10 @@ class StoreHandle:
         except OSError as exc:
             raise StoreUnavailable(f"store {self.url} cannot be opened: {exc.strerror or exc}") from exc
         self._store, self._pid = store, os.getpid()
+        # An embedded graph is millions of long-lived objects; moving them out of the cyclic
+        # collector's reach keeps gen-2 collections from pausing requests (measured on Last.fm:
+        # explained requests p99 16 -> 10 ms, worst 50 -> 25 ms).
+        gc.freeze()
         return store
 
     def _drop(self) -> None:

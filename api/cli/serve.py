@@ -6,6 +6,7 @@ arrays copy-on-write; each worker opens its own store connection lazily after th
 
 from __future__ import annotations
 
+import gc
 import threading
 from typing import Any
 
@@ -41,6 +42,7 @@ def serve(bundle: str, store_url: str, host: str, port: int, workers: int, threa
         app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
         return
     handle = app.extensions["kgrec.store"]
+    gc.freeze()  # the preloaded bundle is shared by the forked workers: keep the collector off it
 
     def open_store_early(_worker: Any) -> None:
         """Open the store in the background as each worker starts, so no request pays for it."""
