@@ -304,8 +304,8 @@ def main() -> None:
         f"- Where the time goes, the engine alone in one process (no HTTP or JSON, one request at a time, "
         f"{sample} users): p50 {alone['plain']['p50']:.1f} ms / p99 {alone['plain']['p99']:.1f} ms without "
         f"explanations, p50 {alone['explain']['p50']:.1f} ms / p99 {alone['explain']['p99']:.1f} ms with them. "
-        "Explanations cost what `graph_walk.explain` costs for 10 items (it builds every path of an item, "
-        "often a hundred or more, before the API keeps the strongest 5).",
+        "The gap between these and the HTTP figures is the WSGI/JSON layer and the worker threads "
+        "sharing one interpreter and the machine's cores with wrk.",
     ]
     text = "\n".join(lines)
     print(text)

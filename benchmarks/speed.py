@@ -126,8 +126,8 @@ def main() -> None:
         f"Produced by `benchmarks/speed.py` on {time.strftime('%Y-%m-%d')}: Last.fm 2K "
         f"({snap.counts['users']:,} users, {snap.counts['items']:,} items, {snap.counts['interactions']:,} "
         f"interactions), shipped defaults, {len(users)} sampled users (seed 42), k = {K}. "
-        f"{os.cpu_count()} cores shared with other jobs: load average {load_start[0]:.1f} at the start, "
-        f"{end_load[0]:.1f} at the end, so times are upper bounds.",
+        f"{os.cpu_count()} cores; load average {load_start[0]:.1f} at the start, {end_load[0]:.1f} at the end "
+        "(above about 1, other jobs shared the cores and the times are upper bounds).",
         "",
         "Latency is given as wall-clock time and as the CPU time of the request (`time.process_time`): "
         "under contention the wall clock counts time spent waiting for a core, the CPU time does not.",
