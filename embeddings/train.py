@@ -35,7 +35,12 @@ METRICS = (
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that decides a trained model; stored in the artifact's config.json."""
+    """Everything that decides a trained model; stored in the artifact's config.json.
+
+    The defaults are the best configuration of ``benchmarks/kge.py``'s grid on Last.fm 2K
+    (RotatE, dim 64, NSSA loss, 32 negatives), with the epochs cut to 16 so CPU training fits
+    10 minutes on 2 cores; 2% of INTERACTED triples are held out for link-prediction metrics.
+    """
 
     model: str = "RotatE"
     dim: int = 64

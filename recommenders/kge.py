@@ -16,11 +16,12 @@ import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from embeddings.artifact import KGEArtifact
+from embeddings.train import TrainConfig
 from embeddings.triples import INTERACTED, USES_TAG, item_label, tag_label, user_label
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Reason, Recommendation
@@ -32,41 +33,13 @@ EVIDENCE = "evidence"
 
 
 @dataclass(frozen=True)
-class KGEConfig:
-    """Training options (see ``embeddings.train.TrainConfig``). The defaults are the best
-    configuration of ``benchmarks/kge.py``'s grid on Last.fm 2K (RotatE, dim 64, NSSA loss,
-    32 negatives), with the epochs cut to 16 so CPU training fits 10 minutes on 2 cores; 2%
-    of INTERACTED triples are held out for the link-prediction metrics."""
+class KGEConfig(TrainConfig):
+    """The training options of ``embeddings.train.TrainConfig`` (one set of defaults: the best
+    configuration of ``benchmarks/kge.py``'s grid on Last.fm 2K) plus how explanations are drawn."""
 
-    model: str = "RotatE"
-    dim: int = 64
-    epochs: int = 16
-    batch_size: int = 4096
-    learning_rate: float = 0.01
-    training_loop: str = "slcwa"
-    negative_sampler: str = "basic"
-    num_negatives: int = 32
-    loss: str | None = "nssa"
-    device: str = "auto"
-    test_fraction: float = 0.02
-    validation_fraction: float = 0.0
-    early_stopping: bool = True
-    eval_every: int = 5
-    patience: int = 2
-    drop: tuple[str, ...] = ()
-    min_weight: float = 0.0
-    inverse: bool = False
-    progress: bool = True
     neighbours_explained: int = 2
-    seed: int = 42
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "drop", tuple(self.drop))
-        self.train_config()  # refuse bad options at construction, not after loading a snapshot
-
-    def train_config(self) -> Any:
-        from embeddings.train import TrainConfig
-
+    def train_config(self) -> TrainConfig:
         names = {f.name for f in fields(TrainConfig)}
         return TrainConfig(**{f.name: getattr(self, f.name) for f in fields(self) if f.name in names})
 
