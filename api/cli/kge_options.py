@@ -42,6 +42,7 @@ def kge_options(command: Callable[..., Any]) -> Callable[..., Any]:
         return command(*args, **kwargs)
 
     from embeddings.scoring import MODELS
+    from embeddings.train import TRAINING_LOOPS
 
     options = [
         click.option("--kge-model", type=click.Choice(MODELS), default=None,
@@ -51,10 +52,11 @@ def kge_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      "when early stopping on the validation cut)."),
         click.option("--kge-device", default=None, help="kge: auto (CUDA when present), cpu, cuda, cuda:N."),
         click.option("--kge-loss", default=None, help="kge: PyKEEN loss, e.g. crossentropy, softplus, nssa."),
-        click.option("--kge-training-loop", type=click.Choice(("slcwa", "lcwa")), default=None,
-                     help="kge: sLCWA (sampled negatives) or LCWA (1-vs-all)."),
+        click.option("--kge-training-loop", type=click.Choice(TRAINING_LOOPS), default=None,
+                     help="kge: shared (negatives shared by the batch, the default), slcwa (sampled "
+                     "negatives per positive) or lcwa (1-vs-all)."),
         click.option("--kge-negatives", type=click.IntRange(1), default=None,
-                     help="kge: negatives per positive (sLCWA)."),
+                     help="kge: negatives per batch (shared) or per positive (slcwa)."),
         click.option("--kge-lr", type=click.FloatRange(min=0, min_open=True), default=None,
                      help="kge: Adam learning rate."),
     ]
