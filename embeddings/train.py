@@ -40,7 +40,7 @@ class TrainConfig:
 
     The defaults are the best configuration of ``benchmarks/kge.py``'s search on Last.fm 2K:
     RotatE, dim 64, batches of 1,024 that share 1,024 negative tails, softmax cross-entropy,
-    16 epochs (about 4 minutes on 2 CPU cores); 2% of INTERACTED triples are held out for the
+    16 epochs (3.2 minutes for Last.fm 2K on 2 CPU cores); 2% of INTERACTED triples are held out for the
     link-prediction metrics. ``num_negatives`` is per positive for ``slcwa`` and per batch
     for ``shared``; ``head_fraction`` is the share of a ``shared`` batch that corrupts heads
     instead of tails.
