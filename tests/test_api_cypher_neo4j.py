@@ -8,9 +8,9 @@ import pytest
 from api.app import create_app
 from api.settings import Settings
 from graph.cypher import run
-from graph.store import open_store
 from loaders.synthetic import generate
 from tests.api_fixtures import API_KEY, fill_store, fresh_engine, train_bundle
+from tests.neo4j_fixtures import loaded_neo4j
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 COUNT_USERS = "MATCH (u:User) RETURN count(u) AS n"
@@ -28,12 +28,8 @@ def graph():
 
 @pytest.fixture(scope="module")
 def neo4j(neo4j_uri, graph):
-    store = open_store(neo4j_uri)
-    store.clear()
-    store.load(graph.records)
-    yield store
-    store.clear()
-    store.close()
+    with loaded_neo4j(neo4j_uri, graph.records) as store:
+        yield store
 
 
 @pytest.fixture(scope="module")

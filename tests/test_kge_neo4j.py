@@ -10,8 +10,8 @@ from embeddings.train import TrainConfig, train
 from embeddings.writeback import DROP_INDEX, INDEX_NAME, PROPERTY, QUERY_NEIGHBOURS, numpy_neighbours, write_embeddings
 from graph.schema import Label
 from graph.snapshot import build_snapshot
-from graph.store import open_store
 from loaders.synthetic import generate
+from tests.neo4j_fixtures import loaded_neo4j
 
 pytestmark = pytest.mark.neo4j
 
@@ -36,14 +36,10 @@ def artifacts(graph):
 
 @pytest.fixture
 def store(neo4j_uri: str, graph) -> Iterator[object]:
-    s = open_store(neo4j_uri)
-    s.clear()
-    s.load(graph.records)
-    yield s
-    for query in DROP_INDEX.values():
-        s.run_write(query, {})
-    s.clear()
-    s.close()
+    with loaded_neo4j(neo4j_uri, graph.records) as s:
+        yield s
+        for query in DROP_INDEX.values():
+            s.run_write(query, {})
 
 
 def _index_neighbours(store, artifact, key: str, k: int) -> list[tuple[str, float]]:

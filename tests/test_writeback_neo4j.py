@@ -11,7 +11,6 @@ from click.testing import CliRunner
 
 from api.cli import main
 from graph.snapshot import build_snapshot
-from graph.store import open_store
 from graph.writeback import (
     REPLACE_RECOMMENDATIONS,
     WritebackError,
@@ -21,6 +20,7 @@ from graph.writeback import (
 )
 from loaders.synthetic import generate
 from recommenders.bundle import fit_models, save_bundle
+from tests.neo4j_fixtures import loaded_neo4j
 
 pytestmark = pytest.mark.neo4j
 
@@ -38,12 +38,8 @@ def graph():
 
 @pytest.fixture
 def store(neo4j_uri: str, graph) -> Iterator[object]:
-    s = open_store(neo4j_uri)
-    s.clear()
-    s.load(graph.records)
-    yield s
-    s.clear()
-    s.close()
+    with loaded_neo4j(neo4j_uri, graph.records) as s:
+        yield s
 
 
 def recs(store, model: str | None = None) -> dict[tuple[str, str], list[tuple[str, float, int]]]:
