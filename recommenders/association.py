@@ -9,7 +9,7 @@ strongest rules. ``score(u, i) = sum over your items j of metric(j → i)``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,6 +17,9 @@ import scipy.sparse as sp
 from graph.snapshot import GraphSnapshot
 from recommenders.item_to_item import ItemToItem, blockwise_item_products, drop_diagonal
 from recommenders.scored import interaction_weights, keep_top_per_row, row_values
+
+if TYPE_CHECKING:
+    import optuna
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,14 @@ class AssociationConfig:
 class Association(ItemToItem):
     name: ClassVar[str] = "association"
     Config = AssociationConfig
+
+    @classmethod
+    def search_space(cls, trial: optuna.Trial, snapshot: GraphSnapshot) -> dict[str, Any]:
+        return {
+            "metric": trial.suggest_categorical("metric", ["confidence", "lift"]),
+            "min_count": trial.suggest_int("min_count", 1, 5),
+            "neighbours": trial.suggest_int("neighbours", 20, 400, log=True),
+        }
 
     def _prepare(self, snapshot: GraphSnapshot) -> None:
         super()._prepare(snapshot)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,6 +27,9 @@ from recommenders.scored import (
     weighted_row_sum,
 )
 
+if TYPE_CHECKING:
+    import optuna
+
 WORD = re.compile(r"[^\W_]{2,}", re.UNICODE)
 
 
@@ -41,6 +44,11 @@ class ContentConfig:
 class Content(ScoredRecommender):
     name: ClassVar[str] = "content"
     Config = ContentConfig
+
+    @classmethod
+    def search_space(cls, trial: optuna.Trial, snapshot: GraphSnapshot) -> dict[str, Any]:
+        return {"title_weight": trial.suggest_float("title_weight", 0.0, 1.0),
+                "min_df": trial.suggest_int("min_df", 1, 5)}
 
     def _prepare(self, snapshot: GraphSnapshot) -> None:
         self._weights = interaction_weights(snapshot, self.config.interaction_weighting)

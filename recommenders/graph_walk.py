@@ -24,7 +24,7 @@ explanation lists the highest-mass paths with contributions that add up to the s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -36,12 +36,16 @@ from recommenders.scored import (
     ScoredRecommender,
     csr_restore,
     csr_state,
+    graded,
     interaction_weights,
     keep_top_per_row,
     row_normalise,
     weight_vector,
     weighted_row_sum,
 )
+
+if TYPE_CHECKING:
+    import optuna
 
 BLOCK = 1024
 
@@ -76,6 +80,24 @@ def _power(m: sp.csr_matrix, alpha: float) -> sp.csr_matrix:
 class GraphWalk(ScoredRecommender):
     name: ClassVar[str] = "graph_walk"
     Config = GraphWalkConfig
+
+    @classmethod
+    def search_space(cls, trial: optuna.Trial, snapshot: GraphSnapshot) -> dict[str, Any]:
+        """RP3β's exponents, the audience floor and neighbours; tag and friend paths only
+        where the graph has tags and follows; log weighting only where weights differ."""
+        out: dict[str, Any] = {
+            "alpha": trial.suggest_float("alpha", 0.3, 1.2),
+            "beta": trial.suggest_float("beta", 0.0, 0.9),
+            "audience_floor": trial.suggest_float("audience_floor", 1.0, 200.0, log=True),
+            "neighbours": trial.suggest_int("neighbours", 50, 600, log=True),
+        }
+        if snapshot.item_tags.nnz:
+            out["tag_weight"] = trial.suggest_float("tag_weight", 0.0, 0.7)
+        if snapshot.follows.nnz:
+            out["social_weight"] = trial.suggest_float("social_weight", 0.0, 0.3)
+        if graded(snapshot):
+            out["interaction_weighting"] = trial.suggest_categorical("interaction_weighting", ["binary", "log"])
+        return out
 
     def _path_weights(self) -> tuple[float, float, float]:
         """Weights of (user-item-user-item, user-item-tag-item, user-friend-item) paths."""

@@ -9,7 +9,7 @@ co-interactions; each item keeps its ``neighbours`` most similar items.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,7 +17,10 @@ from implicit.nearest_neighbours import bm25_weight
 
 from graph.snapshot import GraphSnapshot
 from recommenders.item_to_item import ItemToItem, blockwise_item_products, drop_diagonal
-from recommenders.scored import interaction_weights, keep_top_per_row
+from recommenders.scored import interaction_weights, keep_top_per_row, neighbourhood_space
+
+if TYPE_CHECKING:
+    import optuna
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,10 @@ def similarity_vectors(snapshot: GraphSnapshot, config: ItemCFConfig) -> sp.csr_
 class ItemCF(ItemToItem):
     name: ClassVar[str] = "itemcf"
     Config = ItemCFConfig
+
+    @classmethod
+    def search_space(cls, trial: optuna.Trial, snapshot: GraphSnapshot) -> dict[str, Any]:
+        return neighbourhood_space(trial, snapshot, (20, 1000))
 
     def _fit(self, snapshot: GraphSnapshot) -> None:
         cfg = self.config

@@ -15,7 +15,7 @@ space, labelled as evidence.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.linalg
@@ -25,7 +25,10 @@ from threadpoolctl import threadpool_limits
 
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Reason, TopReasons
-from recommenders.scored import ScoredRecommender, interaction_weights
+from recommenders.scored import ScoredRecommender, graded, interaction_weights
+
+if TYPE_CHECKING:
+    import optuna
 
 
 def _confidence(snapshot: GraphSnapshot, scheme: str) -> sp.csr_matrix:
@@ -56,6 +59,19 @@ class ALS(ScoredRecommender):
     name: ClassVar[str] = "als"
     Config = ALSConfig
     positive_only: ClassVar[bool] = False
+
+    @classmethod
+    def search_space(cls, trial: optuna.Trial, snapshot: GraphSnapshot) -> dict[str, Any]:
+        """Factors, regularisation and the confidence scale (log scales); log or BM25
+        confidence only where weights differ."""
+        out: dict[str, Any] = {
+            "factors": trial.suggest_int("factors", 16, 256, log=True),
+            "regularization": trial.suggest_float("regularization", 1e-3, 10.0, log=True),
+            "alpha": trial.suggest_float("alpha", 1.0, 100.0, log=True),
+        }
+        if graded(snapshot):
+            out["confidence"] = trial.suggest_categorical("confidence", ["binary", "log", "bm25"])
+        return out
 
     def _prepare(self, snapshot: GraphSnapshot) -> None:
         self._conf = _confidence(snapshot, self.config.confidence)
@@ -159,6 +175,14 @@ class BPR(ScoredRecommender):
     Config = BPRConfig
     additive: ClassVar[bool] = False
     positive_only: ClassVar[bool] = False
+
+    @classmethod
+    def search_space(cls, trial: optuna.Trial, snapshot: GraphSnapshot) -> dict[str, Any]:
+        return {
+            "factors": trial.suggest_int("factors", 16, 256, log=True),
+            "learning_rate": trial.suggest_float("learning_rate", 1e-3, 0.1, log=True),
+            "regularization": trial.suggest_float("regularization", 1e-4, 0.1, log=True),
+        }
 
     def _prepare(self, snapshot: GraphSnapshot) -> None:
         self._binary = sp.csr_matrix(interaction_weights(snapshot, "binary"), dtype=np.float32)

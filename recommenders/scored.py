@@ -294,6 +294,29 @@ def keep_top_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
     return out
 
 
+def graded(snapshot: GraphSnapshot) -> bool:
+    """Whether interaction weights differ (play counts, ratings): only then can a search
+    space gain anything from choosing between binary and log weighting."""
+    data = snapshot.interactions.data
+    return bool(len(data) and data.min() != data.max())
+
+
+def neighbourhood_space(trial: Any, snapshot: GraphSnapshot, neighbours: tuple[int, int]) -> dict[str, Any]:
+    """The search space item- and user-based CF share (an ``optuna.Trial``): cosine or BM25
+    (with its length normalisation ``b``), shrinkage, neighbours in ``neighbours``, and log
+    weighting where weights differ."""
+    out: dict[str, Any] = {
+        "weighting": trial.suggest_categorical("weighting", ["cosine", "bm25"]),
+        "shrink": trial.suggest_float("shrink", 0.0, 200.0),
+        "neighbours": trial.suggest_int("neighbours", *neighbours, log=True),
+    }
+    if out["weighting"] == "bm25":
+        out["bm25_b"] = trial.suggest_float("bm25_b", 0.0, 1.0)
+    if graded(snapshot):
+        out["interaction_weighting"] = trial.suggest_categorical("interaction_weighting", ["binary", "log"])
+    return out
+
+
 def interaction_weights(snapshot: GraphSnapshot, scheme: str) -> sp.csr_matrix:
     """The user×item matrix under a weighting: ``binary``, ``log`` (log1p of weight) or ``raw``."""
     m = sp.csr_matrix(snapshot.interactions, dtype=np.float64, copy=True)

@@ -9,7 +9,7 @@ reason per neighbour v, shown as the path you → an item you share → v → th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,10 +23,14 @@ from recommenders.scored import (
     csr_state,
     interaction_weights,
     keep_top_per_row,
+    neighbourhood_space,
     ranked_shares,
     row_values,
     weighted_row_sum,
 )
+
+if TYPE_CHECKING:
+    import optuna
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,10 @@ class UserCFConfig:
 class UserCF(ScoredRecommender):
     name: ClassVar[str] = "usercf"
     Config = UserCFConfig
+
+    @classmethod
+    def search_space(cls, trial: optuna.Trial, snapshot: GraphSnapshot) -> dict[str, Any]:
+        return neighbourhood_space(trial, snapshot, (10, 400))
 
     def _prepare(self, snapshot: GraphSnapshot) -> None:
         self._weights = interaction_weights(snapshot, self.config.interaction_weighting)

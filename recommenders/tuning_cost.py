@@ -1,0 +1,73 @@
+"""How long one tuning trial takes, predicted from the graph's size alone.
+
+The tuner turns its time budget into trial counts with these predictions *before* it runs
+anything (``recommenders.tuning.plan_trials``), so the number of trials — and with it the
+choice — never depends on how busy the machine is. The constants are seconds on the
+reference machine (2 CPU cores), measured on the validation cuts of Last.fm 2K and
+ml-latest-small (``benchmarks/quality.py --calibrate`` prints measured against predicted);
+what matters is that they are deterministic and roughly right, not exact.
+
+A trial fits the model on the cut and scores every sampled validation user over every item.
+Fit work grows with one of three sizes of the graph:
+
+- ``pairs``: co-occurring (item, item) pairs, Σ over users of (items)² — neighbourhood
+  models and graph walks build item×item or user×user products of this size;
+- ``nnz``: interactions — factor models and networks pass over each once per epoch;
+- ``dense``: (modelled items)³ — EASE inverts a dense item×item matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from graph.snapshot import GraphSnapshot
+
+#: Seconds per unit of each size, per model: (per 10⁷ pairs, per 10⁵ interactions, per (10⁴ items)³, fixed).
+FIT_COST: dict[str, tuple[float, float, float, float]] = {
+    "graph_walk": (0.6, 2.0, 0.0, 1.0),
+    "itemcf": (0.3, 0.2, 0.0, 0.1),
+    "usercf": (0.02, 0.3, 0.0, 0.1),
+    "association": (0.3, 0.2, 0.0, 0.1),
+    "social": (0.0, 0.2, 0.0, 0.05),
+    "content": (0.0, 0.2, 0.0, 0.1),
+    "popularity": (0.0, 0.02, 0.0, 0.0),
+    "als": (0.0, 1.0, 0.0, 0.2),
+    "bpr": (0.0, 1.5, 0.0, 0.2),
+    "ease": (0.0, 0.1, 12.0, 0.2),
+    "multvae": (0.0, 12.0, 0.0, 1.0),
+    "kge": (0.0, 200.0, 0.0, 5.0),
+}
+#: For a recommender not listed: a neighbourhood-like cost.
+OTHER = (0.5, 1.0, 0.0, 0.5)
+#: Scoring one validation user over the catalogue: seconds per user and per (user × 10⁴ items).
+SCORE_PER_USER = 2e-4
+SCORE_PER_USER_ITEMS = 4e-4
+#: The dense models' item cap (EASE's default memory budget: 1 GB at 12 bytes per pair).
+DENSE_CAP = 9459
+
+
+@dataclass(frozen=True)
+class GraphSize:
+    pairs: float
+    nnz: float
+    dense: float
+    items: int
+
+    @classmethod
+    def of(cls, snapshot: GraphSnapshot) -> GraphSize:
+        x = snapshot.interactions
+        per_user = np.diff(x.indptr).astype(np.float64)
+        audience = np.bincount(x.indices, minlength=x.shape[1])
+        modelled = min(int((audience >= 2).sum()), DENSE_CAP)
+        return cls(pairs=float(np.square(per_user).sum()), nnz=float(x.nnz), dense=(modelled / 1e4) ** 3,
+                   items=x.shape[1])
+
+
+def trial_seconds(name: str, snapshot: GraphSnapshot, users: int, size: GraphSize | None = None) -> float:
+    """Predicted seconds of one trial of ``name`` (fit on ``snapshot``, score ``users`` users)."""
+    s = size or GraphSize.of(snapshot)
+    per_pairs, per_nnz, per_dense, fixed = FIT_COST.get(name, OTHER)
+    fit = per_pairs * s.pairs / 1e7 + per_nnz * s.nnz / 1e5 + per_dense * s.dense + fixed
+    return fit + users * (SCORE_PER_USER + SCORE_PER_USER_ITEMS * s.items / 1e4)

@@ -1,0 +1,76 @@
+"""The validation cut that tuning and the hybrid share, and a fast NDCG@k on it.
+
+``kgrec train`` chooses hyper-parameters, the hybrid's ranker and what the hybrid serves on
+one cut of the user's own graph: a seeded per-user random holdout of the training snapshot
+(``recommenders.splits.random_holdout``: held-out pairs and their taggings removed), so no
+choice ever sees the pairs it is judged on. Every model is judged the way evaluation judges
+it (full ranking, the user's training items excluded, NDCG@k with binary relevance), but
+from ``score_user`` directly instead of through ``recommend``, which makes a trial cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from graph.snapshot import GraphSnapshot
+from recommenders.base import Recommender
+from recommenders.scored import top_k
+from recommenders.splits import Split, random_holdout
+
+#: Share of each user's interactions the cut holds out, and the fewest a user needs to be held out from.
+FRACTION = 0.2
+MIN_INTERACTIONS = 5
+
+
+def validation_cut(snapshot: GraphSnapshot, seed: int, fraction: float = FRACTION) -> Split:
+    """The seeded validation cut of ``snapshot``: the same seed gives the same cut."""
+    return random_holdout(snapshot, fraction=fraction, seed=seed, min_interactions=MIN_INTERACTIONS)
+
+
+@dataclass(frozen=True)
+class UserSample:
+    """Validation users to score: ``users`` in a seeded order, the first ``first`` of them a
+    cheap first stage (a trial that does badly there can be pruned before the rest)."""
+
+    users: np.ndarray
+    first: int
+
+    @classmethod
+    def of(cls, cut: Split, seed: int, max_users: int, first_share: float = 0.3) -> UserSample:
+        users = np.asarray(cut.users, dtype=np.int64)
+        order = np.random.default_rng(seed).permutation(len(users))
+        chosen = users[order[: max(1, max_users)]]
+        return cls(chosen, max(1, min(len(chosen), round(first_share * len(chosen)))))
+
+
+_DISCOUNTS = 1.0 / np.log2(np.arange(2, 1026))
+
+
+def ndcg_of_lists(ranked: list[np.ndarray], relevant: list[np.ndarray], k: int) -> np.ndarray:
+    """Per-user NDCG@k of ranked item arrays against sorted relevant item arrays."""
+    out = np.zeros(len(ranked))
+    for n, (items, rel) in enumerate(zip(ranked, relevant, strict=True)):
+        if len(rel) == 0:
+            continue
+        hits = np.isin(items[:k], rel, assume_unique=True)
+        out[n] = _DISCOUNTS[: len(hits)][hits].sum() / _DISCOUNTS[: min(len(rel), k)].sum()
+    return out
+
+
+def top_items(model: Recommender, snapshot: GraphSnapshot, u: int, k: int) -> np.ndarray:
+    """The ``k`` items ``model`` ranks first for user index ``u`` (training items excluded,
+    as ``recommend`` would list them); empty when the model has nothing for the user."""
+    scores = model.score_user(snapshot.users.ids[u])  # type: ignore[attr-defined]
+    if scores is None:
+        return np.zeros(0, dtype=np.int64)
+    s = np.array(scores, dtype=np.float64, copy=True)
+    s[snapshot.user_items(u)] = -np.inf
+    return top_k(s, k, positive_only=getattr(model, "positive_only", True))
+
+
+def user_ndcg(model: Recommender, cut: Split, users: np.ndarray, k: int = 10) -> np.ndarray:
+    """NDCG@k of each of ``users`` for a model fitted on ``cut.train``."""
+    ranked = [top_items(model, cut.train, int(u), k) for u in users]
+    return ndcg_of_lists(ranked, [cut.test[int(u)] for u in users], k)
