@@ -12,6 +12,7 @@ from typing import Any
 from recommenders.association import Association
 from recommenders.base import Recommender
 from recommenders.content import Content
+from recommenders.ease import EASE
 from recommenders.graph_walk import GraphWalk
 from recommenders.hybrid import Hybrid
 from recommenders.itemcf import ItemCF
@@ -33,6 +34,7 @@ REGISTRY: dict[str, type[Recommender]] = {
     Social.name: Social,
     Hybrid.name: Hybrid,
     KGE.name: KGE,
+    EASE.name: EASE,
 }
 
 
