@@ -18,6 +18,7 @@ from recommenders.hybrid import Hybrid
 from recommenders.itemcf import ItemCF
 from recommenders.kge import KGE
 from recommenders.mf import ALS, BPR
+from recommenders.multvae import MultVAE
 from recommenders.popularity import Popularity
 from recommenders.social import Social
 from recommenders.usercf import UserCF
@@ -35,6 +36,7 @@ REGISTRY: dict[str, type[Recommender]] = {
     Hybrid.name: Hybrid,
     KGE.name: KGE,
     EASE.name: EASE,
+    MultVAE.name: MultVAE,
 }
 
 
