@@ -3,14 +3,17 @@ autograd's, training is seeded, a saved model serves without torch, histories fo
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import optuna
 import pytest
+import scipy.sparse as sp
 import torch
 
 from graph.snapshot import GraphSnapshot
 from recommenders.multvae import MultVAE
-from recommenders.vae_train import MultVAENet, TrainOptions, train_multvae
+from recommenders.vae_train import Batch, MultVAENet, TrainOptions, train_multvae
 from tests.torchless import run_without_torch
 
 SMALL = {"hidden_dim": 48, "latent_dim": 16, "epochs": 30, "batch_size": 32, "device": "cpu"}
@@ -22,30 +25,34 @@ def fitted(snapshot: GraphSnapshot) -> MultVAE:
 
 
 def _network(model: MultVAE) -> MultVAENet:
-    """A torch network carrying the served weights (log-variance rows left at their init)."""
+    """A float64 torch network carrying the served weights (log-variance rows left at init)."""
     w = model._w
-    net = MultVAENet(len(model._keep), w["enc_w"].shape[1], w["mu_w"].shape[1], 0.5).eval()
+    k = w["mu_w"].shape[1]
+    net = MultVAENet(len(model._keep), w["enc_w"].shape[1], k, 0.5).double().eval()
     with torch.no_grad():
-        for name, layer in (("enc", net.encoder), ("dec", net.decoder), ("out", net.to_items)):
+        net.encoder.weight.copy_(torch.from_numpy(w["enc_w"]))
+        net.encoder_bias.copy_(torch.from_numpy(w["enc_b"]))
+        net.to_latent.weight[:k] = torch.from_numpy(w["mu_w"].T)
+        net.to_latent.bias[:k] = torch.from_numpy(w["mu_b"])
+        for name, layer in (("dec", net.decoder), ("out", net.to_items)):
             layer.weight.copy_(torch.from_numpy(w[f"{name}_w"].T))
             layer.bias.copy_(torch.from_numpy(w[f"{name}_b"]))
-        net.to_latent.weight[: w["mu_w"].shape[1]] = torch.from_numpy(w["mu_w"].T)
-        net.to_latent.bias[: w["mu_w"].shape[1]] = torch.from_numpy(w["mu_b"])
-    return net.double()
+    return net
 
 
-def _row(model: MultVAE, snapshot: GraphSnapshot, u: int) -> torch.Tensor:
-    x = torch.zeros(1, len(model._keep), dtype=torch.float64)
+def _batch(model: MultVAE, snapshot: GraphSnapshot, u: int) -> Batch:
     pos = model._position[snapshot.user_items(u)]
-    x[0, pos[pos >= 0]] = 1.0
-    return x
+    pos = np.sort(pos[pos >= 0])
+    row = sp.csr_matrix((np.ones(len(pos)), (np.zeros(len(pos), dtype=int), pos)), shape=(1, len(model._keep)))
+    batch = Batch.of(row)
+    return replace(batch, values=batch.values.double())
 
 
 def test_numpy_scores_equal_the_torch_network(fitted: MultVAE, snapshot: GraphSnapshot) -> None:
     net = _network(fitted)
     for u in range(0, len(snapshot.users), 17):
         with torch.no_grad():
-            logits = net(_row(fitted, snapshot, u))[0][0].numpy()
+            logits = net(_batch(fitted, snapshot, u))[0][0].numpy()
         served = fitted.score_user(snapshot.users.ids[u])
         np.testing.assert_allclose(served[fitted._keep], logits, rtol=1e-6, atol=1e-6)
         assert np.isneginf(np.delete(served, fitted._keep)).all()
@@ -56,13 +63,14 @@ def test_gradient_x_input_equals_autograd(fitted: MultVAE, snapshot: GraphSnapsh
     u = 11
     i = fitted.recommend(snapshot.users.ids[u], k=1)[0].item_id
     col = fitted._position[snapshot.items.index[i]]
-    x = _row(fitted, snapshot, u)
-    normalised = (x / x.norm()).requires_grad_(True)
-    h = net.to_latent(torch.tanh(net.encoder(normalised)))[:, : net.latent_dim]
-    net.to_items(torch.tanh(net.decoder(h)))[0, col].backward()
-    expected = (normalised * normalised.grad)[0].detach().numpy()
+    batch = _batch(fitted, snapshot, u)
+    normalised = (batch.values / batch.values.norm()).requires_grad_(True)
+    hidden = torch.tanh(net.encoder(batch.items, batch.offsets, per_sample_weights=normalised) + net.encoder_bias)
+    mu = net.to_latent(hidden)[:, : net.latent_dim]
+    net.to_items(torch.tanh(net.decoder(mu)))[0, col].backward()
+    expected = dict(zip(batch.items.tolist(), (normalised * normalised.grad).detach().numpy(), strict=True))
     items, shares = fitted.gradient_x_input(u, snapshot.items.index[i])
-    np.testing.assert_allclose(shares, expected[fitted._position[items]], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(shares, [expected[p] for p in fitted._position[items]], rtol=1e-6, atol=1e-9)
     reasons = fitted.explain(snapshot.users.ids[u], i)
     assert [r.contribution for r in reasons] == pytest.approx(sorted(shares, reverse=True)[:3])
     assert all(r.kind == "evidence" for r in reasons)
@@ -74,7 +82,7 @@ def test_training_is_deterministic_under_a_seed(snapshot: GraphSnapshot) -> None
                         weight_decay=0.0, anneal_cap=0.2, device="cpu", seed=5)
     a, b = train_multvae(x, opts).weights(), train_multvae(x, opts).weights()
     assert all(np.array_equal(a[k], b[k]) for k in a)
-    c = train_multvae(x, TrainOptions(**{**opts.__dict__, "seed": 6})).weights()
+    c = train_multvae(x, replace(opts, seed=6)).weights()
     assert not np.array_equal(a["out_w"], c["out_w"])
 
 
