@@ -44,6 +44,9 @@ from recommenders.splits import Split, random_holdout
 from tests.trust_graphs import MODES, trust_graph
 
 K = 10
+#: As in quality.py's defaults: implicit's threads, and validation users for the peer's tuning.
+THREADS = 2
+MAX_VAL_USERS = 500
 #: The social configuration before trust-awareness (one hop, no popularity shrinkage).
 ONE_HOP = {"two_hop": 0.0, "shrinkage": 0.0}
 
@@ -59,10 +62,10 @@ def fit(name: str, snapshot: GraphSnapshot, **cfg) -> tuple:
     return model, time.perf_counter() - t0
 
 
-def ease_section(split: Split, val: Split, threads: int, max_val_users: int) -> dict:
-    params, trials = tune_peer("peer:ease", val, threads, max_val_users)
+def ease_section(split: Split, val: Split) -> dict:
+    params, trials = tune_peer("peer:ease", val, THREADS, MAX_VAL_USERS)
     t0 = time.perf_counter()
-    peer = PeerRecommender("peer:ease", PEERS["peer:ease"][0], params, seed=SEED, threads=threads).fit(split.train)
+    peer = PeerRecommender("peer:ease", PEERS["peer:ease"][0], params, seed=SEED, threads=THREADS).fit(split.train)
     peer_fit = time.perf_counter() - t0
     same = fit("ease", split.train, lam=params["lambda"], min_users=params["min_users"])
     default = fit("ease", split.train)
@@ -116,13 +119,13 @@ def random_follows(snapshot_records, mean: float, seed: int) -> None:
     snapshot_records.follows = list(edges.values())
 
 
-def run_dataset(root: Path, name: str, threads: int, max_val_users: int, out: Path) -> dict:
+def run_dataset(root: Path, name: str, out: Path) -> dict:
     log(f"{name}: loading")
     snap = load_snapshot(root, name)
     split = random_holdout(snap, fraction=0.2, seed=SEED, min_interactions=5)
     val = random_holdout(split.train, fraction=0.2, seed=VALIDATION_SEED, min_interactions=5)
     result = {"dataset": name, "counts": snap.counts, "load": Path("/proc/loadavg").read_text().split()[:3],
-              "ease": ease_section(split, val, threads, max_val_users),
+              "ease": ease_section(split, val),
               "multvae": multvae_section(split, val), "social": social_section(split)}
     if snap.follows.nnz == 0:
         from loaders.lastfm import load as load_lastfm
@@ -186,8 +189,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", type=Path, required=True, help="folder holding lastfm-2k/ and ml-latest-small/")
     ap.add_argument("--only", choices=sorted(DATASETS), action="append", help="run only this dataset (repeatable)")
-    ap.add_argument("--threads", type=int, default=2, help="threads for implicit")
-    ap.add_argument("--max-val-users", type=int, default=500, help="validation users used for the peer's tuning")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     ap.add_argument("--no-results-md", action="store_true", help="do not rewrite RESULTS.md")
     ap.add_argument("--report-only", action="store_true", help="only rebuild the RESULTS.md section from --out")
@@ -195,7 +196,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="Method expects CSR input")
     if not a.report_only:
         for d in a.only or list(DATASETS):
-            run_dataset(a.datasets, d, a.threads, a.max_val_users, a.out)
+            run_dataset(a.datasets, d, a.out)
         run_trust_graphs(a.out)
     saved = [a.out / f"models-{d}.json" for d in DATASETS]
     trust_file = a.out / "models-trust-graphs.json"
