@@ -1,5 +1,5 @@
 """EASE: the same scores as the paper's reference code, exact explanations, fold-in with
-dislikes, the memory cap, and use as a hybrid component."""
+dislikes, the memory cap, and use in the fallback chain and as a hybrid component."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import scipy.sparse as sp
 
 from graph.snapshot import GraphSnapshot
 from recommenders.ease import EASE, item_cap, kept_items
+from recommenders.fallback import FallbackChain
 from recommenders.hybrid import Hybrid
+from recommenders.registry import create
 
 
 def reference_ease(x: np.ndarray, lam: float) -> np.ndarray:
@@ -103,3 +105,17 @@ def test_the_hybrid_takes_ease_as_a_component(snapshot: GraphSnapshot) -> None:
     user = snapshot.users.ids[3]
     recs = hybrid.recommend(user, k=5)
     assert recs and hybrid.explain(user, recs[0].item_id)
+
+
+def test_in_the_fallback_chain_popularity_fills_what_ease_cannot(snapshot: GraphSnapshot) -> None:
+    ease = EASE(memory_mb=0.001).fit(snapshot)  # 9 items: short lists, cold users
+    chain = FallbackChain([ease, create("popularity").fit(snapshot)])
+    filled = 0
+    for user in snapshot.users.ids[:40]:
+        recs = chain.recommend(user, k=10)
+        assert len(recs) == 10
+        own = [r for r in recs if r.source == "ease"]
+        assert own == ease.recommend(user, k=10)[: len(own)]
+        filled += any(r.source == "popularity" for r in recs)
+        assert all(chain.explain(user, r.item_id, source=r.source) for r in recs)
+    assert filled > 0
