@@ -11,9 +11,11 @@ from graph.snapshot import GraphSnapshot, build_snapshot
 from graph.store import open_store
 from loaders.synthetic import generate
 from recommenders.base import Reason
+from recommenders.paths import CYPHER
 from recommenders.registry import create
 
-#: The recommenders whose reasons are replayed, with small settings where fitting is slow.
+#: The recommenders whose reasons are replayed, with small settings where fitting is slow
+#: (social with its two-hop and popularity shares on, so every path shape is replayed).
 REPLAYED = {
     "popularity": {"mode": "tag"},
     "itemcf": {},
@@ -23,7 +25,9 @@ REPLAYED = {
     "als": {"iterations": 5},
     "bpr": {"iterations": 20},
     "graph_walk": {},
-    "social": {},
+    "social": {"two_hop": 0.5, "shrinkage": 2.0},
+    "ease": {},
+    "multvae": {"hidden_dim": 32, "latent_dim": 8, "epochs": 5, "device": "cpu"},
 }
 
 
@@ -42,7 +46,9 @@ def test_every_hop_is_a_memory_store_relationship(tmp_path) -> None:
         store.load(g.records)
         snapshot = store.snapshot()
         checked = 0
+        shapes = set()
         for name, reason in reasons_of(snapshot):
+            shapes.add(reason.cypher)
             for k, rel in enumerate(reason.rels):
                 a, b = reason.nodes[k], reason.nodes[k + 1]
                 src, dst = (a, b) if rel.forward else (b, a)
@@ -51,6 +57,7 @@ def test_every_hop_is_a_memory_store_relationship(tmp_path) -> None:
                 )
                 checked += 1
     assert checked > 0
+    assert shapes == set(CYPHER.values()), "a path shape no recommender's reasons replayed"
 
 
 @pytest.mark.neo4j
@@ -61,12 +68,12 @@ def test_every_reason_cypher_returns_its_path(neo4j_uri: str) -> None:
     try:
         store.clear()
         store.load(g.records)
-        replayed = 0
+        replayed = set()
         for name, reason in reasons_of(snapshot):
             rows = store.run_read(reason.cypher, reason.params)
             assert rows, f"{name}: the Cypher of “{reason.text}” found nothing"
-            replayed += 1
-        assert replayed > 0
+            replayed.add(reason.cypher)
+        assert replayed == set(CYPHER.values()), "a path shape was never replayed on Neo4j"
     finally:
         store.clear()
         store.close()
