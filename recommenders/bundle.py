@@ -3,7 +3,8 @@
 Layout of a bundle directory::
 
     manifest.json        {"format", "created", "seed", "snapshot": {fingerprint, counts},
-                          "models": [{"name", "path", "config"}], "fallback": [names]}
+                          "models": [{"name", "path", "config"}], "fallback": [names],
+                          "tuning": {...}, "hybrid": {...}}
     snapshot/            GraphSnapshot.save (snapshot.npz + snapshot.json)
     models/<name>/       Recommender.save: model.json + arrays.npz (allow_pickle=False)
 
@@ -13,6 +14,12 @@ them, refusing a snapshot with another fingerprint (``recommenders.scored`` docu
 format its subclasses share; a recommender with other files — e.g. ``kge`` vectors as
 safetensors — keeps them in its own directory the same way). The bundle is written to a
 temporary sibling directory and renamed into place, so a crash never leaves half a bundle.
+
+``kgrec train`` adds what it chose: ``tuning`` (``recommenders.tuning.TuningResult.to_json``:
+budget, seed, and per tuned recommender its search space, every trial's parameters, state and
+validation NDCG@10, and the chosen values; ``{"tuned": false}`` with ``--no-tune``) and
+``hybrid`` (what the hybrid serves — its learned ranker or one component — with every
+validation value and the reason, ``recommenders.hybrid_selection.Selection``).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +43,8 @@ from recommenders.registry import create, get
 BUNDLE_FORMAT = 1
 #: Appended to every chain so that unknown and cold users always get an answer.
 LAST_RESORT = "popularity"
+#: The manifest's own fields, which ``extra`` cannot replace.
+MANIFEST_KEYS = frozenset({"format", "created", "seed", "snapshot", "models", "fallback"})
 
 
 @dataclass
@@ -78,10 +87,12 @@ class Bundle:
 
 def fit_models(snapshot: GraphSnapshot, names: Sequence[str], seed: int = 42,
                configs: dict[str, dict[str, Any]] | None = None,
-               progress: Callable[[str, float], None] | None = None) -> dict[str, Recommender]:
+               progress: Callable[[str, float], None] | None = None,
+               cut_fitted: Mapping[str, Recommender] | None = None) -> dict[str, Recommender]:
     """Fit each named recommender (defaults, the seed, and any per-name overrides). A hybrid
     is fitted after the others and takes those it would fit the same way instead of
-    refitting them on the whole snapshot."""
+    refitting them on the whole snapshot, and the ones the tuner fitted on its validation
+    cut (``cut_fitted``) instead of refitting them there."""
     configs = configs or {}
     order = _with_last_resort(names)
     fitted: dict[str, Recommender] = {}
@@ -89,7 +100,7 @@ def fit_models(snapshot: GraphSnapshot, names: Sequence[str], seed: int = 42,
         rec = create(name, **{"seed": seed, **configs.get(name, {})})
         started = time.perf_counter()
         if isinstance(rec, Hybrid):
-            rec.fit(snapshot, fitted=fitted)
+            rec.fit(snapshot, fitted=fitted, cut_fitted=cut_fitted)
         else:
             rec.fit(snapshot)
         if progress is not None:
@@ -99,8 +110,9 @@ def fit_models(snapshot: GraphSnapshot, names: Sequence[str], seed: int = 42,
 
 
 def save_bundle(directory: str | Path, snapshot: GraphSnapshot, models: dict[str, Recommender],
-                seed: int = 42, overwrite: bool = False) -> Path:
-    """Write a bundle atomically (temp dir + rename); refuses to replace one unless asked."""
+                seed: int = 42, overwrite: bool = False, extra: Mapping[str, Any] | None = None) -> Path:
+    """Write a bundle atomically (temp dir + rename); refuses to replace one unless asked.
+    ``extra`` adds manifest fields (``tuning``, ``hybrid``: see the module docstring)."""
     d = Path(directory)
     if d.exists() and any(d.iterdir()) and not overwrite:
         raise FileExistsError(f"{d} exists and is not empty; choose another --out or pass --force")
@@ -123,6 +135,7 @@ def save_bundle(directory: str | Path, snapshot: GraphSnapshot, models: dict[str
             "snapshot": {"fingerprint": snapshot.fingerprint, "counts": snapshot.counts},
             "models": entries,
             "fallback": _with_last_resort(list(models)),
+            **{k: v for k, v in (extra or {}).items() if k not in MANIFEST_KEYS},
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         if d.exists():

@@ -1,68 +1,72 @@
-"""Hybrid: the union of the other recommenders' candidates, re-ranked by a learned model.
+"""Hybrid: the other recommenders' candidates re-ranked by a learned model — or, when that
+does not pay on validation, the best of them as it is.
 
-Fitting has two stages, so the ranker never learns from pairs it is later scored on:
+Fitting has two stages, so nothing is chosen on the pairs it is judged on:
 
-1. *Learn.* Hold out a random 20 % of each user's training interactions (a validation cut,
-   seeded, with held-out taggings removed as in evaluation), fit every component on the
-   rest, take each component's top-``candidates`` items for a sample of users, describe
-   each (user, candidate) with features and label it by whether it was held out. A
-   logistic regression (scikit-learn) learns the weights.
-2. *Serve.* Refit the components on the whole snapshot — or take the ones ``fit_models``
-   has already fitted with the same config on the same snapshot (``fit(snapshot, fitted)``)
-   — and the learned weights re-rank their candidate union:
-   ``score = Σ_f w_f · (x_f − μ_f) / σ_f`` (the intercept is left out: it does not change
-   the order).
+1. *Learn and choose.* On the validation cut (``recommenders.validation``: a seeded 20 % of
+   each user's interactions held out, taggings of held-out pairs removed; the same cut the
+   tuner uses), fit every component on the rest — or take the ones the tuner fitted there
+   (``fit(..., cut_fitted=)``) — take each component's top ``candidates`` items for a sample
+   of users, describe each (user, candidate) (``recommenders.hybrid_features``) and label it
+   by whether it was held out. Each ranker of ``rankers`` (``recommenders.hybrid_ranker``:
+   logistic regression, LightGBM LambdaRank) is scored out of fold against every component's
+   own list; the winner serves if it beats the best component by ``margin``, else that
+   component serves (``recommenders.hybrid_selection``; ``selection`` keeps the record).
+2. *Serve.* Refit what serves on the whole snapshot — or take what ``fit_models`` has already
+   fitted with the same config on the same snapshot (``fit(snapshot, fitted)``) — and rank.
 
-Scoring nine components costs milliseconds, so ``fit`` also ranks every known user once
-and keeps the first ``PRECOMPUTED`` of each list (items and final scores, saved in the npz).
-``recommend`` serves from it when the answer cannot differ from live scoring: no excluded
-item beyond the user's own (exclusions change the components' candidate lists, so they are
-scored live) and enough items kept for ``k`` (and the MMR pool). Otherwise it scores live.
-
-Features per (user, candidate): for each component its reciprocal rank (0 when the item
-is not in its top list) and its score standardised over the user's candidates; the item's
-log audience; the cosine between the user's tag profile and the item's tags; the log
-number of followed users who interacted with the item; how many components proposed it.
-With ``mmr_lambda < 1`` the list is re-ranked greedily by maximal marginal relevance over
-tag cosine, trading relevance for diversity.
+``fit`` then ranks every known user once and keeps the first ``PRECOMPUTED`` of each list
+(items and final scores, saved in the npz). ``recommend`` serves from it when the answer
+cannot differ from live scoring: no excluded item beyond the user's own (exclusions change
+the components' candidate lists, so they are scored live) and enough items kept for ``k``
+(and the MMR pool). Otherwise it scores live. With ``mmr_lambda < 1`` the list is re-ranked
+greedily by maximal marginal relevance over tag cosine, trading relevance for diversity.
 
 The score is not a sum over graph paths, so reasons are the own reasons of the (at most
-three) components with the largest positive part of the score, each scaled to that part and
-marked ``evidence``.
+three) components with the largest positive part of the score (``recommenders.hybrid_explain``),
+each scaled to that part and marked ``evidence``; a served component explains alone.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import scipy.sparse as sp
 
 from graph.snapshot import GraphSnapshot
-from recommenders.base import Reason, Recommendation, Recommender, TopReasons, top_reasons
+from recommenders.base import Reason, Recommendation, Recommender, TopReasons
+from recommenders.hybrid_explain import explain_many
+from recommenders.hybrid_features import FeatureSpace
+from recommenders.hybrid_ranker import RANKERS, Ranker, restore_ranker
+from recommenders.hybrid_selection import Selection, select
 from recommenders.scored import MODEL_FORMAT, config_from_json, read_model_meta
 
-GLOBAL_FEATURES = ("log_audience", "tag_cosine", "log_friends", "n_sources")
-#: Reasons come from the components with the largest positive parts of the score (at most this many).
-EXPLAINING_COMPONENTS = 3
 #: How many of each known user's ranked items ``fit`` keeps for serving without scoring.
 PRECOMPUTED = 200
 
 
 @dataclass(frozen=True)
 class HybridConfig:
+    """``component_configs``: Config overrides per component (what the tuner chose);
+    ``rankers``: the learned rankers compared on validation; ``margin``: the relative lead on
+    validation NDCG@10 a ranker needs over the best component to serve instead of it."""
+
     components: tuple[str, ...] = (
-        "graph_walk", "itemcf", "usercf", "als", "social", "content", "popularity", "association", "bpr",
+        "ease", "graph_walk", "itemcf", "usercf", "als", "multvae", "social", "content", "popularity",
+        "association", "bpr",
     )
     candidates: int = 50
     validation_fraction: float = 0.2
     max_train_users: int = 2000
     regularisation: float = 1.0
+    rankers: tuple[str, ...] = RANKERS
+    margin: float = 0.01
     mmr_lambda: float = 1.0
+    component_configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     seed: int = 42
 
 
@@ -76,35 +80,35 @@ class Hybrid(Recommender):
         self.config = replace(base, **overrides) if overrides else base
         self.snapshot: GraphSnapshot | None = None
         self.components: dict[str, Recommender] = {}
+        self.selection: Selection | None = None
+        self.ranker: Ranker | None = None
+        self._flags = (False, False)  # time and rating features
         self._last: tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] | None = None
         self._top: dict[str, np.ndarray] | None = None  # precomputed lists: indptr, items, scores, complete
 
-    # -- features -----------------------------------------------------------------------------
+    # -- what serves ------------------------------------------------------------------------------
+    @property
+    def serving(self) -> list[str]:
+        """The components scored when serving: all of them behind a ranker, else the one served."""
+        sel = self.selection
+        if sel is not None and sel.serve == "component" and sel.component is not None:
+            return [sel.component]
+        return list(self.config.components)
+
     def feature_names(self) -> list[str]:
-        names = [f"{c}:{kind}" for c in self.config.components for kind in ("rr", "z")] + list(GLOBAL_FEATURES)
-        return names + [f"{n}^2" for n in names]
+        return FeatureSpace.names_for(self.config.components, *self._flags)
 
     def _prepare(self, snapshot: GraphSnapshot) -> None:
         self.snapshot = snapshot
         self._last = None
-        x = sp.csr_matrix(snapshot.interactions, dtype=np.float64, copy=True)
-        x.data[:] = 1.0
-        self._x = x
-        self._audience = np.asarray(x.sum(axis=0)).ravel()
-        tags = sp.csr_matrix(snapshot.item_tags, dtype=np.float64, copy=True)
-        tags.data = np.log1p(tags.data)
-        norms = np.sqrt(np.asarray(tags.multiply(tags).sum(axis=1)).ravel())
-        self._tags = sp.csr_matrix(sp.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)) @ tags)
-        follows = sp.csr_matrix(snapshot.follows, dtype=np.float64, copy=True)
-        follows.data[:] = 1.0
-        self._profiles = sp.csr_matrix(x @ self._tags)  # each user's summed item-tag vectors
-        self._friend_items = sp.csr_matrix(follows @ x)  # how many followed users have each item
+        self._features = FeatureSpace(snapshot, self.config.components, *self._flags)
 
-    def _component_scores(self, u: int, exclude: np.ndarray) -> list[np.ndarray | None]:
+    def _component_scores(self, u: int, exclude: np.ndarray, names: Sequence[str]) -> list[np.ndarray | None]:
         out = []
-        uid = self.snapshot.users.ids[u]
-        for rec in self.components.values():
-            s = rec.score_user(uid)
+        uid = self._snap().users.ids[u]
+        for name in names:
+            rec = self.components[name]
+            s = rec.score_user(uid)  # type: ignore[attr-defined]
             if s is None:
                 out.append(None)
                 continue
@@ -115,109 +119,64 @@ class Hybrid(Recommender):
             out.append(s)
         return out
 
-    def _candidates(self, u: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """The candidate union of user ``u`` and its feature matrix (None when nobody proposes)."""
-        n = self.config.candidates
-        scores = self._component_scores(u, exclude)
-        tops = []
-        for s in scores:
-            if s is None:
-                tops.append(np.zeros(0, dtype=np.int64))
-                continue
-            finite = np.isfinite(s)
-            m = min(n, int(finite.sum()))
-            if m == 0:
-                tops.append(np.zeros(0, dtype=np.int64))
-                continue
-            part = np.argpartition(-np.where(finite, s, -np.inf), m - 1)[:m]
-            tops.append(part[np.lexsort((part, -s[part]))])
-        cand = np.unique(np.concatenate(tops)) if tops else np.zeros(0, dtype=np.int64)
-        if len(cand) == 0:
-            return cand, None
-        cols = []
-        sources = np.zeros(len(cand))
-        for s, top in zip(scores, tops, strict=True):
-            rr = np.zeros(len(cand))
-            pos = np.searchsorted(cand, top)
-            rr[pos] = 1.0 / (1.0 + np.arange(len(top)))
-            sources += rr > 0
-            z = np.zeros(len(cand))
-            if s is not None:
-                v = s[cand]
-                ok = np.isfinite(v)
-                if ok.sum() > 1:
-                    mu, sd = v[ok].mean(), v[ok].std()
-                    z[ok] = (v[ok] - mu) / sd if sd > 0 else 0.0
-                    z[~ok] = (v[ok].min() - mu) / sd if sd > 0 else 0.0
-            cols += [rr, z]
-        profile = _dense_row(self._profiles, u)
-        a, b = self._profiles.indptr[u], self._profiles.indptr[u + 1]
-        pn = float(np.sqrt(np.square(self._profiles.data[a:b]).sum()))  # no BLAS call: steady under load
-        tag_cos = (self._tags[cand] @ profile) / pn if pn > 0 else np.zeros(len(cand))
-        friends = _dense_row(self._friend_items, u)[cand]
-        cols += [np.log1p(self._audience[cand]), np.asarray(tag_cos).ravel(), np.log1p(friends), sources]
-        feats = np.column_stack(cols)
-        return cand, np.hstack([feats, feats**2])
-
     # -- fitting --------------------------------------------------------------------------------
-    def _fit_components(self, snapshot: GraphSnapshot,
+    def _component(self, name: str) -> Recommender:
+        from recommenders.registry import create
+
+        if name == self.name:
+            raise ValueError("the hybrid cannot contain itself")
+        rec = create(name, **{**dict(self.config.component_configs.get(name, {})), "seed": self.config.seed})
+        if not hasattr(rec, "score_user"):
+            raise ValueError(f"component {name!r} cannot score all items (no score_user)")
+        return rec
+
+    def _fit_components(self, snapshot: GraphSnapshot, names: Sequence[str],
                         fitted: Mapping[str, Recommender] | None = None) -> dict[str, Recommender]:
         """Each component fitted on ``snapshot``; one in ``fitted`` is taken as it is when it
         has the config this hybrid would give it and was fitted on this very snapshot."""
-        from recommenders.registry import create
-
-        unknown = [c for c in self.config.components if c == self.name]
-        if unknown:
-            raise ValueError("the hybrid cannot contain itself")
         comps = {}
-        for c in self.config.components:
-            rec = create(c, seed=self.config.seed)
-            if not hasattr(rec, "score_user"):
-                raise ValueError(f"component {c!r} cannot score all items (no score_user)")
+        for c in names:
+            rec = self._component(c)
             done = (fitted or {}).get(c)
-            if done is not None and _same_fit(done, rec, snapshot):
-                comps[c] = done
-            else:
-                comps[c] = rec.fit(snapshot)
+            comps[c] = done if done is not None and _same_fit(done, rec, snapshot) else rec.fit(snapshot)
         return comps
 
-    def fit(self, snapshot: GraphSnapshot, fitted: Mapping[str, Recommender] | None = None) -> Hybrid:
-        """Learn the ranker on a validation cut, then serve from components fitted on the
-        whole ``snapshot``; ``fitted`` offers components already fitted on it (see
-        ``_fit_components``), which saves refitting them."""
-        from sklearn.linear_model import LogisticRegression
+    def fit(self, snapshot: GraphSnapshot, fitted: Mapping[str, Recommender] | None = None,
+            cut_fitted: Mapping[str, Recommender] | None = None) -> Hybrid:
+        """Learn and choose on the validation cut, then serve from what is fitted on the
+        whole ``snapshot``; ``fitted`` and ``cut_fitted`` offer components already fitted on
+        the snapshot and on the cut's training part (see ``_fit_components``)."""
+        from recommenders.validation import validation_cut
 
-        from recommenders.splits import random_holdout
-
-        cut = random_holdout(snapshot, fraction=self.config.validation_fraction, seed=self.config.seed,
-                             min_interactions=5)
+        for c in self.config.components:
+            self._component(c)  # bad names and options fail before any work
+        if any(r not in RANKERS for r in self.config.rankers):
+            raise ValueError(f"unknown ranker in {self.config.rankers}; expected some of {', '.join(RANKERS)}")
+        cut = validation_cut(snapshot, self.config.seed, self.config.validation_fraction)
+        self._flags = FeatureSpace.available(cut.train)
         self._prepare(cut.train)
-        self.components = self._fit_components(cut.train)
-        users = cut.users
-        rng = np.random.default_rng(self.config.seed)
+        self.components = self._fit_components(cut.train, self.config.components, cut_fitted)
+        users = np.asarray(cut.users, dtype=np.int64)
         if len(users) > self.config.max_train_users:
-            users = sorted(rng.choice(users, size=self.config.max_train_users, replace=False).tolist())
-        rows, labels = [], []
+            rng = np.random.default_rng(self.config.seed)
+            users = np.sort(rng.choice(users, size=self.config.max_train_users, replace=False))
+        rows, labels, cands, relevant = [], [], [], []
+        lists: dict[str, list[np.ndarray]] = {c: [] for c in self.config.components}
         for u in users:
-            cand, feats = self._candidates(u, cut.train.user_items(u))
+            scores = self._component_scores(int(u), cut.train.user_items(int(u)), self.config.components)
+            cand, feats, tops = self._features.rows(int(u), scores, self.config.candidates)
+            for c, top in zip(self.config.components, tops, strict=True):
+                lists[c].append(top[:10])
             if feats is None:
-                continue
+                feats = np.zeros((0, len(self._features.names)))
             rows.append(feats)
-            labels.append(np.isin(cand, cut.test[u]))
-        n_feat = len(self.feature_names())
-        if rows and any(lab.any() for lab in labels) and not all(lab.all() for lab in labels):
-            x = np.vstack(rows)
-            y = np.concatenate(labels)
-            self._mean, self._std = x.mean(axis=0), x.std(axis=0)
-            self._std[self._std == 0] = 1.0
-            lr = LogisticRegression(C=1.0 / self.config.regularisation, max_iter=1000)
-            lr.fit((x - self._mean) / self._std, y)
-            self._weights = lr.coef_.ravel().astype(np.float64)
-        else:  # too little data to learn from: equal votes by reciprocal rank
-            self._mean, self._std = np.zeros(n_feat), np.ones(n_feat)
-            self._weights = np.array([1.0 if f.endswith(":rr") else 0.0 for f in self.feature_names()])
+            labels.append(np.isin(cand, cut.test[int(u)]))
+            cands.append(cand)
+            relevant.append(cut.test[int(u)])
+        self.selection, self.ranker = select(rows, labels, cands, relevant, lists, self.config.rankers,
+                                             self.config.seed, self.config.margin, self.config.regularisation)
         self._prepare(snapshot)
-        self.components = self._fit_components(snapshot, fitted)
+        self.components = self._fit_components(snapshot, self.serving, fitted)
         self._precompute()
         return self
 
@@ -247,8 +206,9 @@ class Hybrid(Recommender):
         return self.snapshot
 
     def _ranked(self, u: int, exclude: Collection[str] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Candidates, their scores and per-feature parts; the last user's result is kept
-        (without ``exclude``) so that explaining a list just shown costs no re-scoring."""
+        """Candidates (sorted), their scores and each explaining component's share of them
+        (columns in ``serving`` order); the last user's result is kept (without ``exclude``)
+        so that explaining a list just shown costs no re-scoring."""
         snap = self._snap()
         cached = self._last
         if not exclude and cached is not None and cached[0] == u:
@@ -257,18 +217,28 @@ class Hybrid(Recommender):
         if exclude:
             extra = [j for j in (snap.items.get(x) for x in exclude) if j is not None]
             banned = np.concatenate([banned, np.asarray(extra, dtype=banned.dtype)])
-        cand, feats = self._candidates(u, banned)
-        if feats is None:
-            result: tuple[np.ndarray, np.ndarray, np.ndarray | None] = (cand, np.zeros(0), None)
+        result: tuple[np.ndarray, np.ndarray, np.ndarray | None]
+        if self.ranker is None:  # a component serves as it is
+            (s,) = self._component_scores(u, banned, self.serving)
+            cand = np.flatnonzero(np.isfinite(s)) if s is not None else np.zeros(0, dtype=np.int64)
+            score = s[cand] if s is not None else np.zeros(0)
+            result = (cand, score, score[:, None] if len(cand) else None)
         else:
-            parts = (feats - self._mean) / self._std * self._weights
-            result = (cand, parts.sum(axis=1), parts)
+            scores = self._component_scores(u, banned, self.config.components)
+            cand, feats, _ = self._features.rows(u, scores, self.config.candidates)
+            if feats is None:
+                result = (cand, np.zeros(0), None)
+            else:
+                parts = self.ranker.parts(feats)
+                n = len(self.config.components)
+                shares = parts[:, 0 : 2 * n : 2] + parts[:, 1 : 2 * n : 2]  # each component's rr and z parts
+                result = (cand, self.ranker.score(feats), shares)
         if not exclude:
             self._last = (u, result)
         return result
 
     def score_user(self, user_id: str) -> np.ndarray | None:
-        """Hybrid scores of the candidate union (−inf elsewhere); None when nobody proposes."""
+        """Hybrid scores of the candidates (−inf elsewhere); None when nobody proposes."""
         snap = self._snap()
         u = snap.users.get(user_id)
         if u is None:
@@ -328,7 +298,8 @@ class Hybrid(Recommender):
         rel = score[pool]
         span = rel.max() - rel.min()
         rel = (rel - rel.min()) / span if span > 0 else np.ones(len(pool))
-        sims = (self._tags[cand[pool]] @ self._tags[cand[pool]].T).toarray()
+        tags = self._features.tag_vectors[cand[pool]]
+        sims = (tags @ tags.T).toarray()
         chosen: list[int] = []
         best_sim = np.zeros(len(pool))
         left = np.ones(len(pool), dtype=bool)
@@ -340,79 +311,16 @@ class Hybrid(Recommender):
             best_sim = np.maximum(best_sim, sims[j])
         return pool[chosen]
 
+    # -- explanations ------------------------------------------------------------------------------
     def explain(self, user_id: str, item_id: str) -> list[Reason]:
-        """The reasons of the (at most three) components that raised the item's score most,
-        each scaled to that component's part of the hybrid score."""
-        snap = self._snap()
-        u, i = snap.users.get(user_id), snap.items.get(item_id)
-        if u is None or i is None:
-            return []
-        cand, _, parts = self._ranked(u, None)
-        pos = np.searchsorted(cand, i)
-        if parts is None or pos >= len(cand) or cand[pos] != i:
-            return []
-        out: list[Reason] = []
-        for share, cname in self._explaining(parts[pos]):
-            reasons = self.components[cname].explain(user_id, item_id)
-            total = sum(abs(r.contribution) for r in reasons)
-            for r in reasons:
-                weight = abs(r.contribution) / total if total > 0 else 1.0 / len(reasons)
-                out.append(replace(r, contribution=share * weight, kind="evidence", text=f"[{cname}] {r.text}"))
-        return sorted(out, key=lambda r: -r.contribution)
-
-    def _explaining(self, row: np.ndarray) -> list[tuple[float, str]]:
-        """The components (at most ``EXPLAINING_COMPONENTS``) with the largest positive part
-        of a candidate's score, with that part."""
-        m = len(row) // 2  # the squared features follow the plain ones
-        shares = [(float(row[2 * n] + row[2 * n + 1] + row[m + 2 * n] + row[m + 2 * n + 1]), cname)
-                  for n, cname in enumerate(self.components)]
-        return [(share, cname) for share, cname in sorted(shares, reverse=True)[:EXPLAINING_COMPONENTS]
-                if share > 0]
+        """Every reason of the explaining components (``explain_top`` with no limit)."""
+        return sorted(self.explain_top(user_id, item_id, None).reasons, key=lambda r: -r.contribution)
 
     def explain_top(self, user_id: str, item_id: str, limit: int | None = None) -> TopReasons:
         return self.explain_many(user_id, [item_id], limit)[0]
 
     def explain_many(self, user_id: str, item_ids: Sequence[str], limit: int | None = None) -> list[TopReasons]:
-        """``explain`` cut to the ``limit`` strongest reasons, for several items of one user:
-        each component explains its items together and builds only its own ``limit`` best
-        paths; the omitted ones are scaled like the shown ones, so shown + omitted equals the
-        sum of the full explanation."""
-        snap = self._snap()
-        u = snap.users.get(user_id)
-        if u is None:
-            return [TopReasons() for _ in item_ids]
-        cand, _, parts = self._ranked(u, None)
-        wanted: dict[str, list[tuple[int, float]]] = {}  # component -> [(item position, share)]
-        for k, item_id in enumerate(item_ids):
-            i = snap.items.get(item_id)
-            pos = np.searchsorted(cand, i) if i is not None else len(cand)
-            if parts is None or pos >= len(cand) or cand[pos] != i:
-                continue
-            for share, cname in self._explaining(parts[pos]):
-                wanted.setdefault(cname, []).append((k, share))
-        shown: list[list[Reason]] = [[] for _ in item_ids]
-        omitted = np.zeros(len(item_ids), dtype=np.int64)
-        rest, rest_abs = np.zeros(len(item_ids)), np.zeros(len(item_ids))
-        for cname, asks in wanted.items():
-            tops = self.components[cname].explain_many(user_id, [item_ids[k] for k, _ in asks], limit)
-            for (k, share), top in zip(asks, tops, strict=True):
-                n = len(top.reasons) + top.omitted
-                total = sum(abs(r.contribution) for r in top.reasons) + top.omitted_magnitude
-                for r in top.reasons:
-                    weight = abs(r.contribution) / total if total > 0 else 1.0 / n
-                    shown[k].append(replace(r, contribution=share * weight, kind="evidence",
-                                            text=f"[{cname}] {r.text}"))
-                if top.omitted:
-                    part = share * (top.omitted_magnitude / total if total > 0 else top.omitted / n)
-                    omitted[k] += top.omitted
-                    rest[k] += part
-                    rest_abs[k] += abs(part)
-        out = []
-        for k in range(len(item_ids)):
-            top = top_reasons(shown[k], limit)
-            out.append(TopReasons(top.reasons, int(omitted[k]) + top.omitted, float(rest[k]) + top.omitted_contribution,
-                                  float(rest_abs[k]) + top.omitted_magnitude))
-        return out
+        return explain_many(self, user_id, item_ids, limit)
 
     # -- persistence -----------------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
@@ -422,9 +330,14 @@ class Hybrid(Recommender):
         for cname, rec in self.components.items():
             rec.save(d / "components" / cname)
         top = {f"top_{key}": value for key, value in (self._top or {}).items()}
-        np.savez_compressed(d / "arrays.npz", weights=self._weights, mean=self._mean, std=self._std, **top)
-        meta = {"format": MODEL_FORMAT, "name": self.name, "config": asdict(self.config),
-                "fingerprint": snap.fingerprint, "features": self.feature_names()}
+        state = self.ranker.state() if self.ranker is not None else {}
+        arrays = {f"ranker_{k}": v for k, v in state.items() if not k.endswith("_json")}
+        np.savez_compressed(d / "arrays.npz", **arrays, **top)
+        meta = {"format": MODEL_FORMAT, "name": self.name, "config": _config_json(self.config),
+                "fingerprint": snap.fingerprint, "features": self.feature_names(),
+                "feature_flags": {"time": self._flags[0], "ratings": self._flags[1]},
+                "selection": self.selection.to_json() if self.selection else None,
+                "ranker": {k: v for k, v in state.items() if k.endswith("_json")}}
         (d / "model.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
     @classmethod
@@ -434,23 +347,31 @@ class Hybrid(Recommender):
         d = Path(directory)
         meta = read_model_meta(d, cls.name, snapshot)
         model = cls(config_from_json(HybridConfig, meta["config"]))
+        flags = meta.get("feature_flags") or {}
+        model._flags = (bool(flags.get("time", False)), bool(flags.get("ratings", False)))
         if meta.get("features") != model.feature_names():
             raise ValueError(f"{d}: feature list does not match this hybrid's configuration")
+        if not meta.get("selection"):
+            raise ValueError(f"{d}: a hybrid saved before it chose what to serve; train the bundle again")
+        model.selection = Selection(**meta["selection"])
         model._prepare(snapshot)
-        model.components = {c: get(c).load(d / "components" / c, snapshot) for c in model.config.components}
+        model.components = {c: get(c).load(d / "components" / c, snapshot) for c in model.serving}
         with np.load(d / "arrays.npz", allow_pickle=False) as z:
-            model._weights, model._mean, model._std = z["weights"], z["mean"], z["std"]
+            if model.selection is not None and model.selection.ranker is not None:
+                state = {k[len("ranker_"):]: z[k] for k in z.files if k.startswith("ranker_")}
+                model.ranker = restore_ranker(model.selection.ranker, {**state, **meta.get("ranker", {})})
             keys = ("indptr", "items", "scores", "complete")
-            if all(f"top_{key}" in z for key in keys):  # models saved before precomputation score live
+            if all(f"top_{key}" in z for key in keys):
                 model._top = {key: z[f"top_{key}"] for key in keys}
                 if len(model._top["indptr"]) != len(snapshot.users) + 1:
                     raise ValueError(f"{d}: precomputed lists do not match the snapshot's users")
         return model
 
-    def weights(self) -> dict[str, float]:
-        """The learned weight of each (standardised) feature, for reports."""
-        return dict(zip(self.feature_names(), self._weights.tolist(), strict=True))
 
+def _config_json(config: HybridConfig) -> dict[str, Any]:
+    out = asdict(config)
+    out["component_configs"] = {k: dict(v) for k, v in config.component_configs.items()}
+    return out
 
 
 def _same_fit(done: Recommender, fresh: Recommender, snapshot: GraphSnapshot) -> bool:
@@ -459,11 +380,3 @@ def _same_fit(done: Recommender, fresh: Recommender, snapshot: GraphSnapshot) ->
     fitted_on = getattr(done, "snapshot", None)
     return (type(done) is type(fresh) and getattr(done, "config", None) == getattr(fresh, "config", None)
             and fitted_on is not None and fitted_on.fingerprint == snapshot.fingerprint)
-
-
-def _dense_row(m: sp.csr_matrix, r: int) -> np.ndarray:
-    """Row ``r`` of a CSR matrix as a dense vector, without scipy's indexing overhead."""
-    out = np.zeros(m.shape[1])
-    a, b = m.indptr[r], m.indptr[r + 1]
-    out[m.indices[a:b]] = m.data[a:b]
-    return out

@@ -5,7 +5,8 @@ recommender whose class defines ``search_space(trial, snapshot) -> dict`` (Confi
 ``kge`` only when asked), one optuna study runs on the shared validation cut
 (``recommenders.validation``): each trial fits the model on the cut's training part and
 scores NDCG@10 on a seeded sample of the cut's users. The first trial is always the shipped
-defaults, so the choice is never worse than the defaults on validation. Trials are proposed
+defaults (it suggests nothing, so TPE learns from the later trials only), so the choice is
+never worse than the defaults on validation. Trials are proposed
 by a seeded TPE sampler; a trial whose NDCG on the first 30 % of the users falls below the
 median of earlier trials at that stage is pruned (``MedianPruner``) before the rest are scored.
 
@@ -25,6 +26,7 @@ kept for the hybrid, which learns its ranker on the same cut.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 import zlib
@@ -38,12 +40,9 @@ from graph.snapshot import GraphSnapshot
 from recommenders.base import Recommender
 from recommenders.registry import create, get
 from recommenders.splits import Split
-from recommenders.tuning_cost import trial_seconds
+from recommenders.tuning_cost import DEFAULT_BUDGET_S, trial_seconds
 from recommenders.validation import UserSample, user_ndcg, validation_cut
 
-#: Default ``--tune-budget``: sized so that ``kgrec train`` of everything but kge on Last.fm 2K
-#: (tuning, fitting for serving and the hybrid) stays within 5 minutes on 2 cores.
-DEFAULT_BUDGET_S = 120.0
 #: Validation users scored per trial (a seeded sample of the cut's users).
 MAX_USERS = 1000
 #: Trials per model: at least the defaults, at most this many.
@@ -57,7 +56,7 @@ EXPENSIVE = frozenset({"kge"})
 @dataclass(frozen=True)
 class TrialRecord:
     number: int
-    params: dict[str, Any]
+    params: dict[str, Any]  # the Config overrides the trial fitted with ({} for trial 0: the defaults)
     state: str  # "complete", "pruned" or "failed"
     ndcg: float | None  # validation NDCG@10 on all sampled users (None when pruned or failed)
     first_stage: float | None  # on the first stage's users
@@ -176,21 +175,20 @@ def _study(name: str, cut: Split, sample: UserSample, n_trials: int, seed: int, 
     import optuna
 
     cls = get(name)
-    defaults = {f.name: getattr(cls.Config(), f.name) for f in fields(cls.Config) if f.name != "seed"}
     sampler = optuna.samplers.TPESampler(seed=seed + zlib.crc32(name.encode()) % 10_000)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
-    study.enqueue_trial({**defaults, **fixed})  # trial 0: the shipped defaults (and the user's settings)
     out = ModelTuning(name=name, planned=n_trials)
     kept: dict[str, Any] = {"value": -1.0, "model": None, "params": None}
     first_users, rest_users = sample.users[: sample.first], sample.users[sample.first :]
 
     def objective(trial: optuna.Trial) -> float:
         t0 = time.perf_counter()
-        overrides = {**cls.search_space(trial, cut.train), **fixed}
+        # trial 0 is the shipped defaults (with the user's settings), outside the search space
+        overrides = {**(cls.search_space(trial, cut.train) if trial.number > 0 else {}), **fixed}
+        trial.set_user_attr("overrides", _jsonable(overrides))
         model = create(name, **{**overrides, "seed": seed}).fit(cut.train)
         first = user_ndcg(model, cut, first_users)
-        trial.set_user_attr("overrides", _jsonable(overrides))
         trial.set_user_attr("first_stage", float(first.mean()))
         trial.report(float(first.mean()), 0)
         if trial.number > 0 and trial.should_prune():
@@ -210,23 +208,36 @@ def _study(name: str, cut: Split, sample: UserSample, n_trials: int, seed: int, 
     t0 = time.perf_counter()
     study.optimize(objective, n_trials=n_trials, callbacks=[guard], catch=(ValueError, np.linalg.LinAlgError))
     out.seconds = time.perf_counter() - t0
-    space: dict[str, Any] = {}
+    out.space = declared_space(name, cut.train, seed)
     for t in study.trials:
-        for pname, dist in t.distributions.items():
-            space.setdefault(pname, optuna.distributions.distribution_to_json(dist))
         state = {optuna.trial.TrialState.COMPLETE: "complete", optuna.trial.TrialState.PRUNED: "pruned"}.get(
             t.state, "failed")
-        out.trials.append(TrialRecord(number=t.number, params=_jsonable(t.params), state=state,
+        out.trials.append(TrialRecord(number=t.number, params=t.user_attrs.get("overrides", {}), state=state,
                                       ndcg=t.value if state == "complete" else None,
                                       first_stage=t.user_attrs.get("first_stage"),
                                       seconds=round(float(t.user_attrs.get("seconds", 0.0)), 3)))
-    out.space = space
     if out.trials and out.trials[0].state == "complete":
         out.default_ndcg = out.trials[0].ndcg
     if kept["model"] is not None:
         out.best_ndcg = kept["value"]
         out.chosen = _jsonable(kept["params"])
     return out, kept["model"]
+
+
+def declared_space(name: str, snapshot: GraphSnapshot, seed: int, probes: int = 16) -> dict[str, Any]:
+    """Every parameter ``name``'s search space can suggest on ``snapshot`` (conditional ones
+    included, found by asking it ``probes`` random trials; nothing is fitted), as optuna's
+    JSON distributions."""
+    import optuna
+
+    probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    space: dict[str, Any] = {}
+    for _ in range(probes):
+        trial = probe.ask()
+        get(name).search_space(trial, snapshot)  # type: ignore[attr-defined]
+        for pname, dist in trial.distributions.items():
+            space.setdefault(pname, json.loads(optuna.distributions.distribution_to_json(dist)))
+    return space
 
 
 def _jsonable(d: Mapping[str, Any]) -> dict[str, Any]:

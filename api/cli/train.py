@@ -1,4 +1,4 @@
-"""``kgrec train``: fit recommenders on a snapshot of the graph and write a model bundle."""
+"""``kgrec train``: tune and fit recommenders on a snapshot of the graph and write a model bundle."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import click
 
 from api.cli import store_option
 from api.cli.kge_options import kge_options
+from recommenders.tuning_cost import DEFAULT_BUDGET_S
 
 #: Everything the bundle serves by default, best first: the order is the fallback chain.
-DEFAULT_MODELS = "graph_walk,itemcf,usercf,als,bpr,association,content,social,popularity"
+DEFAULT_MODELS = "hybrid,ease,graph_walk,itemcf,usercf,als,multvae,bpr,association,content,social,popularity"
 
 
 def parse_settings(settings: tuple[str, ...]) -> dict[str, dict[str, Any]]:
@@ -41,12 +42,22 @@ def parse_settings(settings: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 @click.option("--set", "settings", multiple=True, metavar="MODEL.OPTION=VALUE",
               help="Override a model option, e.g. --set graph_walk.beta=0.4 (repeatable).")
 @click.option("--force", is_flag=True, help="Replace an existing bundle at --out.")
+@click.option("--tune/--no-tune", "tune_models", default=True, show_default=True,
+              help="Choose each recommender's options on a validation cut of this graph first (optuna); "
+                   "--no-tune keeps the shipped defaults.")
+@click.option("--tune-budget", type=click.FloatRange(min=0), default=DEFAULT_BUDGET_S, show_default=True,
+              metavar="SECONDS", help="Time for tuning, turned into trial counts from the graph's size "
+                                      "(so the same seed makes the same choice).")
+@click.option("--tune-kge", is_flag=True, help="Tune kge too (each trial trains embeddings: minutes).")
 @kge_options
-def train(store_url: str, models: str, out_dir: Path, seed: int, settings: tuple[str, ...], force: bool) -> None:
-    """Fit recommenders on the graph and write a versioned bundle (JSON + npz, no pickle)."""
+def train(store_url: str, models: str, out_dir: Path, seed: int, settings: tuple[str, ...], force: bool,
+          tune_models: bool, tune_budget: float, tune_kge: bool) -> None:
+    """Tune and fit recommenders on the graph and write a versioned bundle (JSON + npz, no pickle)."""
     from graph.store import StoreError, open_store
-    from recommenders.bundle import fit_models, save_bundle
+    from recommenders.bundle import save_bundle
     from recommenders.registry import REGISTRY
+    from recommenders.training import train_models
+    from recommenders.tuning import table
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     unknown = [n for n in names if n not in REGISTRY]
@@ -69,9 +80,17 @@ def train(store_url: str, models: str, out_dir: Path, seed: int, settings: tuple
     click.echo(f"snapshot {snapshot.fingerprint}: " + ", ".join(f"{k} {v:,}" for k, v in snapshot.counts.items()),
                err=True)
     try:
-        fitted = fit_models(snapshot, names, seed=seed, configs=configs,
-                            progress=lambda n, s: click.echo(f"  fitted {n:<12} {s:7.2f} s", err=True))
-        path = save_bundle(out_dir, snapshot, fitted, seed=seed, overwrite=force)
+        trained = train_models(snapshot, names, seed=seed, settings=configs, tune_models=tune_models,
+                               budget_s=tune_budget, tune_kge=tune_kge,
+                               progress=lambda line: click.echo(f"  {line}", err=True),
+                               fitted_progress=lambda n, s: click.echo(f"  fitted {n:<12} {s:7.2f} s", err=True))
+        path = save_bundle(out_dir, snapshot, trained.models, seed=seed, overwrite=force, extra=trained.manifest)
     except (ValueError, FileExistsError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"wrote bundle {path} ({', '.join(fitted)})")
+    if trained.tuning is not None:
+        click.echo(f"tuning on {trained.tuning.users} validation users ({trained.tuning.seconds:.0f} s, "
+                   f"budget {trained.tuning.budget_s:.0f} s); validation NDCG@10:")
+        click.echo(table(trained.tuning))
+    if "hybrid" in trained.manifest:
+        click.echo(f"hybrid: {trained.manifest['hybrid']['reason']}")
+    click.echo(f"wrote bundle {path} ({', '.join(trained.models)})")
