@@ -7,9 +7,11 @@ removed from the training graph (``recommenders.splits``).
 
 Peers (``benchmarks/peers.py``) are tuned on a validation cut of the training part (a
 second 80/20 holdout, seed 43) with a small grid, by NDCG@10, then refitted on the whole
-training part. kgrec's recommenders run with their shipped defaults (what ``kgrec train``
-without options fits); the hybrid learns its ranker on its own validation cut inside
-``fit``. Nothing is tuned on the test set.
+training part. kgrec's recommenders go through exactly what ``kgrec train`` does with its
+defaults (``recommenders.training.train_models``: optuna tuning on kgrec's own validation cut
+of the training part within ``--tune-budget``, then fitting; the hybrid learns and chooses on
+that cut). Nothing is tuned on the test set. ``--split-seed`` repeats the protocol on another
+random split (a check that nothing was fitted to the seed-42 split).
 
     PYTHONPATH=. .venv/bin/python benchmarks/quality.py --datasets /path/to/datasets
 """
@@ -30,20 +32,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import PEERS, PeerRecommender
 from sections import write_section
 
+from api.cli.train import DEFAULT_MODELS
 from graph.snapshot import GraphSnapshot, build_snapshot
-from recommenders import registry
 from recommenders.evaluation import Evaluation, ModelResult, score_fitted
+from recommenders.hybrid import HybridConfig
 from recommenders.report import save_plot, to_markdown
 from recommenders.splits import Split, random_holdout
+from recommenders.training import train_models
+from recommenders.tuning import DEFAULT_BUDGET_S
 
 K = 10
 SEED = 42
 VALIDATION_SEED = 43
 DATASETS = {"lastfm-2k": "lastfm", "ml-latest-small": "movielens"}
-KGREC_MODELS = (
-    "popularity", "itemcf", "usercf", "content", "association", "als", "bpr", "graph_walk", "social", "ease", "multvae",
-    "hybrid",
-)
+KGREC_MODELS = tuple(DEFAULT_MODELS.split(","))  # what `kgrec train` fits by default
 
 
 def load_snapshot(root: Path, name: str) -> GraphSnapshot:
@@ -77,10 +79,10 @@ def tune_peer(name: str, val: Split, threads: int, max_users: int) -> tuple[dict
 
 
 def run_dataset(root: Path, name: str, models: list[str], peers: list[str], threads: int,
-                max_val_users: int, out: Path) -> dict:
+                max_val_users: int, out: Path, budget: float, split_seed: int) -> dict:
     log(f"{name}: loading")
     snap = load_snapshot(root, name)
-    split = random_holdout(snap, fraction=0.2, seed=SEED, min_interactions=5)
+    split = random_holdout(snap, fraction=0.2, seed=split_seed, min_interactions=5)
     val = random_holdout(split.train, fraction=0.2, seed=VALIDATION_SEED, min_interactions=5)
     log(f"{name}: {snap.counts}; {len(split.test)} test users, {split.held_out_pairs()} held-out pairs")
 
@@ -94,15 +96,15 @@ def run_dataset(root: Path, name: str, models: list[str], peers: list[str], thre
         model.fit(split.train)
         fitted[peer] = (model, time.perf_counter() - t0)
         log(f"{peer}: chose {params}")
-    for m in models:
-        if m not in registry.REGISTRY:
-            log(f"{m}: not registered, skipped")
-            continue
-        model = registry.create(m, seed=SEED)
-        t0 = time.perf_counter()
-        model.fit(split.train)
-        fitted[m] = (model, time.perf_counter() - t0)
-        log(f"{m}: fitted in {fitted[m][1]:.1f}s")
+    load_before = _loadavg()
+    fit_seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    trained = train_models(split.train, models, seed=SEED, budget_s=budget, progress=log,
+                           fitted_progress=lambda n, sec: fit_seconds.__setitem__(n, sec))
+    train_seconds = time.perf_counter() - t0
+    for m, model in trained.models.items():
+        fitted[m] = (model, fit_seconds.get(m, 0.0))
+    log(f"kgrec train path: {train_seconds:.0f} s (tuning {trained.tuning.seconds:.0f} s)")
     ev = score_fitted(split, fitted, k=K, progress=log)
 
     with_friends = [u for u in split.test if split.train.follows[u].nnz > 0]
@@ -111,42 +113,66 @@ def run_dataset(root: Path, name: str, models: list[str], peers: list[str], thre
         social_ev = score_fitted(split, {m: fitted[m] for m in ("popularity", "social")}, k=K, users=with_friends)
 
     out.mkdir(parents=True, exist_ok=True)
-    save_plot(ev, out / f"quality-{name}.png")
+    suffix = "" if split_seed == SEED else f"-seed{split_seed}"
+    save_plot(ev, out / f"quality-{name}{suffix}.png")
     result = {
         "dataset": name,
+        "split_seed": split_seed,
         "counts": snap.counts,
         "evaluation": ev.to_dict(),
         "tuning": tuning,
+        "kgrec_tuning": trained.manifest["tuning"],
+        "hybrid_selection": trained.manifest.get("hybrid"),
+        "train_seconds": round(train_seconds, 1),
+        "loadavg": [load_before, _loadavg()],
         "users_with_friends": len(with_friends),
         "social_on_users_with_friends": social_ev.to_dict() if social_ev else None,
-        "targets": targets(ev, social_ev, peers),
+        "targets": targets(ev, social_ev, peers, name),
     }
-    (out / f"quality-{name}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    (out / f"quality-{name}{suffix}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     return result
+
+
+def _loadavg() -> float:
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except OSError:
+        return float("nan")
 
 
 def _ndcg(r: ModelResult) -> float:
     return float(r.metrics[f"ndcg@{K}"] or 0.0)
 
 
-def targets(ev: Evaluation, social_ev: Evaluation | None, peers: list[str]) -> dict:
+#: The issue's targets: hybrid ÷ best tuned peer (Last.fm 2K 1.10, every dataset 1.05), and the
+#: hybrid at least each of its components, within this NDCG@10.
+PEER_TARGET = {"lastfm-2k": 1.10}
+PEER_TARGET_DEFAULT = 1.05
+COMPONENT_TOLERANCE = 0.005
+
+
+def targets(ev: Evaluation, social_ev: Evaluation | None, peers: list[str], dataset: str) -> dict:
     by_name = {r.name: r for r in ev.results}
     peer_results = [by_name[p] for p in peers if p in by_name]
     if not peer_results:
         return {}
     best = max(peer_results, key=_ndcg)
     out: dict = {"best_peer": best.name, "best_peer_ndcg@10": _ndcg(best)}
-    if "graph_walk" in by_name:
-        out["graph_walk_vs_best_peer"] = _ndcg(by_name["graph_walk"]) / _ndcg(best)
-        out["graph_walk_target_met"] = out["graph_walk_vs_best_peer"] >= 1.0
     if "hybrid" in by_name:
-        out["hybrid_vs_best_peer"] = _ndcg(by_name["hybrid"]) / _ndcg(best)
-        out["hybrid_target_met"] = out["hybrid_vs_best_peer"] >= 1.10
+        goal = PEER_TARGET.get(dataset, PEER_TARGET_DEFAULT)
+        hybrid = _ndcg(by_name["hybrid"])
+        out["hybrid_vs_best_peer"] = hybrid / _ndcg(best)
+        out["hybrid_peer_goal"] = goal
+        out["hybrid_target_met"] = out["hybrid_vs_best_peer"] >= goal
+        parts = {c: _ndcg(by_name[c]) for c in HybridConfig().components if c in by_name}
+        out["components"] = parts
+        out["hybrid_minus_best_component"] = hybrid - max(parts.values()) if parts else None
+        out["components_target_met"] = all(hybrid >= v - COMPONENT_TOLERANCE for v in parts.values())
     if social_ev is not None:
         s = {r.name: _ndcg(r) for r in social_ev.results}
         out["social_ndcg_users_with_friends"] = s["social"]
         out["popularity_ndcg_users_with_friends"] = s["popularity"]
-        out["social_target_met"] = s["social"] > s["popularity"]
+        out["social_target_met"] = s["social"] >= s["popularity"]
     return out
 
 
@@ -154,35 +180,61 @@ def section(results: list[dict], threads: int) -> str:
     """The RESULTS.md text for saved results (one dict per dataset, as written to JSON)."""
     lines = [
         f"Produced by `benchmarks/quality.py` on {time.strftime('%Y-%m-%d')} "
-        f"({threads} thread(s) for implicit; the 2-core machine was shared with other jobs).",
+        f"({threads} thread(s) for implicit; see each dataset's load average).",
         "",
         "Protocol: per-user 80/20 random holdout (seed 42) of users with ≥ 5 interactions, full ranking "
         "over the catalogue with training items excluded, binary relevance, k = 10; taggings of held-out "
         "pairs removed from training. Peers (`peer:*`) tuned by validation NDCG@10 on a second 80/20 cut "
-        "of the training part (seed 43); kgrec models with their shipped defaults. "
+        "of the training part (seed 43). kgrec models through `kgrec train`'s own path with its defaults: "
+        "optuna tuning on kgrec's validation cut of the training part within the default budget, then "
+        "fitting; the hybrid learns and chooses what to serve on that cut. "
         "Raw numbers: `benchmarks/results/quality-*.json`.",
     ]
     for res in results:
         ev = Evaluation.from_dict(res["evaluation"])
-        lines += ["", f"### {res['dataset']}", "", to_markdown(ev).strip(), ""]
+        seed = res.get("split_seed", SEED)
+        title = res["dataset"] + ("" if seed == SEED else f" (split seed {seed})")
+        lines += ["", f"### {title}", "", to_markdown(ev).strip(), ""]
         t = res["targets"]
         if t:
             lines.append(f"Best peer: `{t['best_peer']}` (NDCG@10 {t['best_peer_ndcg@10']:.4f}).")
-            if "graph_walk_vs_best_peer" in t:
-                lines.append(f"- graph_walk / best peer = {t['graph_walk_vs_best_peer']:.3f} "
-                             f"(target ≥ 1.00: {'met' if t['graph_walk_target_met'] else 'missed'})")
             if "hybrid_vs_best_peer" in t:
                 lines.append(f"- hybrid / best peer = {t['hybrid_vs_best_peer']:.3f} "
-                             f"(target ≥ 1.10: {'met' if t['hybrid_target_met'] else 'missed'})")
+                             f"(target ≥ {t['hybrid_peer_goal']:.2f}: {'met' if t['hybrid_target_met'] else 'missed'})")
+                lines.append(f"- hybrid − best component = {t['hybrid_minus_best_component']:+.4f} (target ≥ "
+                             f"−{COMPONENT_TOLERANCE}: {'met' if t['components_target_met'] else 'missed'})")
             if "social_target_met" in t:
                 lines.append(f"- users with ≥ 1 friend: social NDCG@10 {t['social_ndcg_users_with_friends']:.4f} vs "
                              f"popularity {t['popularity_ndcg_users_with_friends']:.4f} "
                              f"({'met' if t['social_target_met'] else 'missed'})")
         if res["users_with_friends"] == 0:
             lines.append("- no FOLLOWS in this dataset: social has no friends to draw on (no social comparison)")
+        if res.get("hybrid_selection"):
+            lines.append(f"- hybrid (chosen on kgrec's validation cut): {res['hybrid_selection']['reason']}")
+        kt = res.get("kgrec_tuning") or {}
+        if kt.get("models"):
+            lines.append(f"- `kgrec train` path: {res['train_seconds']:.0f} s, of which tuning {kt['seconds']:.0f} s "
+                         f"(budget {kt['budget_s']:.0f} s; load average {res['loadavg'][0]:.1f} → "
+                         f"{res['loadavg'][1]:.1f} on 2 cores)")
+            lines += ["", "| model | trials (pruned) | default val. NDCG@10 | tuned val. NDCG@10 | chosen settings |",
+                      "|---|---:|---:|---:|---|"]
+            for m, rec in kt["models"].items():
+                pruned = sum(tr["state"] == "pruned" for tr in rec["trials"])
+                chosen = ", ".join(f"{k}={_short(v)}" for k, v in rec["chosen"].items()) or "defaults"
+                lines.append(f"| {m} | {len(rec['trials'])} ({pruned}) | {_fmt(rec['default_ndcg'])} | "
+                             f"{_fmt(rec['best_ndcg'])} | {chosen} |")
+            lines.append("")
         chosen = {p: v["chosen"] for p, v in res["tuning"].items()}
         lines.append("- peer settings chosen on validation: " + "; ".join(f"{p} {c}" for p, c in chosen.items()))
     return "\n".join(lines)
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
+
+
+def _short(v: object) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def main() -> None:
@@ -192,7 +244,9 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(KGREC_MODELS), help="kgrec recommenders to include")
     ap.add_argument("--peers", default=",".join(PEERS), help="peers to include")
     ap.add_argument("--threads", type=int, default=2, help="threads for implicit")
-    ap.add_argument("--max-val-users", type=int, default=500, help="validation users used for tuning")
+    ap.add_argument("--max-val-users", type=int, default=500, help="validation users used for tuning peers")
+    ap.add_argument("--tune-budget", type=float, default=DEFAULT_BUDGET_S, help="kgrec train's tuning budget (s)")
+    ap.add_argument("--split-seed", type=int, default=SEED, help="seed of the 80/20 split (42: the reported one)")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     ap.add_argument("--no-results-md", action="store_true", help="do not rewrite RESULTS.md")
     ap.add_argument("--report-only", action="store_true", help="only rebuild the RESULTS.md section from --out")
@@ -201,10 +255,10 @@ def main() -> None:
     models = [m for m in a.models.split(",") if m]
     peers = [p for p in a.peers.split(",") if p]
     for d in [] if a.report_only else a.only or list(DATASETS):
-        run_dataset(a.datasets, d, models, peers, a.threads, a.max_val_users, a.out)
+        run_dataset(a.datasets, d, models, peers, a.threads, a.max_val_users, a.out, a.tune_budget, a.split_seed)
     # every dataset's latest saved result, so separate runs (one per dataset) make one section
-    saved = [a.out / f"quality-{d}.json" for d in DATASETS]
-    text = section([json.loads(p.read_text(encoding="utf-8")) for p in saved if p.is_file()], a.threads)
+    saved = [p for d in DATASETS for p in sorted(a.out.glob(f"quality-{d}*.json"))]
+    text = section([json.loads(p.read_text(encoding="utf-8")) for p in saved], a.threads)
     print(text)
     if not a.no_results_md:
         write_section("quality", text)

@@ -9,7 +9,9 @@ hybrid decides which components explain an item.
 - ``lambdarank``: a LightGBM ranker with the listwise LambdaRank objective, which optimises
   NDCG of each user's list directly; a part is the feature's SHAP contribution
   (``pred_contrib``). Trained deterministically (``deterministic``, row-wise histograms, a
-  fixed thread count and seed); saved as LightGBM's own text model, never pickled.
+  seed) on one thread: LightGBM's OpenMP threads spin while they wait, and on a busy 2-core
+  machine two of them made a tiny fit take a quarter of a second per round. Saved as
+  LightGBM's own text model, never pickled.
 
 Which one serves is decided on validation (``recommenders.hybrid_selection``).
 """
@@ -28,7 +30,7 @@ RANKERS = ("logistic", "lambdarank")
 LGBM_PARAMS: dict[str, Any] = {
     "objective": "lambdarank", "learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 100,
     "feature_fraction": 0.8, "bagging_fraction": 0.8, "bagging_freq": 1, "lambdarank_truncation_level": 20,
-    "deterministic": True, "force_row_wise": True, "num_threads": 2, "verbosity": -1,
+    "deterministic": True, "force_row_wise": True, "num_threads": 1, "verbosity": -1,
 }
 LGBM_ROUNDS = 150
 

@@ -84,7 +84,9 @@ def select(rows: Sequence[np.ndarray], labels: Sequence[np.ndarray], cands: Sequ
         return Selection(serve="ranker", ranker=best_rank, component=None, reason=reason, **base), ranker
     if best_comp is None:
         raise ValueError("the hybrid has no component that scores any validation user")
-    lead = (f"the best ranker, {best_rank} {ranks[best_rank]:.4f}, does not beat it by more than {margin:.1%}"
-            if best_rank else "too little validation data to learn a ranker")
+    if best_rank is not None:
+        lead = f"the best ranker, {best_rank} {ranks[best_rank]:.4f}, does not beat it by more than {margin:.1%}"
+    else:
+        lead = "too little validation data to learn a ranker" if kinds else "no ranker was asked for"
     reason = f"component {best_comp} {comp[best_comp]:.4f} serves: {lead}"
     return Selection(serve="component", ranker=None, component=best_comp, reason=reason, **base), None

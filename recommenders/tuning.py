@@ -32,7 +32,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,12 +43,17 @@ from recommenders.splits import Split
 from recommenders.tuning_cost import DEFAULT_BUDGET_S, trial_seconds
 from recommenders.validation import UserSample, user_ndcg, validation_cut
 
+if TYPE_CHECKING:
+    import optuna
+
 #: Validation users scored per trial (a seeded sample of the cut's users).
 MAX_USERS = 1000
 #: Trials per model: at least the defaults, at most this many.
 MAX_TRIALS = 40
 #: The guard stops studies once tuning has taken this many times its budget.
 CLOCK_GUARD = 2.0
+#: How sharply the budget favours the models whose defaults score best (see ``weights_from_defaults``).
+WEIGHT_POWER = 4.0
 #: Recommenders tuned only on request (``--tune-kge``): one trial takes minutes.
 EXPENSIVE = frozenset({"kge"})
 
@@ -119,18 +124,21 @@ def tunable(name: str, tune_kge: bool = False) -> bool:
     return hasattr(get(name), "search_space") and (tune_kge or name not in EXPENSIVE)
 
 
-def plan_trials(snapshot: GraphSnapshot, names: Sequence[str], budget_s: float, users: int) -> dict[str, int]:
-    """Trials per model from the budget and the cost model alone (no clock): the budget is
-    shared equally, a model that needs less than its share (``MAX_TRIALS`` reached) hands the
-    rest to the others, and every model runs at least its defaults."""
+def plan_trials(snapshot: GraphSnapshot, names: Sequence[str], budget_s: float, users: int,
+                weights: Mapping[str, float] | None = None) -> dict[str, int]:
+    """Trials per model from the budget and the cost model alone (no clock). Every model runs
+    its defaults; the rest of the budget is shared in proportion to ``weights`` (equal without
+    them), a model that needs less than its share (``MAX_TRIALS`` reached) hands the rest to
+    the others."""
     cost = {n: trial_seconds(n, snapshot, users) for n in names}
+    weight = {n: max(0.0, (weights or {}).get(n, 1.0)) for n in names}
     plan = {n: 1 for n in names}
-    left, open_ = budget_s - sum(cost.values()), list(names)
+    left, open_ = budget_s - sum(cost.values()), [n for n in names if weight[n] > 0]
     while open_ and left > 0:
-        share = left / len(open_)
+        total = sum(weight[n] for n in open_)
         spent, still = 0.0, []
         for n in open_:
-            extra = min(MAX_TRIALS - plan[n], math.floor(share / cost[n]))
+            extra = min(MAX_TRIALS - plan[n], math.floor(left * weight[n] / total / cost[n]))
             plan[n] += extra
             spent += extra * cost[n]
             if plan[n] < MAX_TRIALS and extra > 0:
@@ -142,86 +150,130 @@ def plan_trials(snapshot: GraphSnapshot, names: Sequence[str], budget_s: float, 
     return plan
 
 
+def weights_from_defaults(default_ndcg: Mapping[str, float | None]) -> dict[str, float]:
+    """How much of the budget each model's search gets: ``(its defaults' NDCG / the best
+    defaults' NDCG) ** WEIGHT_POWER``, so the strong components, which the hybrid leans on,
+    are searched most and a model far behind is searched little."""
+    best = max((v for v in default_ndcg.values() if v), default=0.0)
+    return {n: (v / best) ** WEIGHT_POWER if v and best > 0 else 0.0 for n, v in default_ndcg.items()}
+
+
 def tune(snapshot: GraphSnapshot, names: Sequence[str], *, seed: int = 42, budget_s: float = DEFAULT_BUDGET_S,
          fixed: Mapping[str, Mapping[str, Any]] | None = None, tune_kge: bool = False,
          max_users: int = MAX_USERS, cut: Split | None = None,
          progress: Callable[[str], None] | None = None) -> TuningResult:
     """Tune every tunable recommender of ``names`` on the validation cut (see the module doc).
-    ``fixed`` holds options the user set (``--set``): they win over every trial's values."""
+    ``fixed`` holds options the user set (``--set``): they win over every trial's values.
+
+    First every model's defaults are scored (trial 0); then the budget left after them (by
+    the cost model) is shared by ``weights_from_defaults`` and the searches run, the most
+    promising first."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.perf_counter()
+    deadline = started + CLOCK_GUARD * budget_s
     cut = cut if cut is not None else validation_cut(snapshot, seed)
     sample = UserSample.of(cut, seed, max_users)
     todo = [n for n in dict.fromkeys(names) if tunable(n, tune_kge)]
-    plan = plan_trials(cut.train, todo, budget_s, len(sample.users))
+    studies = {n: _Study(n, cut, sample, seed, dict((fixed or {}).get(n, {}))) for n in todo}
+    for study in studies.values():
+        study.run(1, deadline)
+    weights = weights_from_defaults({n: s.default_value for n, s in studies.items()})
+    plan = plan_trials(cut.train, todo, budget_s, len(sample.users), weights)
     result = TuningResult(seed=seed, budget_s=budget_s, users=len(sample.users), models={}, seconds=0.0, cut=cut)
-    for name in todo:
-        tuning, best = _study(name, cut, sample, plan[name], seed, dict((fixed or {}).get(name, {})),
-                              deadline=started + CLOCK_GUARD * budget_s)
-        result.models[name] = tuning
-        if best is not None:
-            result.fitted[name] = best
+    for name in sorted(todo, key=lambda n: (-weights[n], todo.index(n))):
+        study = studies[name]
+        study.record.planned = plan[name]
+        study.run(plan[name] - 1, deadline)
+        result.models[name] = study.finish()
+        if study.best is not None:
+            result.fitted[name] = study.best
         if progress is not None:
-            progress(f"tuned {name}: {len(tuning.trials)} trials, validation NDCG@10 "
-                     f"{_fmt(tuning.default_ndcg)} -> {_fmt(tuning.best_ndcg)} ({tuning.seconds:.1f} s)")
+            m = result.models[name]
+            progress(f"tuned {name}: {len(m.trials)} trials, validation NDCG@10 "
+                     f"{_fmt(m.default_ndcg)} -> {_fmt(m.best_ndcg)} ({m.seconds:.1f} s)")
+    result.models = {n: result.models[n] for n in todo}
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _study(name: str, cut: Split, sample: UserSample, n_trials: int, seed: int, fixed: dict[str, Any],
-           deadline: float) -> tuple[ModelTuning, Recommender | None]:
-    import optuna
+class _Study:
+    """One recommender's optuna study; keeps the best model fitted on the cut."""
 
-    cls = get(name)
-    sampler = optuna.samplers.TPESampler(seed=seed + zlib.crc32(name.encode()) % 10_000)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
-    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
-    out = ModelTuning(name=name, planned=n_trials)
-    kept: dict[str, Any] = {"value": -1.0, "model": None, "params": None}
-    first_users, rest_users = sample.users[: sample.first], sample.users[sample.first :]
+    def __init__(self, name: str, cut: Split, sample: UserSample, seed: int, fixed: dict[str, Any]) -> None:
+        import optuna
 
-    def objective(trial: optuna.Trial) -> float:
+        self.name, self.cut, self.sample, self.seed, self.fixed = name, cut, sample, seed, fixed
+        self.cls = get(name)
+        sampler = optuna.samplers.TPESampler(seed=seed + zlib.crc32(name.encode()) % 10_000, n_startup_trials=5)
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
+        self.study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+        self.record = ModelTuning(name=name, planned=1)
+        self.best: Recommender | None = None
+        self.best_value = -1.0
+        self.best_params: dict[str, Any] = {}
+
+    @property
+    def default_value(self) -> float | None:
+        """Validation NDCG@10 of trial 0 (the defaults), None if it failed or did not run."""
+        trials = self.study.trials
+        return trials[0].value if trials and trials[0].value is not None else None
+
+    def objective(self, trial: optuna.Trial) -> float:
+        import optuna
+
         t0 = time.perf_counter()
         # trial 0 is the shipped defaults (with the user's settings), outside the search space
-        overrides = {**(cls.search_space(trial, cut.train) if trial.number > 0 else {}), **fixed}
+        overrides = {**(self.cls.search_space(trial, self.cut.train) if trial.number > 0 else {}), **self.fixed}
         trial.set_user_attr("overrides", _jsonable(overrides))
-        model = create(name, **{**overrides, "seed": seed}).fit(cut.train)
-        first = user_ndcg(model, cut, first_users)
+        model = create(self.name, **{**overrides, "seed": self.seed}).fit(self.cut.train)
+        users = self.sample.users
+        first = user_ndcg(model, self.cut, users[: self.sample.first])
         trial.set_user_attr("first_stage", float(first.mean()))
         trial.report(float(first.mean()), 0)
         if trial.number > 0 and trial.should_prune():
             trial.set_user_attr("seconds", time.perf_counter() - t0)
             raise optuna.TrialPruned
-        value = float(np.concatenate([first, user_ndcg(model, cut, rest_users)]).mean())
-        if value > kept["value"]:
-            kept.update(value=value, model=model, params=overrides)
+        value = float(np.concatenate([first, user_ndcg(model, self.cut, users[self.sample.first :])]).mean())
+        if value > self.best_value:
+            self.best, self.best_value, self.best_params = model, value, overrides
         trial.set_user_attr("seconds", time.perf_counter() - t0)
         return value
 
-    def guard(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if time.perf_counter() > deadline and len(study.trials) < n_trials:
-            out.stopped_by_clock = True
-            study.stop()
+    def run(self, n_trials: int, deadline: float) -> None:
+        def guard(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            if time.perf_counter() > deadline:
+                self.record.stopped_by_clock = True
+                study.stop()
 
-    t0 = time.perf_counter()
-    study.optimize(objective, n_trials=n_trials, callbacks=[guard], catch=(ValueError, np.linalg.LinAlgError))
-    out.seconds = time.perf_counter() - t0
-    out.space = declared_space(name, cut.train, seed)
-    for t in study.trials:
-        state = {optuna.trial.TrialState.COMPLETE: "complete", optuna.trial.TrialState.PRUNED: "pruned"}.get(
-            t.state, "failed")
-        out.trials.append(TrialRecord(number=t.number, params=t.user_attrs.get("overrides", {}), state=state,
-                                      ndcg=t.value if state == "complete" else None,
-                                      first_stage=t.user_attrs.get("first_stage"),
-                                      seconds=round(float(t.user_attrs.get("seconds", 0.0)), 3)))
-    if out.trials and out.trials[0].state == "complete":
-        out.default_ndcg = out.trials[0].ndcg
-    if kept["model"] is not None:
-        out.best_ndcg = kept["value"]
-        out.chosen = _jsonable(kept["params"])
-    return out, kept["model"]
+        if n_trials <= 0 or (self.study.trials and time.perf_counter() > deadline):
+            self.record.stopped_by_clock |= n_trials > 0
+            return
+        t0 = time.perf_counter()
+        self.study.optimize(self.objective, n_trials=n_trials, callbacks=[guard],
+                            catch=(ValueError, np.linalg.LinAlgError))
+        self.record.seconds += time.perf_counter() - t0
+
+    def finish(self) -> ModelTuning:
+        import optuna
+
+        out = self.record
+        out.space = declared_space(self.name, self.cut.train, self.seed)
+        out.trials = []
+        for t in self.study.trials:
+            state = {optuna.trial.TrialState.COMPLETE: "complete", optuna.trial.TrialState.PRUNED: "pruned"}.get(
+                t.state, "failed")
+            out.trials.append(TrialRecord(number=t.number, params=t.user_attrs.get("overrides", {}), state=state,
+                                          ndcg=t.value if state == "complete" else None,
+                                          first_stage=t.user_attrs.get("first_stage"),
+                                          seconds=round(float(t.user_attrs.get("seconds", 0.0)), 3)))
+        if out.trials and out.trials[0].state == "complete":
+            out.default_ndcg = out.trials[0].ndcg
+        if self.best is not None:
+            out.best_ndcg = self.best_value
+            out.chosen = _jsonable(self.best_params)
+        return out
 
 
 def declared_space(name: str, snapshot: GraphSnapshot, seed: int, probes: int = 16) -> dict[str, Any]:

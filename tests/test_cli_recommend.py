@@ -23,7 +23,7 @@ def bundle(synthetic: SyntheticGraph, tmp_path_factory) -> Path:
     with open_store(url) as store:
         write_records(store, synthetic.records)
     out = root / "bundle"
-    result = CliRunner().invoke(main, ["train", "--store", url, "--models", "graph_walk,social",
+    result = CliRunner().invoke(main, ["train", "--store", url, "--models", "graph_walk,social", "--no-tune",
                                        "--out", str(out), "--seed", "7", "--set", "graph_walk.beta=0.4"])
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())

@@ -14,8 +14,10 @@ import pytest
 from graph.snapshot import GraphSnapshot
 from loaders.synthetic import SyntheticGraph
 from recommenders import metrics
+from recommenders.base import Recommender
 from recommenders.hybrid import Hybrid, HybridConfig
 from recommenders.popularity import Popularity
+from recommenders.registry import create
 
 #: A ranker always serves (any positive validation NDCG beats the components "by -100 %").
 FAST = HybridConfig(components=("graph_walk", "itemcf", "social", "popularity"), candidates=30, seed=3,
@@ -152,3 +154,61 @@ def test_reuses_components_fitted_on_the_same_snapshot(hybrid: Hybrid, snapshot:
     assert list(models) == ["hybrid", "itemcf", "popularity"]
     assert models["hybrid"].components["itemcf"] is models["itemcf"]
     assert models["hybrid"].components["popularity"] is models["popularity"]
+
+
+def test_lambdarank_serves_and_round_trips_as_text(snapshot: GraphSnapshot, tmp_path: Path) -> None:
+    model = Hybrid(replace(FAST, rankers=("lambdarank",))).fit(snapshot)
+    assert model.selection.serve == "ranker" and model.selection.ranker == "lambdarank"
+    user = snapshot.users.ids[5]
+    recs = model.recommend(user, k=10)
+    assert recs and [r.score for r in recs] == sorted((r.score for r in recs), reverse=True)
+    shares = model._ranked(5, None)[2]
+    assert shares is not None and np.isfinite(shares).all()
+    model.save(tmp_path / "h")
+    assert json.loads((tmp_path / "h" / "model.json").read_text())["ranker"]["model_json"].startswith("tree")
+    again = Hybrid.load(tmp_path / "h", snapshot)
+    for u in snapshot.users.ids[:15]:
+        assert again.recommend_live(u, k=10) == model.recommend_live(u, k=10)
+
+
+@pytest.fixture(scope="module")
+def clear_winner(snapshot: GraphSnapshot) -> Hybrid:
+    """itemcf is far better than popularity and content on the planted graph."""
+    return Hybrid(HybridConfig(components=("itemcf", "popularity", "content"), candidates=30, seed=3)).fit(snapshot)
+
+
+def test_serves_at_least_its_clearly_best_component(clear_winner: Hybrid, snapshot: GraphSnapshot,
+                                                    synthetic: SyntheticGraph) -> None:
+    sel = clear_winner.selection
+    assert sel.components["itemcf"] > 1.5 * max(sel.components["popularity"], sel.components["content"])
+    assert set(sel.rankers) == {"logistic", "lambdarank"}
+    best_ranker = max(sel.rankers.values())
+    if sel.serve == "component":
+        assert sel.component == "itemcf" and best_ranker <= sel.components["itemcf"] * (1 + sel.margin)
+        assert list(clear_winner.components) == ["itemcf"]  # only what serves is refitted and saved
+    else:
+        assert sel.rankers[sel.ranker] > sel.components["itemcf"] * (1 + sel.margin)
+
+    def future_ndcg(model: Recommender) -> float:
+        values = []
+        for user, future in synthetic.truth.future.items():
+            ranked = [snapshot.items.index[r.item_id] for r in model.recommend(user, k=10)]
+            values.append(metrics.ndcg_at_k(ranked, {snapshot.items.index[i] for i in future}, 10))
+        return float(np.mean(values))
+
+    itemcf = create("itemcf", seed=3).fit(snapshot)
+    assert future_ndcg(clear_winner) >= future_ndcg(itemcf) - 0.005
+
+
+def test_a_served_component_explains_with_its_own_reasons(snapshot: GraphSnapshot) -> None:
+    alone = Hybrid(HybridConfig(components=("itemcf", "popularity"), candidates=30, seed=3, rankers=())).fit(snapshot)
+    assert alone.selection.serve == "component" and alone.selection.component == "itemcf"
+    assert "no ranker" in alone.selection.reason
+    itemcf = create("itemcf", seed=3).fit(snapshot)
+    user = snapshot.users.ids[5]
+    recs = alone.recommend(user, k=5)
+    assert [(r.item_id, r.score) for r in recs] == [(r.item_id, r.score) for r in itemcf.recommend(user, k=5)]
+    own = itemcf.explain(user, recs[0].item_id)
+    served = alone.explain(user, recs[0].item_id)
+    assert sorted(r.contribution for r in served) == pytest.approx(sorted(r.contribution for r in own))
+    assert all(r.kind == "evidence" and r.text.startswith("[itemcf] ") for r in served)
