@@ -56,8 +56,7 @@ class HybridConfig:
     validation NDCG@10 a ranker needs over the best component to serve instead of it."""
 
     components: tuple[str, ...] = (
-        "ease", "graph_walk", "itemcf", "usercf", "als", "multvae", "social", "content", "popularity",
-        "association", "bpr",
+        "ease", "graph_walk", "itemcf", "usercf", "als", "social", "content", "popularity", "association", "bpr",
     )
     candidates: int = 50
     validation_fraction: float = 0.2

@@ -6,7 +6,8 @@ recommender whose class defines ``search_space(trial, snapshot) -> dict`` (Confi
 (``recommenders.validation``): each trial fits the model on the cut's training part and
 scores NDCG@10 on a seeded sample of the cut's users. The first trial is always the shipped
 defaults (it suggests nothing, so TPE learns from the later trials only), so the choice is
-never worse than the defaults on validation. Trials are proposed
+never worse than the defaults on validation; a class may name good starting points
+(``search_starts(snapshot) -> list[dict]`` of trial parameters), run next. Trials are proposed
 by a seeded TPE sampler; a trial whose NDCG on the first 30 % of the users falls below the
 median of earlier trials at that stage is pruned (``MedianPruner``) before the rest are scored.
 
@@ -50,8 +51,10 @@ if TYPE_CHECKING:
 MAX_USERS = 1000
 #: Trials per model: at least the defaults, at most this many.
 MAX_TRIALS = 40
-#: The guard stops studies once tuning has taken this many times its budget.
+#: The guard stops studies once tuning has taken this many times its budget, and at least
+#: ``GUARD_SLACK_S`` seconds more than it.
 CLOCK_GUARD = 2.0
+GUARD_SLACK_S = 60.0
 #: How sharply the budget favours the models whose defaults score best (see ``weights_from_defaults``).
 WEIGHT_POWER = 4.0
 #: Recommenders tuned only on request (``--tune-kge``): one trial takes minutes.
@@ -160,10 +163,11 @@ def weights_from_defaults(default_ndcg: Mapping[str, float | None]) -> dict[str,
 
 def tune(snapshot: GraphSnapshot, names: Sequence[str], *, seed: int = 42, budget_s: float = DEFAULT_BUDGET_S,
          fixed: Mapping[str, Mapping[str, Any]] | None = None, tune_kge: bool = False,
-         max_users: int = MAX_USERS, cut: Split | None = None,
+         max_users: int = MAX_USERS, cut: Split | None = None, guard: float = CLOCK_GUARD,
          progress: Callable[[str], None] | None = None) -> TuningResult:
     """Tune every tunable recommender of ``names`` on the validation cut (see the module doc).
-    ``fixed`` holds options the user set (``--set``): they win over every trial's values.
+    ``fixed`` holds options the user set (``--set``): they win over every trial's values;
+    studies stop once tuning has taken ``guard`` times the budget (and a minute past it).
 
     First every model's defaults are scored (trial 0); then the budget left after them (by
     the cost model) is shared by ``weights_from_defaults`` and the searches run, the most
@@ -172,7 +176,7 @@ def tune(snapshot: GraphSnapshot, names: Sequence[str], *, seed: int = 42, budge
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.perf_counter()
-    deadline = started + CLOCK_GUARD * budget_s
+    deadline = started + max(guard * budget_s, budget_s + GUARD_SLACK_S)
     cut = cut if cut is not None else validation_cut(snapshot, seed)
     sample = UserSample.of(cut, seed, max_users)
     todo = [n for n in dict.fromkeys(names) if tunable(n, tune_kge)]
@@ -209,6 +213,7 @@ class _Study:
         sampler = optuna.samplers.TPESampler(seed=seed + zlib.crc32(name.encode()) % 10_000, n_startup_trials=5)
         pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
         self.study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+        self.starts = getattr(self.cls, "search_starts", lambda snapshot: [])(cut.train)
         self.record = ModelTuning(name=name, planned=1)
         self.best: Recommender | None = None
         self.best_value = -1.0
@@ -250,6 +255,9 @@ class _Study:
         if n_trials <= 0 or (self.study.trials and time.perf_counter() > deadline):
             self.record.stopped_by_clock |= n_trials > 0
             return
+        if len(self.study.trials) == 1:  # the defaults ran: a class's known good points come next
+            for start in self.starts:
+                self.study.enqueue_trial(start)
         t0 = time.perf_counter()
         self.study.optimize(self.objective, n_trials=n_trials, callbacks=[guard],
                             catch=(ValueError, np.linalg.LinAlgError))

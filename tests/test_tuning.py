@@ -14,11 +14,13 @@ from recommenders.validation import UserSample, user_ndcg, validation_cut
 NAMES = ("itemcf", "usercf", "graph_walk")
 SEED = 5
 BUDGET = 6.0
+#: The wall-clock guard off: how many trials run must not depend on how busy the machine is.
+NO_GUARD = float("inf")
 
 
 @pytest.fixture(scope="module")
 def tuned(snapshot: GraphSnapshot) -> TuningResult:
-    return tune(snapshot, NAMES, seed=SEED, budget_s=BUDGET)
+    return tune(snapshot, NAMES, seed=SEED, budget_s=BUDGET, guard=NO_GUARD)
 
 
 def test_the_choice_is_at_least_the_defaults_on_the_cut(tuned: TuningResult, snapshot: GraphSnapshot) -> None:
@@ -47,12 +49,12 @@ def test_pruned_trials_stop_after_the_first_stage(tuned: TuningResult) -> None:
 
 
 def test_same_seed_same_choice(tuned: TuningResult, snapshot: GraphSnapshot) -> None:
-    again = tune(snapshot, NAMES, seed=SEED, budget_s=BUDGET)
+    again = tune(snapshot, NAMES, seed=SEED, budget_s=BUDGET, guard=NO_GUARD)
     assert again.configs() == tuned.configs()
     for name, m in tuned.models.items():
         assert [(t.params, t.state, t.ndcg) for t in again.models[name].trials] == [
             (t.params, t.state, t.ndcg) for t in m.trials]
-    other = tune(snapshot, NAMES, seed=SEED + 1, budget_s=BUDGET)
+    other = tune(snapshot, NAMES, seed=SEED + 1, budget_s=BUDGET, guard=NO_GUARD)
     assert [t.params for t in other.models["itemcf"].trials] != [t.params for t in tuned.models["itemcf"].trials]
 
 
@@ -79,7 +81,8 @@ def test_the_plan_comes_from_the_budget_and_the_graph_not_the_clock(snapshot: Gr
 
 
 def test_user_settings_hold_in_every_trial(snapshot: GraphSnapshot) -> None:
-    result = tune(snapshot, ["itemcf"], seed=SEED, budget_s=2.0, fixed={"itemcf": {"weighting": "bm25"}})
+    result = tune(snapshot, ["itemcf"], seed=SEED, budget_s=2.0, fixed={"itemcf": {"weighting": "bm25"}},
+                  guard=NO_GUARD)
     m = result.models["itemcf"]
     assert len(m.trials) > 1 and all(t.params["weighting"] == "bm25" for t in m.trials)
     assert m.chosen["weighting"] == "bm25"

@@ -13,7 +13,7 @@ from api.cli.kge_options import kge_options
 from recommenders.tuning_cost import DEFAULT_BUDGET_S
 
 #: Everything the bundle serves by default, best first: the order is the fallback chain.
-DEFAULT_MODELS = "hybrid,ease,graph_walk,itemcf,usercf,als,multvae,bpr,association,content,social,popularity"
+DEFAULT_MODELS = "hybrid,ease,graph_walk,itemcf,usercf,als,bpr,association,content,social,popularity"
 
 
 def parse_settings(settings: tuple[str, ...]) -> dict[str, dict[str, Any]]:
