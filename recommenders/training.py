@@ -23,7 +23,7 @@ from graph.snapshot import GraphSnapshot
 from recommenders.base import Recommender
 from recommenders.bundle import fit_models
 from recommenders.hybrid import Hybrid, HybridConfig
-from recommenders.tuning import DEFAULT_BUDGET_S, TuningResult, tune
+from recommenders.tuning import CLOCK_GUARD, DEFAULT_BUDGET_S, TuningResult, tune
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Trained:
 
 def train_models(snapshot: GraphSnapshot, names: Sequence[str], *, seed: int = 42,
                  settings: Mapping[str, Mapping[str, Any]] | None = None, tune_models: bool = True,
-                 budget_s: float = DEFAULT_BUDGET_S, tune_kge: bool = False,
+                 budget_s: float = DEFAULT_BUDGET_S, tune_kge: bool = False, guard: float = CLOCK_GUARD,
                  progress: Callable[[str], None] | None = None,
                  fitted_progress: Callable[[str, float], None] | None = None) -> Trained:
     """Tune (see the module docstring), then fit ``names`` on ``snapshot``."""
@@ -47,7 +47,7 @@ def train_models(snapshot: GraphSnapshot, names: Sequence[str], *, seed: int = 4
     if tune_models:
         to_tune = [n for n in dict.fromkeys([*names, *components]) if n != Hybrid.name]
         result = tune(snapshot, to_tune, seed=seed, budget_s=budget_s, fixed=settings, tune_kge=tune_kge,
-                      progress=progress)
+                      guard=guard, progress=progress)
         for name, chosen in result.configs().items():
             configs[name] = {**chosen, **settings.get(name, {})}
     if components and "component_configs" not in hybrid_settings:
