@@ -53,7 +53,8 @@ PRECOMPUTED = 200
 class HybridConfig:
     """``component_configs``: Config overrides per component (what the tuner chose);
     ``rankers``: the learned rankers compared on validation; ``margin``: the relative lead on
-    validation NDCG@10 a ranker needs over the best component to serve instead of it."""
+    validation NDCG@10 a ranker needs over the best component to serve instead of it, and
+    ``min_lead_z`` the standard errors of the paired per-user difference it must reach."""
 
     components: tuple[str, ...] = (
         "ease", "graph_walk", "itemcf", "usercf", "als", "social", "content", "popularity", "association", "bpr",
@@ -64,6 +65,7 @@ class HybridConfig:
     regularisation: float = 1.0
     rankers: tuple[str, ...] = RANKERS
     margin: float = 0.01
+    min_lead_z: float = 2.0
     mmr_lambda: float = 1.0
     component_configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     seed: int = 42
@@ -173,7 +175,8 @@ class Hybrid(Recommender):
             cands.append(cand)
             relevant.append(cut.test[int(u)])
         self.selection, self.ranker = select(rows, labels, cands, relevant, lists, self.config.rankers,
-                                             self.config.seed, self.config.margin, self.config.regularisation)
+                                             self.config.seed, self.config.margin, self.config.regularisation,
+                                             self.config.min_lead_z)
         self._prepare(snapshot)
         self.components = self._fit_components(snapshot, self.serving, fitted)
         self._precompute()

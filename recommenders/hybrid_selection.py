@@ -4,8 +4,9 @@ On the validation cut every candidate ranker is trained on one half of the users
 the other half (and the other way round), so each user's list comes from a ranker that never
 saw that user's held-out items; its NDCG@10 is compared with each component's own list on the
 same users. The ranker with the best out-of-fold NDCG serves only if it beats the best
-component by ``margin`` (relative); otherwise the hybrid serves that component as it is. The
-record says what was served and why, with every value.
+component by ``margin`` (relative) and by ``z`` standard errors of the paired per-user
+difference (a lead a few users could make is not a lead); otherwise the hybrid serves that
+component as it is. The record says what was served and why, with every value.
 
 Why a margin: the cut trains on 80 % of the user's graph while serving trains on all of it,
 and some components gain more from the extra data than others (EASE on ml-latest-small:
@@ -39,6 +40,7 @@ class Selection:
     margin: float
     rankers: dict[str, float] = field(default_factory=dict)
     components: dict[str, float] = field(default_factory=dict)
+    lead_z: float | None = None  # the best ranker's paired lead over the best component, in standard errors
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,26 +68,34 @@ def out_of_fold(kind: str, rows: Sequence[np.ndarray], labels: Sequence[np.ndarr
 
 def select(rows: Sequence[np.ndarray], labels: Sequence[np.ndarray], cands: Sequence[np.ndarray],
            relevant: Sequence[np.ndarray], component_lists: Mapping[str, Sequence[np.ndarray]],
-           kinds: Sequence[str], seed: int, margin: float, regularisation: float) -> tuple[Selection, Ranker | None]:
+           kinds: Sequence[str], seed: int, margin: float, regularisation: float,
+           z: float = 2.0) -> tuple[Selection, Ranker | None]:
     """Compare the rankers (out of fold) with the components and fit the winner on all users."""
-    comp = {name: float(ndcg_of_lists(list(lists), list(relevant), K).mean())
-            for name, lists in component_lists.items()}
+    comp_users = {name: ndcg_of_lists(list(lists), list(relevant), K) for name, lists in component_lists.items()}
+    comp = {name: float(v.mean()) for name, v in comp_users.items()}
     learnable = len(rows) >= 2 and any(lab.any() for lab in labels)
-    ranks = {kind: float(ranked_ndcg(cands, out_of_fold(kind, rows, labels, seed, regularisation), relevant).mean())
-             for kind in (kinds if learnable else ())}
+    rank_users = {kind: ranked_ndcg(cands, out_of_fold(kind, rows, labels, seed, regularisation), relevant)
+                  for kind in (kinds if learnable else ())}
+    ranks = {kind: float(v.mean()) for kind, v in rank_users.items()}
     best_comp = max(comp, key=lambda c: (comp[c], -list(comp).index(c))) if comp else None
     best_rank = max(ranks, key=lambda r: (ranks[r], -list(ranks).index(r))) if ranks else None
     base = dict(users=len(rows), margin=margin, rankers=ranks, components=comp)
-    if best_rank is not None and (best_comp is None or ranks[best_rank] > comp[best_comp] * (1 + margin)):
+    if best_rank is not None and best_comp is not None:
+        diff = rank_users[best_rank] - comp_users[best_comp]
+        base["lead_z"] = float(diff.mean() / (diff.std(ddof=1) / np.sqrt(len(diff)))) if diff.std() > 0 else 0.0
+    if best_rank is not None and (best_comp is None or (ranks[best_rank] > comp[best_comp] * (1 + margin)
+                                                        and base["lead_z"] > z)):
         reason = (f"ranker {best_rank} {ranks[best_rank]:.4f} beats the best component "
-                  f"{best_comp} {comp.get(best_comp, 0.0):.4f} by more than {margin:.1%}" if best_comp
+                  f"{best_comp} {comp.get(best_comp, 0.0):.4f} by more than {margin:.1%} "
+                  f"({base['lead_z']:.1f} standard errors)" if best_comp
                   else f"ranker {best_rank} {ranks[best_rank]:.4f}")
         ranker = make_ranker(best_rank, regularisation).fit(rows, labels, seed)
         return Selection(serve="ranker", ranker=best_rank, component=None, reason=reason, **base), ranker
     if best_comp is None:
         raise ValueError("the hybrid has no component that scores any validation user")
     if best_rank is not None:
-        lead = f"the best ranker, {best_rank} {ranks[best_rank]:.4f}, does not beat it by more than {margin:.1%}"
+        lead = (f"the best ranker, {best_rank} {ranks[best_rank]:.4f}, does not beat it by more than {margin:.1%} "
+                f"and {z:g} standard errors ({base['lead_z']:.1f})")
     else:
         lead = "too little validation data to learn a ranker" if kinds else "no ranker was asked for"
     reason = f"component {best_comp} {comp[best_comp]:.4f} serves: {lead}"

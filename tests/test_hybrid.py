@@ -21,7 +21,7 @@ from recommenders.registry import create
 
 #: A ranker always serves (any positive validation NDCG beats the components "by -100 %").
 FAST = HybridConfig(components=("graph_walk", "itemcf", "social", "popularity"), candidates=30, seed=3,
-                    rankers=("logistic",), margin=-1.0)
+                    rankers=("logistic",), margin=-1.0, min_lead_z=-1e9)
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +150,7 @@ def test_reuses_components_fitted_on_the_same_snapshot(hybrid: Hybrid, snapshot:
         assert again.recommend(user, k=10) == hybrid.recommend(user, k=10)
     models = fit_models(snapshot, ["hybrid", "itemcf"], seed=FAST.seed,
                         configs={"hybrid": {"components": ("itemcf", "popularity"), "candidates": 30,
-                                            "margin": -1.0}})
+                                            "margin": -1.0, "min_lead_z": -1e9}})
     assert list(models) == ["hybrid", "itemcf", "popularity"]
     assert models["hybrid"].components["itemcf"] is models["itemcf"]
     assert models["hybrid"].components["popularity"] is models["popularity"]
@@ -187,7 +187,7 @@ def test_serves_at_least_its_clearly_best_component(clear_winner: Hybrid, snapsh
         assert sel.component == "itemcf" and best_ranker <= sel.components["itemcf"] * (1 + sel.margin)
         assert list(clear_winner.components) == ["itemcf"]  # only what serves is refitted and saved
     else:
-        assert sel.rankers[sel.ranker] > sel.components["itemcf"] * (1 + sel.margin)
+        assert sel.rankers[sel.ranker] > sel.components["itemcf"] * (1 + sel.margin) and sel.lead_z > 2
 
     def future_ndcg(model: Recommender) -> float:
         values = []
