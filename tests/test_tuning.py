@@ -7,7 +7,16 @@ import pytest
 
 from graph.snapshot import GraphSnapshot
 from recommenders.registry import REGISTRY, create
-from recommenders.tuning import MAX_TRIALS, MAX_USERS, TuningResult, plan_trials, table, tunable, tune
+from recommenders.tuning import (
+    MAX_TRIALS,
+    MAX_USERS,
+    TuningResult,
+    plan_trials,
+    table,
+    tunable,
+    tune,
+    weights_from_defaults,
+)
 from recommenders.tuning_cost import trial_seconds
 from recommenders.validation import UserSample, user_ndcg, validation_cut
 
@@ -78,6 +87,13 @@ def test_the_plan_comes_from_the_budget_and_the_graph_not_the_clock(snapshot: Gr
     assert plan_trials(snapshot, names, 0.0, 100) == {n: 1 for n in names}  # no budget: the defaults only
     bigger = plan_trials(snapshot, names, 300.0, 100)
     assert all(bigger[n] >= plan[n] for n in names) and sum(bigger.values()) > sum(plan.values())
+
+
+def test_the_strongest_defaults_get_the_most_search(snapshot: GraphSnapshot) -> None:
+    weights = weights_from_defaults({"itemcf": 0.30, "usercf": 0.15, "content": None})
+    assert weights == {"itemcf": 1.0, "usercf": 0.5**4, "content": 0.0}
+    plan = plan_trials(snapshot, ["itemcf", "usercf", "content"], 2.0, 100, weights)
+    assert plan["content"] == 1 and plan["itemcf"] > plan["usercf"] > 1
 
 
 def test_user_settings_hold_in_every_trial(snapshot: GraphSnapshot) -> None:
