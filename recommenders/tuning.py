@@ -131,10 +131,11 @@ def plan_trials(snapshot: GraphSnapshot, names: Sequence[str], budget_s: float, 
                 weights: Mapping[str, float] | None = None) -> dict[str, int]:
     """Trials per model from the budget and the cost model alone (no clock). Every model runs
     its defaults; the rest of the budget is shared in proportion to ``weights`` (equal without
-    them), a model that needs less than its share (``MAX_TRIALS`` reached) hands the rest to
-    the others."""
+    them) times the square root of a trial's cost — so an expensive model gets more seconds
+    but fewer trials than a cheap one of the same weight — and a model that needs less than
+    its share (``MAX_TRIALS`` reached) hands the rest to the others."""
     cost = {n: trial_seconds(n, snapshot, users) for n in names}
-    weight = {n: max(0.0, (weights or {}).get(n, 1.0)) for n in names}
+    weight = {n: max(0.0, (weights or {}).get(n, 1.0)) * math.sqrt(cost[n]) for n in names}
     plan = {n: 1 for n in names}
     left, open_ = budget_s - sum(cost.values()), [n for n in names if weight[n] > 0]
     while open_ and left > 0:
