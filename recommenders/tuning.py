@@ -322,7 +322,7 @@ def table(result: TuningResult) -> str:
     rows = [f"{'model':<12} {'trials':>6} {'pruned':>6} {'default':>8} {'chosen':>8} {'s':>6}  chosen settings"]
     for name, m in result.models.items():
         pruned = sum(t.state == "pruned" for t in m.trials)
-        settings = ", ".join(f"{k}={_short(v)}" for k, v in m.chosen.items())
+        settings = ", ".join(f"{k}={_short(v)}" for k, v in m.chosen.items()) or "(defaults)"
         rows.append(f"{name:<12} {len(m.trials):>6} {pruned:>6} {_fmt(m.default_ndcg):>8} {_fmt(m.best_ndcg):>8} "
                     f"{m.seconds:>6.1f}  {settings}{'  (stopped by the clock guard)' if m.stopped_by_clock else ''}")
     return "\n".join(rows)
