@@ -13,9 +13,11 @@ import pytest
 from graph.records import Follow, GraphRecords, Interaction, Item, User
 from graph.snapshot import GraphSnapshot, build_snapshot
 from recommenders.evaluation import score_fitted
+from recommenders.metrics import ndcg_at_k
 from recommenders.paths import FRIEND, FRIEND_OF_FRIEND, ITEM, path_exists
 from recommenders.registry import create
-from recommenders.social import SHRINKAGE_GRID, TWO_HOP_GRID, Social
+from recommenders.scored import top_k
+from recommenders.social import SHRINKAGE_GRID, TWO_HOP_GRID, Social, block_ndcg
 from recommenders.splits import random_holdout
 from tests.trust_graphs import trust_graph
 
@@ -107,3 +109,13 @@ def test_bad_options_are_refused(snapshot: GraphSnapshot) -> None:
 def test_search_space_suggests_the_trust_knobs() -> None:
     chosen = {"trust_floor": 0.2, "two_hop": 0.4, "shrinkage": 3.0}
     assert Social.search_space(optuna.trial.FixedTrial(chosen), None) == chosen
+
+
+def test_block_ndcg_equals_the_evaluation_metric() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(40, 30))
+    scores[rng.random(scores.shape) < 0.2] = -np.inf
+    relevant = rng.random(scores.shape) < 0.15
+    expected = [ndcg_at_k(top_k(s, 10).tolist(), set(np.flatnonzero(r).tolist()), 10)
+                for s, r in zip(scores, relevant, strict=True)]
+    np.testing.assert_allclose(block_ndcg(scores, relevant, 10), expected, atol=1e-12)
