@@ -13,11 +13,11 @@ import pytest
 from graph.records import Follow, GraphRecords, Interaction, Item, User
 from graph.snapshot import GraphSnapshot, build_snapshot
 from recommenders.evaluation import score_fitted
-from recommenders.metrics import ndcg_at_k
+from recommenders.metrics import block_ndcg, ndcg_at_k
 from recommenders.paths import FRIEND, FRIEND_OF_FRIEND, ITEM, path_exists
 from recommenders.registry import create
 from recommenders.scored import top_k
-from recommenders.social import SHRINKAGE_GRID, TWO_HOP_GRID, Social, block_ndcg
+from recommenders.social import SHRINKAGE_GRID, TWO_HOP_GRID, Social
 from recommenders.splits import random_holdout
 from tests.trust_graphs import trust_graph
 
@@ -111,11 +111,12 @@ def test_search_space_suggests_the_trust_knobs() -> None:
     assert Social.search_space(optuna.trial.FixedTrial(chosen), None) == chosen
 
 
-def test_block_ndcg_equals_the_evaluation_metric() -> None:
+@pytest.mark.parametrize("positive_only", [True, False])
+def test_block_ndcg_equals_the_evaluation_metric(positive_only: bool) -> None:
     rng = np.random.default_rng(0)
     scores = rng.normal(size=(40, 30))
     scores[rng.random(scores.shape) < 0.2] = -np.inf
     relevant = rng.random(scores.shape) < 0.15
-    expected = [ndcg_at_k(top_k(s, 10).tolist(), set(np.flatnonzero(r).tolist()), 10)
+    expected = [ndcg_at_k(top_k(s, 10, positive_only).tolist(), set(np.flatnonzero(r).tolist()), 10)
                 for s, r in zip(scores, relevant, strict=True)]
-    np.testing.assert_allclose(block_ndcg(scores, relevant, 10), expected, atol=1e-12)
+    np.testing.assert_allclose(block_ndcg(scores, relevant, 10, positive_only), expected, atol=1e-12)
