@@ -144,3 +144,11 @@ def test_early_stopping_keeps_the_best_weights_and_stops_after_patience(snapshot
 def test_search_space_suggests_the_key_knobs() -> None:
     chosen = {"latent_dim": 64, "dropout": 0.3, "anneal_cap": 0.1, "lr": 1e-3, "batch_size": 256}
     assert MultVAE.search_space(optuna.trial.FixedTrial(chosen), None) == chosen
+
+
+def test_fit_trains_on_everything_for_the_epochs_chosen_on_validation(fitted: MultVAE,
+                                                                      snapshot: GraphSnapshot) -> None:
+    assert fitted.curve and fitted.best_epoch == max(fitted.curve, key=lambda c: c[1])[0]
+    again = MultVAE(**{**SMALL, "epochs": fitted.best_epoch, "validation_fraction": 0.0}).fit(snapshot)
+    assert again.curve == [] and again.best_epoch is None
+    assert all(np.array_equal(fitted._w[k], again._w[k]) for k in fitted._w)
