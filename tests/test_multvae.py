@@ -17,7 +17,8 @@ from recommenders.vae_train import Batch, MultVAENet, TrainOptions, hold_out, tr
 from tests.torchless import run_without_torch
 
 #: Small networks train fastest on one thread (torch's threads contend on a busy machine).
-SMALL = {"hidden_dim": 48, "latent_dim": 16, "epochs": 30, "batch_size": 32, "device": "cpu", "threads": 1}
+SMALL = {"hidden_dim": 48, "latent_dim": 16, "epochs": 30, "batch_size": 32, "device": "cpu", "threads": 1,
+         "validation_fraction": 0.2}
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +143,7 @@ def test_early_stopping_keeps_the_best_weights_and_stops_after_patience(snapshot
 
 
 def test_search_space_suggests_the_key_knobs() -> None:
-    chosen = {"latent_dim": 64, "dropout": 0.3, "anneal_cap": 0.1, "lr": 1e-3, "batch_size": 256}
+    chosen = {"latent_dim": 64, "dropout": 0.3, "anneal_cap": 0.1, "lr": 1e-3, "epochs": 50}
     assert MultVAE.search_space(optuna.trial.FixedTrial(chosen), None) == chosen
 
 
