@@ -170,6 +170,8 @@ class Social(ScoredRecommender):
             raise ValueError("shrinkage must be >= 0")
         if cfg.max_two_hop < 1:
             raise ValueError("max_two_hop must be at least 1")
+        if not 0 < cfg.validation_fraction < 1:
+            raise ValueError("validation_fraction must be in (0, 1)")
         self._x = interaction_weights(snapshot, cfg.interaction_weighting)
         self._p_ui = row_normalise(self._x)
         self._audience = np.diff(sp.csc_matrix(snapshot.interactions).indptr)

@@ -101,7 +101,8 @@ def test_at_least_popularity_on_users_with_trust(mode: str, factor: float) -> No
 
 
 def test_bad_options_are_refused(snapshot: GraphSnapshot) -> None:
-    for bad in ({"two_hop": 1.5}, {"shrinkage": -1.0}, {"trust_floor": 2.0}, {"max_two_hop": 0}):
+    for bad in ({"two_hop": 1.5}, {"shrinkage": -1.0}, {"trust_floor": 2.0}, {"max_two_hop": 0},
+                {"validation_fraction": 0.0}):
         with pytest.raises(ValueError):
             Social(**bad).fit(snapshot)
 
