@@ -95,8 +95,11 @@ def test_bad_options_are_refused(snapshot: GraphSnapshot) -> None:
         EASE(memory_mb=-1.0).fit(snapshot)
 
 
-def test_search_space_suggests_lambda() -> None:
-    assert EASE.search_space(optuna.trial.FixedTrial({"lam": 123.0}), None) == {"lam": 123.0}
+def test_search_space_suggests_lambda(snapshot: GraphSnapshot) -> None:
+    assert EASE.search_space(optuna.trial.FixedTrial({"lam": 123.0, "local": False}), snapshot) == {"lam": 123.0}
+    local = {"lam": 50.0, "local": True, "local_weight": 2.0, "local_window": 4.0}
+    assert EASE.search_space(optuna.trial.FixedTrial(local), snapshot) == {
+        "lam": 50.0, "local_weight": 2.0, "local_window": 4.0}  # the synthetic graph has timestamps
 
 
 def test_the_hybrid_takes_ease_as_a_component(snapshot: GraphSnapshot) -> None:
