@@ -190,6 +190,7 @@ def section(results: list[dict], threads: int) -> str:
         "fitting; the hybrid learns and chooses what to serve on that cut. "
         "Raw numbers: `benchmarks/results/quality-*.json`.",
     ]
+    lines += ["", *summary(results)]
     for res in results:
         ev = Evaluation.from_dict(res["evaluation"])
         seed = res.get("split_seed", SEED)
@@ -227,6 +228,29 @@ def section(results: list[dict], threads: int) -> str:
         chosen = {p: v["chosen"] for p, v in res["tuning"].items()}
         lines.append("- peer settings chosen on validation: " + "; ".join(f"{p} {c}" for p, c in chosen.items()))
     return "\n".join(lines)
+
+
+def summary(results: list[dict]) -> list[str]:
+    """One row per run: the best peer, each of the hybrid's components, the hybrid, the ratios."""
+    comps = [c for c in HybridConfig().components
+             if any(c in (r["targets"].get("components") or {}) for r in results)]
+    head = ["dataset (split seed)", "best peer", *comps, "hybrid", "hybrid ÷ peer", "hybrid − best component",
+            "hybrid serves"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for res in results:
+        t = res["targets"]
+        if "hybrid_vs_best_peer" not in t:
+            continue
+        sel = res.get("hybrid_selection") or {}
+        serves = sel.get("ranker") if sel.get("serve") == "ranker" else sel.get("component")
+        hybrid = t["best_peer_ndcg@10"] * t["hybrid_vs_best_peer"]
+        cells = [f"{res['dataset']} ({res.get('split_seed', SEED)})",
+                 f"{t['best_peer'].removeprefix('peer:')} {t['best_peer_ndcg@10']:.4f}",
+                 *[f"{t['components'][c]:.4f}" if c in t["components"] else "–" for c in comps],
+                 f"**{hybrid:.4f}**", f"{t['hybrid_vs_best_peer']:.3f} (≥ {t['hybrid_peer_goal']:.2f})",
+                 f"{t['hybrid_minus_best_component']:+.4f}", f"{sel.get('serve', '?')}: {serves}"]
+        out.append("| " + " | ".join(cells) + " |")
+    return out
 
 
 def _fmt(x: float | None) -> str:
