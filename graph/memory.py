@@ -14,17 +14,30 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
 from graph.memory_file import FILE_NAME, JOURNAL_LIMIT, JOURNAL_NAME, LOCK_NAME, TABLE_NAMES, StoreFiles, graph_tables
-from graph.records import COUNT_KEYS, Fact, Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
+from graph.records import (
+    COUNT_KEYS,
+    Dislike,
+    Fact,
+    Follow,
+    GraphRecords,
+    Interaction,
+    Item,
+    ItemTag,
+    Tag,
+    Tagging,
+    User,
+)
 from graph.rows import check_rows
 from graph.schema import ATTR_PREFIX, Label, Rel
-from graph.store import DISPLAY_PROPERTY, GraphStore, Neighbor, StoreError, neighbor_order
+from graph.store import DISPLAY_PROPERTY, Feedback, GraphStore, Neighbor, StoreError, neighbor_order
 
 if TYPE_CHECKING:
     from graph.snapshot import GraphSnapshot
@@ -38,6 +51,7 @@ REL_COUNT_KEY = {
     Rel.HAS_TAG: "item_tags",
     Rel.FOLLOWS: "follows",
     Rel.RELATED: "facts",
+    Rel.DISLIKED: "dislikes",
 }
 LABEL_COUNT_KEY = {Label.USER: "users", Label.ITEM: "items", Label.TAG: "tags"}
 
@@ -59,7 +73,7 @@ def _interaction(weight: float, rating: float | None, ts: int | None) -> dict[st
 
 # Edge keys of the MultiDiGraph: they carry the uniqueness rule of each relationship type.
 _INTERACTED, _HAS_TAG, _FOLLOWS = Rel.INTERACTED.value, Rel.HAS_TAG.value, Rel.FOLLOWS.value
-_TAGGED, _RELATED = Rel.TAGGED.value, Rel.RELATED.value
+_TAGGED, _RELATED, _DISLIKED = Rel.TAGGED.value, Rel.RELATED.value, Rel.DISLIKED.value
 
 
 class MemoryStore(GraphStore):
@@ -69,18 +83,27 @@ class MemoryStore(GraphStore):
         self.directory = Path(directory)
         if self.directory.exists() and not self.directory.is_dir():
             raise StoreError(f"{self.directory} is not a directory; memory:// needs a directory path")
-        self.graph = nx.MultiDiGraph()
-        self._rel_counts: Counter[Rel] = Counter()
         self._version = 0
         self._snapshot: tuple[int, GraphSnapshot] | None = None
         self._closed = False
         self._files = StoreFiles(self.directory, journal_limit)
+        self._read_files()
+
+    def _read_files(self) -> None:
+        """(Re)build the graph from the document and journal, dropping what memory held."""
+        self.graph = nx.MultiDiGraph()
+        self._rel_counts: Counter[Rel] = Counter()
+        self._hidden: set[str] = set()
+        self._hidden_rev = 0
+        self._files.compact_next()  # forget operations recorded but never flushed
+        self._files = StoreFiles(self.directory, self._files.journal_limit)
         tables, ops = self._files.read()
         for table in TABLE_NAMES:
             TABLES[table](self, tables[table])
         for op, rows in ops:
             self._apply(op, rows)
         self._dirty = False
+        self._version += 1
 
     # -- node and edge primitives -------------------------------------------------------
     def _touch(self) -> None:
@@ -119,6 +142,9 @@ class MemoryStore(GraphStore):
             if dst != node:  # a self-loop was already counted among the in-edges
                 self._rel_counts[data["rel"]] -= 1
         self.graph.remove_node(node)
+        if node[0] is Label.ITEM and node[1] in self._hidden:
+            self._hidden.discard(node[1])
+            self._hidden_rev += 1
         return True
 
     # -- rows: the persisted form of each kind, shared by upserts and by reading the file --
@@ -179,6 +205,28 @@ class MemoryStore(GraphStore):
         self._ensure(Label.USER, (r[1] for r in rows))
         self._edges(Rel.FOLLOWS, (((Label.USER, u), (Label.USER, f), _FOLLOWS, {"weight": w}) for u, f, w in rows))
 
+    def _put_disliked(self, rows: list[tuple[str, str, int | None]]) -> None:
+        self._ensure(Label.USER, (r[0] for r in rows))
+        self._ensure(Label.ITEM, (r[1] for r in rows))
+        self._edges(Rel.DISLIKED, (
+            ((Label.USER, u), (Label.ITEM, i), _DISLIKED, {} if ts is None else {"ts": ts}) for u, i, ts in rows
+        ))
+
+    def _put_hidden(self, rows: list[tuple[str, bool]]) -> None:
+        """Set or clear the flag of items that exist (rows for missing items are never recorded)."""
+        nodes = self.graph.nodes
+        for key, hidden in rows:
+            data = nodes.get((Label.ITEM, key))
+            if data is None:
+                continue
+            if hidden:
+                data["hidden"] = True
+                self._hidden.add(key)
+            else:
+                data.pop("hidden", None)
+                self._hidden.discard(key)
+        self._hidden_rev += 1
+
     def _put_related(self, rows: list[tuple[str, str, str]]) -> None:
         self._ensure(Label.ITEM, (r[0] for r in rows))
         self._ensure(Label.ENTITY, (r[2] for r in rows))
@@ -206,7 +254,10 @@ class MemoryStore(GraphStore):
                 self._remove_node((Label.ITEM, key))
         elif op == "delete_interactions":
             for user, item in rows:
-                self._remove_interaction(user, item)
+                self._remove_edge(user, item, Rel.INTERACTED)
+        elif op == "delete_dislikes":
+            for user, item in rows:
+                self._remove_edge(user, item, Rel.DISLIKED)
         else:
             TABLES[op](self, rows)
 
@@ -241,6 +292,17 @@ class MemoryStore(GraphStore):
             self._files.record(table, part)
         return len(facts)
 
+    def upsert_dislikes(self, rows: Iterable[Dislike]) -> int:
+        return self._write("disliked", [(r.user, r.item, r.ts) for r in rows])
+
+    def set_hidden(self, ids: Iterable[str], hidden: bool) -> int:
+        rows = check_rows("hidden", [(k, hidden) for k in dict.fromkeys(ids)])
+        found = [r for r in rows if (Label.ITEM, r[0]) in self.graph]
+        self._touch()
+        self._put_hidden(found)
+        self._files.record("hidden", found)
+        return len(found)
+
     def _delete_nodes(self, label: Label, op: str, ids: Iterable[str]) -> int:
         self._touch()
         removed = [k for k in set(ids) if self._remove_node((label, k))]
@@ -253,24 +315,32 @@ class MemoryStore(GraphStore):
     def delete_items(self, ids: Iterable[str]) -> int:
         return self._delete_nodes(Label.ITEM, "delete_items", ids)
 
-    def _remove_interaction(self, user: str, item: str) -> bool:
+    def _remove_edge(self, user: str, item: str, rel: Rel) -> bool:
         u, i = (Label.USER, user), (Label.ITEM, item)
-        if not self.graph.has_edge(u, i, _INTERACTED):
+        if not self.graph.has_edge(u, i, rel.value):
             return False
-        self.graph.remove_edge(u, i, _INTERACTED)
-        self._rel_counts[Rel.INTERACTED] -= 1
+        self.graph.remove_edge(u, i, rel.value)
+        self._rel_counts[rel] -= 1
         return True
 
-    def delete_interactions(self, pairs: Iterable[tuple[str, str]]) -> int:
+    def _delete_pairs(self, rel: Rel, op: str, pairs: Iterable[tuple[str, str]]) -> int:
         self._touch()
-        removed = [[u, i] for u, i in set(pairs) if self._remove_interaction(u, i)]
-        self._files.record("delete_interactions", removed)
+        removed = [[u, i] for u, i in set(pairs) if self._remove_edge(u, i, rel)]
+        self._files.record(op, removed)
         return len(removed)
+
+    def delete_interactions(self, pairs: Iterable[tuple[str, str]]) -> int:
+        return self._delete_pairs(Rel.INTERACTED, "delete_interactions", pairs)
+
+    def delete_dislikes(self, pairs: Iterable[tuple[str, str]]) -> int:
+        return self._delete_pairs(Rel.DISLIKED, "delete_dislikes", pairs)
 
     def clear(self) -> None:
         self._touch()
         self.graph.clear()
         self._rel_counts.clear()
+        self._hidden.clear()
+        self._hidden_rev += 1
         self._files.compact_next()
 
     def load(self, records: GraphRecords) -> dict[str, int]:
@@ -301,6 +371,35 @@ class MemoryStore(GraphStore):
             self.flush()
             self._closed = True
 
+    # -- several processes on one directory (API workers) ----------------------------------
+    def refresh(self) -> None:
+        """Apply what other processes appended to the journal since this one last looked (a
+        ``stat`` of two files when nothing changed), or re-read everything after a compaction.
+        Skipped while this store holds writes of its own that it has not flushed."""
+        if self._closed or self._dirty or not self._files.changed():
+            return
+        ops = self._files.poll()
+        if ops is None:
+            self._read_files()
+            return
+        for op, rows in ops:
+            self._apply(op, rows)
+        self._version += 1
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Lock the directory, take in other processes' writes, let the caller write, flush. If
+        anything fails the graph is re-read from the files, so memory never keeps a write that
+        was not made durable (no worker serves, and no later flush persists, a refused write)."""
+        with self._files.hold():
+            try:
+                self.refresh()
+                yield
+                self.flush()
+            except BaseException:
+                self._read_files()
+                raise
+
     # -- reads --------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(COUNT_KEYS, 0)
@@ -312,6 +411,26 @@ class MemoryStore(GraphStore):
             if rel in REL_COUNT_KEY:
                 out[REL_COUNT_KEY[rel]] += n
         return out
+
+    def feedback(self, user: str, user_token: Hashable = None, hidden_token: Hashable = None) -> Feedback:
+        """From memory after ``refresh()``; the tokens are this store's change counters, so any
+        write anywhere makes a caller re-read a user (microseconds here)."""
+        self.refresh()
+        node = (Label.USER, user)
+        known = node in self.graph
+        interacted: dict[str, float] | None = None
+        disliked: frozenset[str] | None = None
+        if user_token != self._version:
+            interacted, dislikes = {}, set()
+            if known:
+                for _, (_, item), ekey, data in self.graph.out_edges(node, keys=True, data=True):
+                    if ekey == _INTERACTED:
+                        interacted[item] = float(data["props"]["weight"])
+                    elif ekey == _DISLIKED:
+                        dislikes.add(item)
+            disliked = frozenset(dislikes)
+        hidden = None if hidden_token == self._hidden_rev else frozenset(self._hidden)
+        return Feedback(self._version, known, interacted, disliked, self._hidden_rev, hidden)
 
     def get_node(self, label: Label, key: str) -> dict[str, Any] | None:
         data = self.graph.nodes.get((Label(label), key))
@@ -375,6 +494,9 @@ class MemoryStore(GraphStore):
                 out.follows.append(Follow(src, dst, p["weight"]))
             elif rel is Rel.RELATED:
                 out.facts.append(Fact(src, p["predicate"], dst, nodes[(Label.ENTITY, dst)].get("label")))
+            elif rel is Rel.DISLIKED:
+                out.dislikes.append(Dislike(src, dst, p.get("ts")))
+        out.hidden = sorted(self._hidden)
         return out
 
     def snapshot(self) -> GraphSnapshot:
@@ -395,4 +517,6 @@ TABLES: dict[str, Callable[[MemoryStore, list[Any]], None]] = {
     "has_tag": MemoryStore._put_has_tag,
     "follows": MemoryStore._put_follows,
     "related": MemoryStore._put_related,
+    "disliked": MemoryStore._put_disliked,
+    "hidden": MemoryStore._put_hidden,
 }

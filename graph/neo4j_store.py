@@ -11,7 +11,7 @@ picked from a dict keyed by the ``graph.schema`` enum), and every batch is check
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from itertools import islice, repeat
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -21,13 +21,18 @@ from graph.neo4j_cypher import (
     CLEAR_RELATIONSHIPS,
     CONSTRAINTS,
     COUNTS,
+    DELETE_DISLIKES,
     DELETE_INTERACTIONS,
     DELETE_NODES,
     EXPORT,
+    FEEDBACK,
     GET_NODE,
     HAS_RELATIONSHIP,
     MERGE_NODES,
     NEIGHBORS,
+    SET_HIDDEN,
+    TOUCH_USERS,
+    UPSERT_DISLIKES,
     UPSERT_FACTS,
     UPSERT_FOLLOWS,
     UPSERT_INTERACTIONS,
@@ -39,6 +44,7 @@ from graph.neo4j_cypher import (
 )
 from graph.records import (
     COUNT_KEYS,
+    Dislike,
     Fact,
     Follow,
     GraphRecords,
@@ -50,8 +56,8 @@ from graph.records import (
     User,
 )
 from graph.rows import check_rows
-from graph.schema import ATTR_PREFIX, ENDPOINTS, KEY, Label, Rel
-from graph.store import DISPLAY_PROPERTY, GraphStore, Neighbor, StoreError, StoreUnavailable, neighbor_order
+from graph.schema import ATTR_PREFIX, ENDPOINTS, KEY, STATE_ID, Label, Rel
+from graph.store import DISPLAY_PROPERTY, Feedback, GraphStore, Neighbor, StoreError, StoreUnavailable, neighbor_order
 
 #: Rows per write transaction: big enough to amortise round trips, small enough for the heap.
 BATCH_SIZE = 10_000
@@ -81,6 +87,8 @@ def _node_out(label: Label, props: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"id": props["id"]}
         if label is Label.ITEM and props.get("title") is not None:
             out["title"] = props["title"]
+        if label is Label.ITEM and props.get("hidden"):
+            out["hidden"] = True
         out["attrs"] = {k[len(ATTR_PREFIX) :]: v for k, v in props.items() if k.startswith(ATTR_PREFIX)}
         return out
     names = ("id", "name", "kind") if label is Label.TAG else ("iri", "label")
@@ -89,6 +97,8 @@ def _node_out(label: Label, props: dict[str, Any]) -> dict[str, Any]:
 
 class Neo4jStore(GraphStore):
     """A Neo4j 5 database; opened with ``Neo4jStore.from_url`` or ``open_store("neo4j://…")``."""
+
+    thread_safe = True  # one driver, a session per call
 
     def __init__(
         self,
@@ -203,13 +213,17 @@ class Neo4jStore(GraphStore):
         return self._write(lambda tx: tx.run(query, params or {}).data())
 
     def _write_rows(
-        self, query: str, rows: list[dict[str, Any]], ends: Sequence[tuple[Label, str]] = ()
+        self, query: str, rows: list[dict[str, Any]], ends: Sequence[tuple[Label, str]] = (),
+        touch: str | None = None,
     ) -> int:
         """Write ``rows`` in batches, one transaction each; ``ends`` names the (label, field)
-        of every end node, which the batch MERGEs first so the rows can MATCH them."""
+        of every end node, which the batch MERGEs first so the rows can MATCH them; ``touch``
+        names the user field whose users get a new ``rev`` (their feedback changed)."""
         for batch in _batches(rows, self.batch_size):
 
             def work(tx: Any, b: list[dict[str, Any]] = batch) -> None:
+                if touch is not None:
+                    tx.run(TOUCH_USERS, ids=sorted({row[touch] for row in b})).consume()
                 for label, field_name in ends:
                     tx.run(MERGE_NODES[label], ids=sorted({row[field_name] for row in b})).consume()
                 tx.run(query, rows=b).consume()
@@ -236,8 +250,23 @@ class Neo4jStore(GraphStore):
         return self._write_rows(
             UPSERT_INTERACTIONS,
             [{"user": u, "item": i, "weight": w, "rating": rt, "ts": ts} for u, i, w, rt, ts in data],
-            [(Label.USER, "user"), (Label.ITEM, "item")],
+            [(Label.ITEM, "item")], touch="user",
         )
+
+    def upsert_dislikes(self, rows: Iterable[Dislike]) -> int:
+        data = check_rows("disliked", [(r.user, r.item, r.ts) for r in rows])
+        return self._write_rows(
+            UPSERT_DISLIKES, [{"user": u, "item": i, "ts": ts} for u, i, ts in data], [(Label.ITEM, "item")],
+            touch="user",
+        )
+
+    def set_hidden(self, ids: Iterable[str], hidden: bool) -> int:
+        rows = check_rows("hidden", [(k, hidden) for k in dict.fromkeys(ids)])
+        found = 0
+        for batch in _batches([k for k, _ in rows], self.batch_size):
+            found += self._write(lambda tx, b=batch: tx.run(
+                SET_HIDDEN, ids=b, hidden=hidden, state=STATE_ID).single()["found"])
+        return found
 
     def upsert_taggings(self, rows: Iterable[Tagging]) -> int:
         data = check_rows("tagged", [(r.user, r.item, r.tag, r.ts) for r in rows])
@@ -280,12 +309,18 @@ class Neo4jStore(GraphStore):
     def delete_items(self, ids: Iterable[str]) -> int:
         return self._delete_nodes(Label.ITEM, ids)
 
-    def delete_interactions(self, pairs: Iterable[tuple[str, str]]) -> int:
+    def _delete_pairs(self, query: str, pairs: Iterable[tuple[str, str]]) -> int:
         rows = [{"user": u, "item": i} for u, i in sorted(set(pairs))]
         deleted = 0
         for batch in _batches(rows, self.batch_size):
-            deleted += self._write(lambda tx, b=batch: tx.run(DELETE_INTERACTIONS, rows=b).single()["deleted"])
+            deleted += self._write(lambda tx, b=batch: tx.run(query, rows=b).single()["deleted"])
         return deleted
+
+    def delete_interactions(self, pairs: Iterable[tuple[str, str]]) -> int:
+        return self._delete_pairs(DELETE_INTERACTIONS, pairs)
+
+    def delete_dislikes(self, pairs: Iterable[tuple[str, str]]) -> int:
+        return self._delete_pairs(DELETE_DISLIKES, pairs)
 
     def clear(self) -> None:
         """Delete relationships, then nodes, in bounded batches (one huge transaction would
@@ -309,6 +344,19 @@ class Neo4jStore(GraphStore):
     def counts(self) -> dict[str, int]:
         row = self._read(lambda tx: tx.run(COUNTS).single())
         return {k: int(row[k]) for k in COUNT_KEYS}
+
+    def feedback(self, user: str, user_token: Hashable = None, hidden_token: Hashable = None) -> Feedback:
+        """One read transaction (``FEEDBACK``): a few bytes when the caller's tokens are current."""
+        params = {"user": user, "state": STATE_ID, "hidden_token": hidden_token,
+                  "user_token": None if user_token is None else list(user_token)}  # type: ignore[call-overload]
+        row = self._read(lambda tx: tx.run(FEEDBACK, params).single())
+        inter, disl, hidden = row["interacted"], row["disliked"], row["hidden"]
+        return Feedback(
+            user_token=tuple(row["user_token"]), known=bool(row["known"]),
+            interacted=None if inter is None else {i: float(w) for i, w in inter},
+            disliked=None if disl is None else frozenset(disl),
+            hidden_token=row["hidden_token"], hidden=None if hidden is None else frozenset(hidden),
+        )
 
     def get_node(self, label: Label, key: str) -> dict[str, Any] | None:
         label = Label(label)
@@ -378,4 +426,9 @@ class Neo4jStore(GraphStore):
         for c in g["facts"]:
             labels = repeat(None) if c["no_label"] else c["label"]
             out.facts += map(Fact, c["item"], c["predicate"], c["entity"], labels)
+        for c in g["dislikes"]:
+            stamps = repeat(None) if c["no_ts"] else c["ts"]
+            out.dislikes += map(Dislike, c["user"], c["item"], stamps)
+        for c in g["hidden"]:
+            out.hidden += sorted(c["id"])
         return out

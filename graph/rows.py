@@ -39,6 +39,10 @@ def _int_or_none(v: object) -> bool:
     return v is None or type(v) is int
 
 
+def _bool(v: object) -> bool:
+    return type(v) is bool
+
+
 def _attrs(v: object) -> bool:
     return type(v) is dict and all(
         type(k) is str and k != "" and (type(x) in (str, int, bool) or (type(x) is float and math.isfinite(x)))
@@ -52,6 +56,7 @@ _MEANING = {
     _num: "a finite number",
     _num_or_none: "a finite number or None",
     _int_or_none: "an integer or None",
+    _bool: "true or false",
     _attrs: "a flat dict of string keys to str/int/float/bool values",
 }
 
@@ -70,6 +75,8 @@ FIELDS: dict[str, tuple[tuple[str, Check], ...]] = {
     "follows": (("follow user", _id), ("follow friend", _id), ("follow weight", _num)),
     "related": (("fact item", _id), ("fact predicate", _id), ("fact entity", _id)),
     "facts": (("fact item", _id), ("fact predicate", _id), ("fact entity", _id), ("fact entity label", _str_or_none)),
+    "disliked": (("dislike user", _id), ("dislike item", _id), ("dislike ts", _int_or_none)),
+    "hidden": (("hidden item", _id), ("hidden flag", _bool)),
 }
 
 _CHECKS = {table: tuple(check for _, check in fields) for table, fields in FIELDS.items()}

@@ -13,7 +13,7 @@ from rdflib import Graph
 from api.cli import main
 from graph.memory import MemoryStore
 from graph.rdf import KG, export_rdf, import_rdf, node_iri
-from graph.records import Fact, GraphRecords, Interaction, Item, User
+from graph.records import Dislike, Fact, GraphRecords, Interaction, Item, User
 from graph.schema import Label, Rel
 from graph.snapshot import build_snapshot
 from graph.store import StoreError
@@ -36,6 +36,8 @@ def records() -> GraphRecords:
         Fact("東京事変", "http://dbpedia.org/ontology/genre", "http://dbpedia.org/resource/J-pop", "J-pop"),
         Fact("東京事変", "plain predicate", "not an IRI", None),
     ]
+    r.dislikes += [Dislike("Björk", "a/b c?d#e", 1_234_567_999), Dislike(CYPHERISH, "東京事変")]
+    r.hidden += ["東京事変"]
     return r
 
 
@@ -61,6 +63,9 @@ def test_export_then_import_gives_an_equal_graph(store: MemoryStore, records: Gr
         "id": "Björk", "attrs": {"age": 57, "vip": True, "score": 1 / 3, "city": "Reykjavík"},
     }
     assert target.get_node(Label.ITEM, "a/b c?d#e") == {"id": "a/b c?d#e", "attrs": {}}
+    assert target.get_node(Label.ITEM, "東京事変")["hidden"] is True
+    assert target.has_relationship((Label.USER, "Björk"), Rel.DISLIKED, (Label.ITEM, "a/b c?d#e"))
+    assert target.counts()["dislikes"] == 2
     weight = target.neighbors(Label.USER, CYPHERISH, [Rel.INTERACTED])[0].props["weight"]
     assert weight == 123456789.123456789
     # Importing the same file again changes nothing.

@@ -16,6 +16,7 @@ import pytest
 from graph.memory import FILE_NAME, JOURNAL_NAME, LOCK_NAME, TABLES, MemoryStore
 from graph.records import (
     COUNT_KEYS,
+    Dislike,
     Fact,
     Follow,
     GraphRecords,
@@ -78,6 +79,8 @@ def small() -> GraphRecords:
             Fact("blur", DBO + "genre", DBR + "Britpop", "Britpop"),
             Fact("blur", DBO + "label", DBR + "Britpop"),
         ],
+        dislikes=[Dislike("bob", "muse", 1_600_000_400), Dislike("carol", "blur")],
+        hidden=["muse"],
     )
 
 
@@ -113,13 +116,14 @@ def test_every_upsert_kind_is_stored(store: GraphStore) -> None:
     store.load(small())
     assert store.counts() == {
         "users": 3, "items": 3, "tags": 2, "interactions": 4, "taggings": 3, "item_tags": 3, "follows": 3, "facts": 3,
+        "dislikes": 2,
     }
     assert store.get_node(Label.USER, "alice") == {"id": "alice", "attrs": {"name": "Alice", "age": 31, "vip": True}}
     assert store.get_node(Label.USER, "carol") == {"id": "carol", "attrs": {}}
     assert store.get_node(Label.ITEM, "radiohead") == {
         "id": "radiohead", "title": "Radiohead", "attrs": {"year": 1985, "score": 0.75},
     }
-    assert store.get_node(Label.ITEM, "muse") == {"id": "muse", "attrs": {}}
+    assert store.get_node(Label.ITEM, "muse") == {"id": "muse", "attrs": {}, "hidden": True}
     assert store.get_node(Label.TAG, "rock") == {"id": "rock", "name": "Rock", "kind": "genre"}
     assert store.get_node(Label.ENTITY, DBR + "Britpop") == {
         "iri": DBR + "Britpop", "label": "Britpop",
@@ -157,6 +161,7 @@ def test_writes_naming_missing_nodes_create_them_with_only_their_key(store: Grap
     assert store.get_node(Label.ENTITY, "http://e") == {"iri": "http://e"}
     assert store.counts() == {
         "users": 1, "items": 2, "tags": 1, "interactions": 1, "taggings": 1, "item_tags": 0, "follows": 0, "facts": 1,
+        "dislikes": 0,
     }
     # Filling the node in later keeps its relationships.
     store.upsert_items([Item("i-new", "Now titled")])
@@ -212,9 +217,10 @@ def test_delete_users_cascades_their_relationships(store: GraphStore) -> None:
     assert store.get_node(Label.USER, "alice") is None
     assert store.counts() == {
         "users": 2, "items": 3, "tags": 2, "interactions": 2, "taggings": 1, "item_tags": 3, "follows": 0, "facts": 3,
+        "dislikes": 2,
     }
     assert not store.has_relationship((Label.USER, "bob"), Rel.FOLLOWS, (Label.USER, "alice"))
-    assert [n.id for n in store.neighbors(Label.USER, "bob")] == ["blur", "radiohead"]
+    assert [n.id for n in store.neighbors(Label.USER, "bob")] == ["muse", "blur", "radiohead"]
     assert store.delete_users(["alice"]) == 0
 
 
@@ -224,6 +230,7 @@ def test_delete_items_cascades_their_relationships(store: GraphStore) -> None:
     assert store.get_node(Label.ITEM, "blur") is None
     assert store.counts() == {
         "users": 3, "items": 2, "tags": 2, "interactions": 2, "taggings": 1, "item_tags": 1, "follows": 3, "facts": 1,
+        "dislikes": 1,
     }
     assert store.get_node(Label.TAG, "britpop") is not None  # tags outlive their items
 
