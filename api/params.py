@@ -9,7 +9,7 @@ from typing import Any
 from flask import Request
 
 from api.errors import bad_request
-from graph.records import Interaction, Item, User
+from graph.records import Dislike, Interaction, Item, User
 
 MAX_ID = 512
 TRUE, FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
@@ -46,11 +46,15 @@ def parse_model(raw: str | None, known: set[str]) -> str | None:
     return raw
 
 
-def parse_exclude(raw: str | None) -> list[str]:
-    """Comma-separated item ids."""
+def parse_ids(raw: str | None) -> frozenset[str]:
+    """Comma-separated ids (``exclude``, ``tags``, ``not_tags``); blanks are ignored."""
     if not raw:
-        return []
-    return [x for x in (p.strip() for p in raw.split(",")) if x]
+        return frozenset()
+    return frozenset(x for x in (p.strip() for p in raw.split(",")) if x)
+
+
+def parse_exclude(raw: str | None) -> frozenset[str]:
+    return parse_ids(raw)
 
 
 def json_body(request: Request) -> Any:
@@ -121,11 +125,42 @@ def _attrs(row: dict[str, Any], prefix: str) -> dict[str, Any]:
     return dict(v)
 
 
-def interaction(row: dict[str, Any], prefix: str = "") -> Interaction:
-    _check_keys(row, {"user", "item", "weight", "rating", "ts"}, prefix)
+#: The kinds of feedback an interaction row may carry.
+FEEDBACK_TYPES = ("positive", "dislike")
+
+
+def _ts(row: dict[str, Any], prefix: str) -> int | None:
     ts = row.get("ts")
     if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int) or ts < 0):
         raise bad_request(_where(prefix, "ts"), "ts must be a non-negative integer (epoch seconds)")
+    return ts
+
+
+def feedback(row: dict[str, Any], prefix: str = "") -> Interaction | Dislike:
+    """An interaction row: ``"type": "positive"`` (the default) or ``"dislike"``, which takes
+    only ``user``, ``item`` and ``ts``."""
+    kind = row.get("type", "positive")
+    if kind not in FEEDBACK_TYPES:
+        raise bad_request(_where(prefix, "type"), f"type must be one of {', '.join(FEEDBACK_TYPES)}, got {kind!r}")
+    if kind == "dislike":
+        _check_keys(row, {"user", "item", "ts", "type"}, prefix)
+        return Dislike(user=_id(row, "user", prefix), item=_id(row, "item", prefix), ts=_ts(row, prefix))
+    return interaction({k: v for k, v in row.items() if k != "type"}, prefix)
+
+
+def hidden_flag(body: Any) -> bool:
+    """The body of ``PATCH /items/{id}``: ``{"hidden": true|false}``."""
+    if not isinstance(body, dict):
+        raise bad_request("body", 'expected a JSON object like {"hidden": true}')
+    _check_keys(body, {"hidden"}, "")
+    if not isinstance(body.get("hidden"), bool):
+        raise bad_request("hidden", "hidden must be true or false")
+    return body["hidden"]
+
+
+def interaction(row: dict[str, Any], prefix: str = "") -> Interaction:
+    _check_keys(row, {"user", "item", "weight", "rating", "ts"}, prefix)
+    ts = _ts(row, prefix)
     weight = _number(row, "weight", prefix, positive=True)
     return Interaction(
         user=_id(row, "user", prefix), item=_id(row, "item", prefix),

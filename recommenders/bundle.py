@@ -29,7 +29,6 @@ from typing import Any
 
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Recommender
-from recommenders.fallback import FallbackChain
 from recommenders.hybrid import Hybrid
 from recommenders.registry import create, get
 
@@ -40,21 +39,17 @@ LAST_RESORT = "popularity"
 
 @dataclass
 class Bundle:
-    """A loaded bundle: the snapshot, the models by name, and the fallback chain."""
+    """A loaded bundle: the snapshot, the models by name, and the manifest (with the fallback
+    order). ``recommenders.serving.Server.from_bundle`` serves it."""
 
     snapshot: GraphSnapshot
     models: dict[str, Recommender]
-    chain: FallbackChain
     manifest: dict[str, Any] = field(default_factory=dict)
 
-    def chain_for(self, model: str | None = None) -> FallbackChain:
-        """The bundle's chain, or ``model`` first followed by the last resort."""
-        if model is None:
-            return self.chain
-        if model not in self.models:
-            raise ValueError(f"model {model!r} is not in this bundle; it has: {', '.join(self.models)}")
-        order = [model] + ([LAST_RESORT] if model != LAST_RESORT else [])
-        return FallbackChain([self.models[n] for n in order])
+    @property
+    def fallback(self) -> list[str]:
+        """The order in which models fill a list (the default model first, popularity last)."""
+        return list(self.manifest.get("fallback") or self.models)
 
     @classmethod
     def load(cls, directory: str | Path) -> Bundle:
@@ -72,8 +67,10 @@ class Bundle:
         models: dict[str, Recommender] = {}
         for entry in manifest["models"]:
             models[entry["name"]] = get(entry["name"]).load(d / entry["path"], snapshot)
-        chain = FallbackChain([models[n] for n in manifest["fallback"]])
-        return cls(snapshot, models, chain, manifest)
+        missing = [n for n in manifest["fallback"] if n not in models]
+        if missing:
+            raise ValueError(f"{d}: the fallback order names models the bundle lacks: {', '.join(missing)}")
+        return cls(snapshot, models, manifest)
 
 
 def fit_models(snapshot: GraphSnapshot, names: Sequence[str], seed: int = 42,

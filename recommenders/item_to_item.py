@@ -15,8 +15,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph.snapshot import GraphSnapshot
-from recommenders.base import Reason, TopReasons
+from recommenders.base import Reason, Recommendation, SimilarItems, TopReasons
 from recommenders.scored import (
+    HistoryScored,
     RowEntries,
     ScoredRecommender,
     csr_restore,
@@ -25,6 +26,7 @@ from recommenders.scored import (
     interaction_weights,
     ranked_shares,
     row_positions,
+    top_k,
     weight_vector,
     weighted_row_sum,
 )
@@ -32,7 +34,7 @@ from recommenders.scored import (
 BLOCK = 2048
 
 
-class ItemToItem(ScoredRecommender):
+class ItemToItem(ScoredRecommender, HistoryScored, SimilarItems):
     """Subclasses build ``self._sim`` (items × items, CSR) in ``_fit``; the rest is shared."""
 
     _sim: sp.csr_matrix
@@ -53,6 +55,18 @@ class ItemToItem(ScoredRecommender):
         """The same ``weights @ S`` as ``_scores``, for a history newer than the fit."""
         vals = weight_vector(weights, self.config.interaction_weighting)
         return weighted_row_sum(self._sim, items, vals)
+
+    def similar_items(self, item_id: str, k: int = 10) -> list[Recommendation]:
+        """The item's row of the fitted item×item matrix (its kept neighbours), strongest first."""
+        snap = self._snap()
+        j = snap.items.get(item_id)
+        if j is None or k <= 0:
+            return []
+        row = np.zeros(len(snap.items))
+        a, b = self._sim.indptr[j], self._sim.indptr[j + 1]
+        row[self._sim.indices[a:b]] = self._sim.data[a:b]
+        row[j] = 0.0
+        return [Recommendation(snap.items.ids[i], float(row[i]), self.name) for i in top_k(row, k)]
 
     @abstractmethod
     def _reason_text(self, u: int, j: int, i: int, co_users: int, sim: float) -> str: ...

@@ -9,7 +9,7 @@ from api.app import create_app
 from api.settings import Settings
 from graph.cypher import run
 from loaders.synthetic import generate
-from tests.api_fixtures import API_KEY, fill_store, fresh_engine, train_bundle
+from tests.api_fixtures import API_KEY, fill_store, fresh_server, train_bundle
 from tests.neo4j_fixtures import loaded_neo4j
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -35,7 +35,7 @@ def neo4j(neo4j_uri, graph):
 @pytest.fixture(scope="module")
 def client(neo4j, neo4j_uri, bundle):
     settings = Settings(bundle=str(bundle), store=neo4j_uri, api_key=API_KEY)
-    return create_app(settings, engine=fresh_engine(bundle)).test_client()
+    return create_app(settings, server=fresh_server(bundle)).test_client()
 
 
 @pytest.mark.neo4j
@@ -116,7 +116,7 @@ def test_without_the_api_key_nothing_runs(client):
 
 def test_a_memory_store_answers_409(snapshot, bundle, synthetic, tmp_path):
     url = fill_store(synthetic.records, tmp_path / "graph")
-    app = create_app(Settings(bundle=str(bundle), store=url, api_key=API_KEY), engine=fresh_engine(bundle))
+    app = create_app(Settings(bundle=str(bundle), store=url, api_key=API_KEY), server=fresh_server(bundle))
     resp = app.test_client().post("/v1/cypher", json={"query": COUNT_USERS}, headers=AUTH)
     assert resp.status_code == 409
     assert resp.get_json()["error"]["code"] == "cypher_unavailable"

@@ -9,7 +9,7 @@ import pytest
 
 from api.app import create_app
 from api.settings import Settings
-from tests.api_fixtures import API_KEY, fresh_engine, train_bundle
+from tests.api_fixtures import API_KEY, fresh_server, train_bundle
 
 
 def closed_port() -> int:
@@ -22,7 +22,7 @@ def closed_port() -> int:
 def client(snapshot, tmp_path_factory):
     bundle = train_bundle(snapshot, tmp_path_factory.mktemp("neo4j-down") / "bundle")
     settings = Settings(bundle=str(bundle), store=f"bolt://127.0.0.1:{closed_port()}", api_key=API_KEY)
-    return create_app(settings, engine=fresh_engine(bundle)).test_client()
+    return create_app(settings, server=fresh_server(bundle)).test_client()
 
 
 def test_reads_served_writes_refused_when_neo4j_is_down(client, snapshot):

@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import (
 from api.app import create_app
 from api.openapi import build_spec
 from api.settings import Settings
-from tests.api_fixtures import API_KEY, fill_store, fresh_engine, train_bundle
+from tests.api_fixtures import API_KEY, fill_store, fresh_server, train_bundle
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
@@ -32,7 +32,7 @@ def app(snapshot, synthetic, tmp_path_factory):
     bundle = train_bundle(snapshot, root / "bundle")
     store = fill_store(synthetic.records, root / "store")
     return create_app(Settings(bundle=str(bundle), store=store, api_key=API_KEY, max_body=65_536),
-                      engine=fresh_engine(bundle))
+                      server=fresh_server(bundle))
 
 
 def test_served_document_is_this_one(app):

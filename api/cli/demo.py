@@ -89,19 +89,19 @@ DEMO_MODELS = ("graph_walk", "social", "itemcf", "content")
 def step_recommend(run: DemoRun) -> None:
     """Train a bundle on the graph and show three users their recommendations and reasons."""
     from recommenders.bundle import Bundle, fit_models, save_bundle
+    from recommenders.serving import Query, Server
 
     snap = run.snapshot
     assert snap is not None
     click.echo(f"== training {', '.join(DEMO_MODELS)} (+ popularity) into {DEMO_BUNDLE}")
     models = fit_models(snap, DEMO_MODELS, progress=lambda n, s: click.echo(f"  {n:<12}{s:6.2f} s"))
-    chain = Bundle.load(save_bundle(DEMO_BUNDLE, snap, models, overwrite=True)).chain
+    server = Server.from_bundle(Bundle.load(save_bundle(DEMO_BUNDLE, snap, models, overwrite=True)), max_reasons=2)
     click.echo("== recommendations, with the paths that explain them")
     for uid in run.sample_users:
         click.echo(f"  {uid}:")
-        for rank, rec in enumerate(chain.recommend(uid, k=3), 1):
-            title = snap.title(snap.items.index[rec.item_id])
-            click.echo(f"    {rank}. {title}  ({rec.source}, score {rec.score:.3g})")
-            for reason in chain.explain(uid, rec.item_id, source=rec.source)[:2]:
+        for rec in server.recommend(Query(uid, 3, explain=True)):
+            click.echo(f"    {rec.rank}. {rec.title or rec.item}  ({rec.source}, score {rec.score:.3g})")
+            for reason in rec.reasons or ():
                 click.echo(f"         because {reason.text} ({reason.contribution / rec.score:.0%} of the score)")
     click.echo(f"  try: kgrec recommend --bundle {DEMO_BUNDLE} --user {run.sample_users[0]} --explain")
 
