@@ -13,6 +13,7 @@ from flask import Flask, redirect, url_for
 from werkzeug.wrappers import Response
 
 from api.errors import register_error_handlers
+from api.metrics import install as install_metrics
 from api.settings import Settings, SettingsError
 from api.store_handle import StoreHandle
 from recommenders.live import LiveState
@@ -57,6 +58,8 @@ def create_app(settings: Settings | None = None, server: Server | None = None) -
     app.register_blueprint(cypher_bp, url_prefix="/v1")
     app.register_blueprint(pages_bp, url_prefix="/ui")
     register_error_handlers(app)
+    metrics = install_metrics(app)
+    handle.on_error = metrics.store_error
 
     @app.get("/")
     def _root() -> Response:

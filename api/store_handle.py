@@ -37,6 +37,8 @@ class StoreHandle:
         self._lock = threading.RLock()
         self._ping_ttl = ping_ttl
         self._ping: tuple[float, bool] | None = None
+        #: Told about every failed store call (``"read"`` or ``"write"``): the API counts them.
+        self.on_error: Callable[[str], None] | None = None
 
     def _open(self) -> GraphStore:
         if self._store is not None and self._pid == os.getpid():
@@ -81,17 +83,19 @@ class StoreHandle:
             with store.exclusive():
                 return fn(store)
         except StoreUnavailable:
-            self._failed(store)
+            self._failed(store, write)
             raise
         except (StoreError, OSError) as exc:
-            self._failed(store)
+            self._failed(store, write)
             raise StoreUnavailable(f"store {self.url} refused the operation: {exc}") from exc
 
-    def _failed(self, store: GraphStore) -> None:
+    def _failed(self, store: GraphStore, write: bool) -> None:
         with self._lock:
             if self._store is store:
                 self._drop()
             self._ping = None
+        if self.on_error is not None:
+            self.on_error("write" if write else "read")
 
     def reachable(self) -> bool:
         """Whether the store answers; cached for ``ping_ttl`` seconds so health checks stay

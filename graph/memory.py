@@ -95,8 +95,7 @@ class MemoryStore(GraphStore):
         self._rel_counts: Counter[Rel] = Counter()
         self._hidden: set[str] = set()
         self._hidden_rev = 0
-        self._files.compact_next()  # forget operations recorded but never flushed
-        self._files = StoreFiles(self.directory, self._files.journal_limit)
+        self._files.forget()  # operations recorded but never flushed are dropped with the memory that held them
         tables, ops = self._files.read()
         for table in TABLE_NAMES:
             TABLES[table](self, tables[table])

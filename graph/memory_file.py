@@ -278,6 +278,11 @@ class StoreFiles:
             rows = [[dict(v) if type(v) is dict else v for v in row] for row in rows]
         self._pending.append([op, rows])
 
+    def forget(self) -> None:
+        """Drop what was recorded since the last flush (the memory that applied it is re-read)."""
+        self._pending, self._pending_rows = [], 0
+        self._compact = False
+
     def compact_next(self) -> None:
         """Make the next flush rewrite the document (bulk loads, ``clear``, ``compact()``)."""
         self._compact = True

@@ -126,11 +126,15 @@ MATCH (n:User {id: key})
 DETACH DELETE n
 RETURN count(*) AS deleted
 """,
+    # Deleting a hidden item changes the hidden set: the state node gets a new hidden_rev.
     Label.ITEM: """
 UNWIND $ids AS key
 MATCH (n:Item {id: key})
-DETACH DELETE n
-RETURN count(*) AS deleted
+WITH collect(n) AS nodes, sum(CASE WHEN n.hidden THEN 1 ELSE 0 END) AS hidden
+FOREACH (n IN nodes | DETACH DELETE n)
+FOREACH (_ IN CASE WHEN hidden > 0 THEN [1] ELSE [] END |
+  MERGE (s:KgrecState {id: $state}) SET s.hidden_rev = randomUUID())
+RETURN size(nodes) AS deleted
 """,
 }
 

@@ -300,7 +300,8 @@ class Neo4jStore(GraphStore):
         keys = sorted(set(ids))
         deleted = 0
         for batch in _batches(keys, self.batch_size):
-            deleted += self._write(lambda tx, b=batch: tx.run(DELETE_NODES[label], ids=b).single()["deleted"])
+            deleted += self._write(lambda tx, b=batch: tx.run(DELETE_NODES[label], ids=b, state=STATE_ID)
+                                   .single()["deleted"])
         return deleted
 
     def delete_users(self, ids: Iterable[str]) -> int:

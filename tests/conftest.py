@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from graph.memory import MemoryStore
 from graph.snapshot import GraphSnapshot, build_snapshot
+from graph.store import GraphStore
 from loaders.synthetic import SyntheticGraph, generate
 
 
@@ -39,3 +43,19 @@ def datasets_dir() -> str:
     if not path or not os.path.isdir(path):
         pytest.skip("KGREC_DATASETS is not set to the datasets folder")
     return path
+
+
+@pytest.fixture(params=["memory", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore]:
+    """An empty store of each kind: contract tests run against both (Neo4j's database is cleared)."""
+    if request.param == "memory":
+        s: GraphStore = MemoryStore(tmp_path / "graph")
+    else:
+        from graph.neo4j_store import Neo4jStore
+
+        s = Neo4jStore.from_url(request.getfixturevalue("neo4j_uri"))
+        s.clear()
+    try:
+        yield s
+    finally:
+        s.close()

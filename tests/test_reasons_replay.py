@@ -11,7 +11,9 @@ from graph.snapshot import GraphSnapshot, build_snapshot
 from graph.store import open_store
 from loaders.synthetic import generate
 from recommenders.base import Reason
+from recommenders.paths import ITEM_CO_AUDIENCE, ITEM_SHARED_TAG
 from recommenders.registry import create
+from recommenders.serving import Server
 
 #: The recommenders whose reasons are replayed, with small settings where fitting is slow.
 REPLAYED = {
@@ -34,6 +36,22 @@ def reasons_of(snapshot: GraphSnapshot, users: int = 4, per_user: int = 2) -> It
             for rec in model.recommend(user, k=per_user):
                 for reason in model.explain(user, rec.item_id)[:6]:
                     yield name, reason
+    yield from similar_reasons(snapshot)
+
+
+def similar_reasons(snapshot: GraphSnapshot, items: int = 6) -> Iterator[tuple[str, Reason]]:
+    """What the read path shows for similar items: shared tags and shared listeners (with and
+    without a model of its own similarity), which must include both path shapes."""
+    shapes = set()
+    for models in ({"popularity": create("popularity").fit(snapshot)},
+                   {"itemcf": create("itemcf").fit(snapshot), "popularity": create("popularity").fit(snapshot)}):
+        server = Server(snapshot, models, list(models), max_reasons=6)
+        for item in snapshot.items.ids[:items]:
+            for served in server.similar(item, 3, explain=True):
+                for reason in served.reasons or ():
+                    shapes.add((tuple(n.label for n in reason.nodes), reason.rels))
+                    yield f"similar:{served.source}", reason
+    assert {(ITEM_CO_AUDIENCE[0], ITEM_CO_AUDIENCE[1]), (ITEM_SHARED_TAG[0], ITEM_SHARED_TAG[1])} <= shapes
 
 
 def test_every_hop_is_a_memory_store_relationship(tmp_path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,23 +35,6 @@ CYPHERISH = ("') DETACH DELETE n //", '"}) MATCH (n) DETACH DELETE n //', "x` DE
 DBO = "http://dbpedia.org/ontology/"
 DBR = "http://dbpedia.org/resource/"
 UNICODE = ("Björk", "東京事変", "🎸🔥", "Sigur Rós")
-
-
-def _neo4j_store(request: pytest.FixtureRequest) -> GraphStore:
-    uri = request.getfixturevalue("neo4j_uri")
-    module = pytest.importorskip("graph.neo4j_store")
-    store = module.Neo4jStore.from_url(uri)
-    store.clear()
-    return store
-
-
-@pytest.fixture(params=["memory", pytest.param("neo4j", marks=pytest.mark.neo4j)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore]:
-    s = MemoryStore(tmp_path / "graph") if request.param == "memory" else _neo4j_store(request)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def small() -> GraphRecords:
@@ -426,9 +408,10 @@ def test_bad_rows_are_refused_whole_by_every_store(store: GraphStore, write) -> 
 # -- both stores at once ----------------------------------------------------------------
 @pytest.mark.neo4j
 def test_both_stores_give_the_same_fingerprint_and_export(
-    request: pytest.FixtureRequest, synthetic: SyntheticGraph, tmp_path: Path
+    neo4j_uri: str, synthetic: SyntheticGraph, tmp_path: Path
 ) -> None:
-    neo = _neo4j_store(request)
+    neo = open_store(neo4j_uri)
+    neo.clear()
     memory = MemoryStore(tmp_path / "graph")
     try:
         for s in (neo, memory):
