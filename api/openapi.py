@@ -35,6 +35,11 @@ EXPLAIN = {"name": "explain", "in": "query", "required": False, "description": "
            "schema": {"type": "boolean", "default": False}}
 EXCLUDE = {"name": "exclude", "in": "query", "required": False,
            "description": "comma-separated item ids never to return", "schema": {"type": "string"}}
+TAGS = {"name": "tags", "in": "query", "required": False,
+        "description": "comma-separated tag ids: only items carrying at least one of them (unknown ids match nothing)",
+        "schema": {"type": "string"}}
+NOT_TAGS = {"name": "not_tags", "in": "query", "required": False,
+            "description": "comma-separated tag ids: only items carrying none of them", "schema": {"type": "string"}}
 
 WRITE_ERRORS = {
     "400": _err("malformed JSON or an invalid field (named in error.field)"),
@@ -106,15 +111,38 @@ SCHEMAS: dict[str, Any] = {
             "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/Reason"}},
         },
     },
-    "InteractionIn": {
+    "InteractionIn": {"oneOf": [{"$ref": "#/components/schemas/PositiveIn"},
+                                {"$ref": "#/components/schemas/DislikeIn"}]},
+    "PositiveIn": {
         "type": "object", "required": ["user", "item"], "additionalProperties": False,
+        "description": "positive feedback: (:User)-[:INTERACTED {weight, rating, ts}]->(:Item)",
         "properties": {
             "user": {"type": "string", "minLength": 1, "maxLength": 512, "pattern": r"\S"},
             "item": {"type": "string", "minLength": 1, "maxLength": 512, "pattern": r"\S"},
+            "type": {"const": "positive", "default": "positive"},
             "weight": {"type": "number", "exclusiveMinimum": 0, "default": 1.0},
             "rating": {"type": ["number", "null"]},
             "ts": {"type": ["integer", "null"], "minimum": 0},
         },
+    },
+    "DislikeIn": {
+        "type": "object", "required": ["user", "item", "type"], "additionalProperties": False,
+        "description": "negative feedback: (:User)-[:DISLIKED {ts}]->(:Item); the item is never recommended "
+                       "to this user again, and models that fold in history count it against similar items",
+        "properties": {
+            "user": {"type": "string", "minLength": 1, "maxLength": 512, "pattern": r"\S"},
+            "item": {"type": "string", "minLength": 1, "maxLength": 512, "pattern": r"\S"},
+            "type": {"const": "dislike"},
+            "ts": {"type": ["integer", "null"], "minimum": 0},
+        },
+    },
+    "HiddenIn": {
+        "type": "object", "required": ["hidden"], "additionalProperties": False,
+        "properties": {"hidden": {"type": "boolean"}},
+    },
+    "Hidden": {
+        "type": "object", "required": ["id", "hidden"],
+        "properties": {"id": {"type": "string"}, "hidden": {"type": "boolean"}},
     },
     "Attrs": {
         "type": "object",
@@ -146,12 +174,14 @@ SCHEMAS: dict[str, Any] = {
                 "type": "object", "required": ["item", "weight"],
                 "properties": {"item": {"type": "string"}, "title": {"type": ["string", "null"]},
                                "weight": {"type": "number"}}}},
+            "dislikes": {"type": "array", "items": {"type": "string"}},
         },
     },
     "Item": {
         "type": "object", "required": ["id", "title", "in_bundle", "attrs", "audience", "tags"],
         "properties": {
             "id": {"type": "string"}, "title": {"type": ["string", "null"]}, "in_bundle": {"type": "boolean"},
+            "hidden": {"type": "boolean"},
             "attrs": {"type": "object"}, "audience": {"type": "integer", "minimum": 0},
             "tags": {"type": "array", "items": {
                 "type": "object", "required": ["id", "name"],
@@ -162,11 +192,13 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["default", "fingerprint", "models"],
         "properties": {
             "default": {"type": "string"}, "fingerprint": {"type": "string"},
+            "chain": {"type": "array", "items": {"type": "string"},
+                      "description": "the fallback order after the requested model"},
             "models": {"type": "array", "items": {
                 "type": "object", "required": ["name"],
                 "properties": {"name": {"type": "string"}, "additive": {"type": "boolean"},
                                "default": {"type": "boolean"}, "fallback": {"type": "boolean"},
-                               "folds_in_feedback": {"type": "boolean"}}}},
+                               "folds_in_feedback": {"type": "boolean"}, "similar_items": {"type": "boolean"}}}},
         },
     },
     "Health": {
@@ -178,8 +210,6 @@ SCHEMAS: dict[str, Any] = {
             "bundle": {"type": "object", "required": ["loaded", "fingerprint"],
                        "properties": {"loaded": {"type": "boolean"}, "fingerprint": {"type": "string"},
                                       "models": {"type": "array", "items": {"type": "string"}}}},
-            "overlay": {"type": "object", "properties": {"users": {"type": "integer"},
-                                                         "interactions": {"type": "integer"}}},
         },
     },
 }
@@ -212,14 +242,15 @@ def build_spec() -> dict[str, Any]:
         "servers": [{"url": "/v1"}],
         "paths": {
             "/users/{user_id}/recommendations": {"get": {
-                "summary": "Top-k items for a user; unknown users get fallback items marked by source",
-                "parameters": [user, K, MODEL, EXCLUDE, EXPLAIN],
+                "summary": "Top-k items for a user; unknown users get fallback items marked by source. Items the "
+                           "user interacted with or disliked, hidden items and excluded ones never appear.",
+                "parameters": [user, K, MODEL, EXCLUDE, TAGS, NOT_TAGS, EXPLAIN],
                 "responses": {"200": _json({"$ref": "#/components/schemas/Recommendations"}, "recommendations"),
                               "400": _err("bad k, model or explain"), "404": _err("no such route")},
             }},
             "/items/{item_id}/similar": {"get": {
-                "summary": "Items similar to an item",
-                "parameters": [item, K, MODEL, EXPLAIN],
+                "summary": "Items similar to an item (hidden items never appear)",
+                "parameters": [item, K, MODEL, TAGS, NOT_TAGS, EXPLAIN],
                 "responses": {"200": _json({"$ref": "#/components/schemas/Similar"}, "similar items"),
                               "400": _err("bad k or model"), "404": _err("unknown item")},
             }},
@@ -235,13 +266,25 @@ def build_spec() -> dict[str, Any]:
                 "responses": {"200": _json({"$ref": "#/components/schemas/User"}, "the user"),
                               "404": _err("unknown user")},
             }},
-            "/items/{item_id}": {"get": {
-                "summary": "An item, its audience and tags",
-                "parameters": [item],
-                "responses": {"200": _json({"$ref": "#/components/schemas/Item"}, "the item"),
-                              "404": _err("unknown item")},
-            }},
-            "/interactions": _write_op("Record feedback; it shapes the user's next recommendations at once",
+            "/items/{item_id}": {
+                "get": {
+                    "summary": "An item, its audience and tags",
+                    "parameters": [item],
+                    "responses": {"200": _json({"$ref": "#/components/schemas/Item"}, "the item"),
+                                  "404": _err("unknown item")},
+                },
+                "patch": {
+                    "summary": "Hide an item from every list (recommended or similar) from the next request on, "
+                               "on every worker, or bring it back",
+                    "parameters": [item], "security": [{"bearer": []}],
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/HiddenIn"}}}},
+                    "responses": {"200": _json({"$ref": "#/components/schemas/Hidden"}, "the item's flag now"),
+                                  "404": _err("unknown item; nothing was written"), **WRITE_ERRORS},
+                },
+            },
+            "/interactions": _write_op("Record feedback (positive, or type dislike); every worker serves it "
+                                       "from the next request on",
                                        "InteractionIn", unknown_item=True),
             "/users": _write_op("Create or update users", "UserIn"),
             "/items": _write_op("Create or update items", "ItemIn"),
