@@ -13,6 +13,7 @@ from flask import Flask, redirect, url_for
 from werkzeug.wrappers import Response
 
 from api.errors import register_error_handlers
+from api.json_provider import OrjsonProvider
 from api.metrics import install as install_metrics
 from api.settings import Settings, SettingsError
 from api.store_handle import StoreHandle
@@ -20,6 +21,10 @@ from recommenders.live import LiveState
 from recommenders.serving import Server
 
 log = logging.getLogger("kgrec.api")
+
+
+class _Flask(Flask):
+    json_provider_class = OrjsonProvider
 
 
 def create_app(settings: Settings | None = None, server: Server | None = None) -> Flask:
@@ -39,10 +44,8 @@ def create_app(settings: Settings | None = None, server: Server | None = None) -
         server.max_reasons = settings.max_reasons
     handle = StoreHandle(settings.store)
 
-    app = Flask(__name__)
-    app.config.update(MAX_CONTENT_LENGTH=settings.max_body, JSON_SORT_KEYS=False)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app = _Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_body)
     app.extensions["kgrec.settings"] = settings
     app.extensions["kgrec.server"] = server
     app.extensions["kgrec.store"] = handle

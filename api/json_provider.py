@@ -1,0 +1,25 @@
+"""Flask's JSON through orjson: an explained list is ~50 reasons with their paths and Cypher,
+and the standard library's encoder was a tenth of such a request's time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask import Response
+from flask.json.provider import DefaultJSONProvider
+
+
+class OrjsonProvider(DefaultJSONProvider):
+    """Same output as Flask's default (UTF-8, insertion order, no NaN) for the API's plain data."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return orjson.dumps(obj, default=self.default).decode("utf-8")
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return orjson.loads(s)
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        obj = self._prepare_response_obj(args, kwargs)
+        return self._app.response_class(orjson.dumps(obj, default=self.default) + b"\n",
+                                         mimetype=self.mimetype)
