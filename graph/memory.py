@@ -8,21 +8,27 @@ since the last flush to a journal, and the whole graph is rewritten as one gzipp
 document only on compaction (bulk loads, ``clear``, a journal past ``journal_limit``, or
 ``compact()``); see ``graph.memory_file``. Every row is checked by ``graph.rows`` before it is
 written and again when it is read back: nothing a user can hand in is ever unpickled.
+
+A write is atomic in memory too: its rows are checked first, and a write or a flush that
+fails leaves no trace in what the store shows (``graph.memory_undo`` puts back what a failed
+write changed; a failed flush reloads the last durable state from the files).
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
 from graph.memory_file import FILE_NAME, JOURNAL_LIMIT, JOURNAL_NAME, LOCK_NAME, TABLE_NAMES, StoreFiles, graph_tables
+from graph.memory_undo import Undo
 from graph.records import COUNT_KEYS, Fact, Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
-from graph.rows import check_rows
+from graph.rows import check_rows, distinct
 from graph.schema import ATTR_PREFIX, Label, Rel
 from graph.store import DISPLAY_PROPERTY, GraphStore, Neighbor, StoreError, neighbor_order
 
@@ -67,20 +73,43 @@ class MemoryStore(GraphStore):
 
     def __init__(self, directory: str | os.PathLike[str], journal_limit: int = JOURNAL_LIMIT) -> None:
         self.directory = Path(directory)
-        if self.directory.exists() and not self.directory.is_dir():
-            raise StoreError(f"{self.directory} is not a directory; memory:// needs a directory path")
         self.graph = nx.MultiDiGraph()
         self._rel_counts: Counter[Rel] = Counter()
         self._version = 0
         self._snapshot: tuple[int, GraphSnapshot] | None = None
         self._closed = False
+        self._undo: Undo | None = None
         self._files = StoreFiles(self.directory, journal_limit)
+        self._read_files()
+
+    def _read_files(self) -> None:
+        """(Re)build the graph from the document and the journal: the last durable state."""
+        if self.directory.exists() and not self.directory.is_dir():
+            raise StoreError(f"{self.directory} is not a directory; memory:// needs a directory path")
+        self.graph = nx.MultiDiGraph()
+        self._rel_counts.clear()
+        self._version += 1
         tables, ops = self._files.read()
         for table in TABLE_NAMES:
             TABLES[table](self, tables[table])
         for op, rows in ops:
             self._apply(op, rows)
         self._dirty = False
+
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """Apply one write so that, if it raises, the graph and the pending journal are as before."""
+        self._touch()
+        undo = self._undo = Undo(self.graph, self._rel_counts)
+        pending = self._files.mark()
+        try:
+            yield
+        except BaseException:
+            undo.rollback(self._rel_counts)
+            self._files.reset_to(pending)
+            raise
+        finally:
+            self._undo = None
 
     # -- node and edge primitives -------------------------------------------------------
     def _touch(self) -> None:
@@ -93,6 +122,9 @@ class MemoryStore(GraphStore):
         """Create the missing nodes among ``keys`` with only their key (in bulk: it is hot)."""
         graph = self.graph
         missing = [k for k in dict.fromkeys(keys) if (label, k) not in graph]
+        if self._undo is not None:
+            for k in missing:
+                self._undo.node((label, k))
         if label is Label.ENTITY:
             graph.add_nodes_from(((label, k), {"iri": k}) for k in missing)
         elif label is Label.TAG:
@@ -104,7 +136,10 @@ class MemoryStore(GraphStore):
         """Upsert relationships whose end nodes exist; an existing key gets the new properties."""
         has, add = self.graph.has_edge, self.graph.add_edge
         new = 0
+        undo = self._undo
         for src, dst, ekey, props in edges:
+            if undo is not None:
+                undo.edge(src, dst, ekey)
             if not has(src, dst, ekey):
                 new += 1
             add(src, dst, ekey, rel=rel, props=props)
@@ -113,6 +148,8 @@ class MemoryStore(GraphStore):
     def _remove_node(self, node: NodeKey) -> bool:
         if node not in self.graph:
             return False
+        if self._undo is not None:
+            self._undo.removing(node)
         for _, _, data in self.graph.in_edges(node, data=True):
             self._rel_counts[data["rel"]] -= 1
         for _, dst, data in self.graph.out_edges(node, data=True):
@@ -122,13 +159,21 @@ class MemoryStore(GraphStore):
         return True
 
     # -- rows: the persisted form of each kind, shared by upserts and by reading the file --
+    def _saving(self, label: Label, rows: list[Any]) -> None:
+        """Let a write's undo remember the nodes whose properties it is about to set."""
+        if self._undo is not None:
+            for r in rows:
+                self._undo.node((label, r[0]))
+
     def _put_users(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        self._saving(Label.USER, rows)
         self._ensure(Label.USER, (r[0] for r in rows))
         nodes = self.graph.nodes
         for key, attrs in rows:
             nodes[(Label.USER, key)]["attrs"] = dict(attrs)
 
     def _put_items(self, rows: list[tuple[str, str | None, dict[str, Any]]]) -> None:
+        self._saving(Label.ITEM, rows)
         self._ensure(Label.ITEM, (r[0] for r in rows))
         nodes = self.graph.nodes
         for key, title, attrs in rows:
@@ -140,6 +185,7 @@ class MemoryStore(GraphStore):
                 data["title"] = title
 
     def _put_tags(self, rows: list[tuple[str, str | None, str | None]]) -> None:
+        self._saving(Label.TAG, rows)
         self._ensure(Label.TAG, (r[0] for r in rows))
         nodes = self.graph.nodes
         for key, name, kind in rows:
@@ -147,6 +193,7 @@ class MemoryStore(GraphStore):
 
     def _put_entities(self, rows: list[tuple[str, str | None]]) -> None:
         """Entities; a missing label keeps the one already known (as a Fact without a label does)."""
+        self._saving(Label.ENTITY, rows)
         self._ensure(Label.ENTITY, (r[0] for r in rows))
         nodes = self.graph.nodes
         for key, label in rows:
@@ -191,10 +238,10 @@ class MemoryStore(GraphStore):
         """Check every row first (``graph.rows``, as Neo4jStore does), so a bad row leaves the
         whole batch unwritten and nothing unstorable ever reaches the files."""
         check_rows(table, rows)
-        self._touch()
-        TABLES[table](self, rows)
-        self._files.record(table, rows)
-        return len(rows)
+        with self._atomic():
+            TABLES[table](self, rows)
+            self._files.record(table, rows)
+        return distinct(table, rows)
 
     def _apply(self, op: str, rows: list[Any]) -> None:
         """Replay one journal operation (rows already checked by ``graph.memory_file``)."""
@@ -234,17 +281,18 @@ class MemoryStore(GraphStore):
     def upsert_facts(self, rows: Iterable[Fact]) -> int:
         """Checked as whole facts, stored (and journaled) as entities and RELATED edges."""
         facts = check_rows("facts", [(r.item, r.predicate, r.entity, r.entity_label) for r in rows])
-        self._touch()
-        for table, part in (("entities", [(e, lb) for _, _, e, lb in facts]),
-                            ("related", [(i, p, e) for i, p, e, _ in facts])):
-            TABLES[table](self, part)
-            self._files.record(table, part)
-        return len(facts)
+        with self._atomic():
+            for table, part in (("entities", [(e, lb) for _, _, e, lb in facts]),
+                                ("related", [(i, p, e) for i, p, e, _ in facts])):
+                TABLES[table](self, part)
+                self._files.record(table, part)
+        return distinct("facts", facts)
 
     def _delete_nodes(self, label: Label, op: str, ids: Iterable[str]) -> int:
-        self._touch()
-        removed = [k for k in set(ids) if self._remove_node((label, k))]
-        self._files.record(op, removed)
+        keys = set(ids)
+        with self._atomic():
+            removed = [k for k in keys if self._remove_node((label, k))]
+            self._files.record(op, removed)
         return len(removed)
 
     def delete_users(self, ids: Iterable[str]) -> int:
@@ -257,14 +305,17 @@ class MemoryStore(GraphStore):
         u, i = (Label.USER, user), (Label.ITEM, item)
         if not self.graph.has_edge(u, i, _INTERACTED):
             return False
+        if self._undo is not None:
+            self._undo.edge(u, i, _INTERACTED)
         self.graph.remove_edge(u, i, _INTERACTED)
         self._rel_counts[Rel.INTERACTED] -= 1
         return True
 
     def delete_interactions(self, pairs: Iterable[tuple[str, str]]) -> int:
-        self._touch()
-        removed = [[u, i] for u, i in set(pairs) if self._remove_interaction(u, i)]
-        self._files.record("delete_interactions", removed)
+        unique = set(pairs)
+        with self._atomic():
+            removed = [[u, i] for u, i in unique if self._remove_interaction(u, i)]
+            self._files.record("delete_interactions", removed)
         return len(removed)
 
     def clear(self) -> None:
@@ -290,10 +341,20 @@ class MemoryStore(GraphStore):
         """Append the writes since the last flush to the journal as one fsync'd line, or compact
         (new document through a temp file and ``os.replace``, then no journal) when there is no
         document yet, after a bulk write or ``clear``, or once the journal passed ``journal_limit``.
-        Refuses when another process or store wrote the files since this one read them."""
+        Refuses when another process or store wrote the files since this one read them. A flush
+        that fails discards every write since the last good one, in memory too (the graph is
+        reloaded from the files), so what this store shows is always what is on disk."""
         if not self._dirty or self._closed:
             return
-        self._files.flush(lambda: graph_tables(self.graph))
+        try:
+            self._files.flush(lambda: graph_tables(self.graph))
+        except BaseException:
+            self._files.discard_pending()
+            try:
+                self._read_files()
+            except (StoreError, OSError):
+                self._closed = True  # the files are gone or damaged: refuse further use
+            raise
         self._dirty = False
 
     def close(self) -> None:

@@ -49,7 +49,7 @@ from graph.records import (
     Tagging,
     User,
 )
-from graph.rows import check_rows
+from graph.rows import check_rows, distinct
 from graph.schema import ATTR_PREFIX, ENDPOINTS, KEY, Label, Rel
 from graph.store import DISPLAY_PROPERTY, GraphStore, Neighbor, StoreError, StoreUnavailable, neighbor_order
 
@@ -218,54 +218,63 @@ class Neo4jStore(GraphStore):
         return len(rows)
 
     # -- writes ---------------------------------------------------------------------------
-    # Every batch is checked whole by ``graph.rows`` (as MemoryStore's are) before any of it is sent.
+    # Every batch is checked whole by ``graph.rows`` (as MemoryStore's are) before any of it is sent;
+    # each returns how many distinct nodes or relationships it wrote (``graph.rows.distinct``).
     def upsert_users(self, rows: Iterable[User]) -> int:
         data = check_rows("users", [(r.id, r.attrs) for r in rows])
-        return self._write_rows(UPSERT_USERS, [{"id": i, "attrs": _attrs_in(a)} for i, a in data])
+        self._write_rows(UPSERT_USERS, [{"id": i, "attrs": _attrs_in(a)} for i, a in data])
+        return distinct("users", data)
 
     def upsert_items(self, rows: Iterable[Item]) -> int:
         data = check_rows("items", [(r.id, r.title, r.attrs) for r in rows])
-        return self._write_rows(UPSERT_ITEMS, [{"id": i, "title": t, "attrs": _attrs_in(a)} for i, t, a in data])
+        self._write_rows(UPSERT_ITEMS, [{"id": i, "title": t, "attrs": _attrs_in(a)} for i, t, a in data])
+        return distinct("items", data)
 
     def upsert_tags(self, rows: Iterable[Tag]) -> int:
         data = check_rows("tags", [(r.id, r.name, r.kind) for r in rows])
-        return self._write_rows(UPSERT_TAGS, [{"id": i, "name": n, "kind": k} for i, n, k in data])
+        self._write_rows(UPSERT_TAGS, [{"id": i, "name": n, "kind": k} for i, n, k in data])
+        return distinct("tags", data)
 
     def upsert_interactions(self, rows: Iterable[Interaction]) -> int:
         data = check_rows("interacted", [(r.user, r.item, r.weight, r.rating, r.ts) for r in rows])
-        return self._write_rows(
+        self._write_rows(
             UPSERT_INTERACTIONS,
             [{"user": u, "item": i, "weight": w, "rating": rt, "ts": ts} for u, i, w, rt, ts in data],
             [(Label.USER, "user"), (Label.ITEM, "item")],
         )
+        return distinct("interacted", data)
 
     def upsert_taggings(self, rows: Iterable[Tagging]) -> int:
         data = check_rows("tagged", [(r.user, r.item, r.tag, r.ts) for r in rows])
         ends = [(Label.USER, "user"), (Label.ITEM, "item"), (Label.TAG, "tag")]
-        return self._write_rows(
+        self._write_rows(
             UPSERT_TAGGINGS, [{"user": u, "item": i, "tag": t, "ts": ts} for u, i, t, ts in data], ends
         )
+        return distinct("tagged", data)
 
     def upsert_item_tags(self, rows: Iterable[ItemTag]) -> int:
         data = check_rows("has_tag", [(r.item, r.tag, r.count) for r in rows])
-        return self._write_rows(
+        self._write_rows(
             UPSERT_ITEM_TAGS, [{"item": i, "tag": t, "count": c} for i, t, c in data],
             [(Label.ITEM, "item"), (Label.TAG, "tag")],
         )
+        return distinct("has_tag", data)
 
     def upsert_follows(self, rows: Iterable[Follow]) -> int:
         data = check_rows("follows", [(r.user, r.friend, r.weight) for r in rows])
-        return self._write_rows(
+        self._write_rows(
             UPSERT_FOLLOWS, [{"user": u, "friend": f, "weight": w} for u, f, w in data],
             [(Label.USER, "user"), (Label.USER, "friend")],
         )
+        return distinct("follows", data)
 
     def upsert_facts(self, rows: Iterable[Fact]) -> int:
         data = check_rows("facts", [(r.item, r.predicate, r.entity, r.entity_label) for r in rows])
-        return self._write_rows(
+        self._write_rows(
             UPSERT_FACTS, [{"item": i, "predicate": p, "entity": e, "label": lb} for i, p, e, lb in data],
             [(Label.ITEM, "item"), (Label.ENTITY, "entity")],
         )
+        return distinct("facts", data)
 
     def _delete_nodes(self, label: Label, ids: Iterable[str]) -> int:
         keys = sorted(set(ids))
