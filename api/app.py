@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, redirect, url_for
+from flask import Flask, redirect, request, url_for
 from werkzeug.wrappers import Response
 
+from api import params
+from api.auth import guard_reads
 from api.engine import Engine
-from api.errors import register_error_handlers
+from api.errors import ApiError, register_error_handlers
 from api.overlay import InteractionOverlay
 from api.settings import Settings, SettingsError
 from api.store_handle import StoreHandle
+from graph import values
 
 log = logging.getLogger("kgrec.api")
+#: Longest path plus query string served (under gunicorn, longer request lines are refused by
+#: gunicorn itself, with the same JSON 414 through ``api.gunicorn_worker``).
+MAX_URL = values.MAX_URL
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Flask:
@@ -54,6 +60,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.register_blueprint(cypher_bp, url_prefix="/v1")
     app.register_blueprint(pages_bp, url_prefix="/ui")
     register_error_handlers(app)
+    app.before_request(_check_request)
 
     @app.get("/")
     def _root() -> Response:
@@ -65,3 +72,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     log.info("kgrec API ready: bundle %s (%s), store %s", settings.bundle, engine.fingerprint, settings.store)
     return app
+
+
+def _check_request() -> None:
+    """Before any view: the URL's length, its text (``params.check_request_text``) and, when
+    ``KGREC_READ_KEY`` is set, the reader's key."""
+    raw = request.environ.get("RAW_URI") or request.full_path
+    if len(raw) > MAX_URL:
+        raise ApiError(414, "uri_too_long", f"the URL is {len(raw)} characters long; at most {MAX_URL} are served",
+                       "url")
+    params.check_request_text(request)
+    guard_reads()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from itertools import islice, repeat
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -197,6 +198,38 @@ class Neo4jStore(GraphStore):
             return tx.run(query, params or {}).data()
 
         return self._read(self._neo4j.unit_of_work(timeout=timeout)(work) if timeout else work)
+
+    @contextmanager
+    def read_stream(
+        self, query: str, params: dict[str, Any] | None = None, timeout: float | None = None, fetch_size: int = 1000
+    ) -> Iterator[Iterator[dict[str, Any]]]:
+        """Rows of a read-only query as plain dicts, pulled ``fetch_size`` at a time while the
+        caller iterates. Leaving the block rolls the transaction back, which stops the query at
+        the server: a caller that wants 10 rows of a billion reads 10 (and the batch they came in).
+        Not retried (a stream cannot be replayed); ``timeout`` is enforced by the server."""
+        session = self._driver.session(database=self.database, default_access_mode=self._neo4j.READ_ACCESS,
+                                       fetch_size=fetch_size)
+        try:
+            tx = self._call(session.begin_transaction, timeout=timeout)
+            try:
+                yield self._records(self._call(tx.run, query, params or {}))
+            finally:
+                with suppress(Exception):  # a dead connection cannot roll back; the server drops it
+                    tx.close()
+        finally:
+            with suppress(Exception):
+                session.close()
+
+    def _records(self, result: Any) -> Iterator[dict[str, Any]]:
+        it = iter(result)
+        while (record := self._call(next, it, None)) is not None:
+            yield record.data()
+
+    def plan(self, query: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The server's plan of ``query`` (``EXPLAIN``: planned, never run), as plain dicts."""
+        explain = "EXPLAIN\n" + query  # the analyst's own text, prefixed; values stay parameters
+        summary = self._read(lambda tx: tx.run(explain, params or {}).consume())
+        return dict(summary.plan or {})
 
     def run_write(self, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run a parameterised query in a managed (retried) write transaction, as plain dicts."""

@@ -22,9 +22,14 @@ from __future__ import annotations
 import math
 import re
 
-#: Longest id (users, items, tags, IRIs) and longest other text value, in characters.
-MAX_ID = 512
+#: Longest user or item id, in characters: 256 characters are at most 1 KiB of UTF-8, so two
+#: percent-encoded ids (``/v1/users/{id}/recommendations/{item}/explanation``) fit a URL of
+#: ``MAX_URL`` characters. Tag ids, IRIs and predicates (never in a path) may be ``MAX_KEY`` long.
+MAX_ID = 256
+MAX_KEY = 2048
 MAX_TEXT = 65_536
+#: Longest URL (path and query) the API serves; gunicorn's request-line limit is set to match.
+MAX_URL = 8190
 #: Longest attribute name.
 MAX_ATTR_KEY = 64
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -49,15 +54,18 @@ def text_problem(value: str, limit: int = MAX_TEXT) -> str | None:
 
 
 def key_problem(value: str) -> str | None:
-    """A tag id, entity IRI or predicate: non-blank text of at most ``MAX_ID`` characters."""
+    """A tag id, entity IRI or predicate: non-blank text of at most ``MAX_KEY`` characters."""
     if not value.strip():
         return "is empty"
-    return text_problem(value, MAX_ID)
+    return text_problem(value, MAX_KEY)
 
 
 def id_problem(value: str) -> str | None:
-    """A user or item id: a key that can also be one segment of a URL path."""
-    problem = key_problem(value)
+    """A user or item id: non-blank text of at most ``MAX_ID`` characters that can be one
+    segment of a URL path."""
+    if not value.strip():
+        return "is empty"
+    problem = text_problem(value, MAX_ID)
     if problem is not None:
         return problem
     if "/" in value:
