@@ -7,6 +7,7 @@ accepts is one every store can hold and every URL can address.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from flask import Request
@@ -21,6 +22,7 @@ MAX_ID = values.MAX_ID
 #: more than 400 characters is not one anybody means.
 MAX_NUMBER_DIGITS, MAX_NUMBER_TEXT = 20, 400
 TS_RANGE = f"{values.TS_MIN}..{values.TS_MAX}"
+_ID = values.id_problem
 TRUE, FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
@@ -160,14 +162,18 @@ def _refuse(prefix: str, name: str, value: Any, problem: str) -> ApiError:
     return bad_request(_where(prefix, name), f"{name} {shown} {problem}")
 
 
-def _id(row: dict[str, Any], name: str, prefix: str) -> str:
+def _string(row: dict[str, Any], name: str, prefix: str, problem_of: Callable[[str], str | None]) -> str:
     v = row.get(name)
     if not isinstance(v, str):
-        raise bad_request(_where(prefix, name), f"{name} must be a non-empty string")
-    problem = values.id_problem(v)
+        raise bad_request(_where(prefix, name), f"{name} must be a {'non-empty ' if problem_of is _ID else ''}string")
+    problem = problem_of(v)
     if problem is not None:
         raise _refuse(prefix, name, v, problem)
     return v
+
+
+def _id(row: dict[str, Any], name: str, prefix: str) -> str:
+    return _string(row, name, prefix, _ID)
 
 
 def _number(row: dict[str, Any], name: str, prefix: str, positive: bool = False) -> float | None:
@@ -187,15 +193,7 @@ def _number(row: dict[str, Any], name: str, prefix: str, positive: bool = False)
 
 
 def _text(row: dict[str, Any], name: str, prefix: str) -> str | None:
-    v = row.get(name)
-    if v is None:
-        return None
-    if not isinstance(v, str):
-        raise bad_request(_where(prefix, name), f"{name} must be a string")
-    problem = values.text_problem(v)
-    if problem is not None:
-        raise _refuse(prefix, name, v, problem)
-    return v
+    return None if row.get(name) is None else _string(row, name, prefix, values.text_problem)
 
 
 def _attrs(row: dict[str, Any], prefix: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from api.cli import store_option
+from graph.values import MAX_URL
 
 
 @click.command()
@@ -53,6 +54,10 @@ def serve(bundle: str, store_url: str, host: str, port: int, workers: int, threa
                        "worker_exit": lambda _server, _worker: handle.close()})
 
 
+#: gunicorn worker classes by "threaded": gunicorn's own, answering refused requests in JSON.
+WORKERS = {True: "api.gunicorn_worker.ThreadWorker", False: "api.gunicorn_worker.SyncWorker"}
+
+
 def run_gunicorn(app: Any, options: dict[str, Any]) -> None:
     """Run a WSGI app in gunicorn, configured from a dict rather than a config file."""
     from gunicorn.app.base import BaseApplication
@@ -60,7 +65,9 @@ def run_gunicorn(app: Any, options: dict[str, Any]) -> None:
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             settings = {
-                "preload_app": True, "worker_class": "gthread" if options.get("threads", 1) > 1 else "sync",
+                "preload_app": True,
+                "worker_class": WORKERS[options.get("threads", 1) > 1],
+                "limit_request_line": MAX_URL,
                 "accesslog": None, "errorlog": "-", "timeout": 60, "graceful_timeout": 10, "keepalive": 5,
                 **options,
             }
