@@ -9,14 +9,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.api_fixtures import API_KEY, fill_store, train_bundle
-from tests.test_serve_cli import ROOT, free_port, wait_for
+from tests.serve_fixtures import serving
 
 MAX_BODY = 4096
 
@@ -26,21 +25,8 @@ def server(snapshot, synthetic, tmp_path_factory):
     root = tmp_path_factory.mktemp("serve-faults")
     bundle = train_bundle(snapshot, root / "bundle")
     store = fill_store(synthetic.records, root / "store")
-    port = free_port()
-    cmd = [sys.executable, "-c", "from api.cli import main; main()", "serve", "--bundle", str(bundle),
-           "--store", store, "--port", str(port), "--workers", "2", "--threads", "2"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "KGREC_API_KEY": API_KEY, "KGREC_MAX_BODY": str(MAX_BODY)}
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_for(f"http://127.0.0.1:{port}/v1/health", proc)
-        yield port, proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with serving(bundle, store, root, env={"KGREC_API_KEY": API_KEY, "KGREC_MAX_BODY": str(MAX_BODY)}) as served:
+        yield served
 
 
 def request(port: int, method: str, path: str, body=None, headers: dict[str, str] | None = None,
