@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from graph import values
+from graph.records import Fact, Follow, Interaction, Item, ItemTag, Tag, Tagging, User
 from graph.store import StoreError
 
 Check = Callable[[object], bool]
@@ -158,3 +159,33 @@ def distinct(table: str, rows: list[Any]) -> int:
 #: How many leading fields of each table's row form its key (``graph.schema``'s uniqueness rules).
 KEY_WIDTH = {"users": 1, "items": 1, "tags": 1, "entities": 1, "interacted": 2, "tagged": 3, "has_tag": 2,
              "follows": 2, "related": 3, "facts": 3}
+
+
+#: The table and row shape of each record kind, as the stores write them.
+RECORD_ROWS: dict[type, tuple[str, Callable[[Any], tuple[Any, ...]]]] = {
+    User: ("users", lambda r: (r.id, r.attrs)),
+    Item: ("items", lambda r: (r.id, r.title, r.attrs)),
+    Tag: ("tags", lambda r: (r.id, r.name, r.kind)),
+    Interaction: ("interacted", lambda r: (r.user, r.item, r.weight, r.rating, r.ts)),
+    Tagging: ("tagged", lambda r: (r.user, r.item, r.tag, r.ts)),
+    ItemTag: ("has_tag", lambda r: (r.item, r.tag, r.count)),
+    Follow: ("follows", lambda r: (r.user, r.friend, r.weight)),
+    Fact: ("facts", lambda r: (r.item, r.predicate, r.entity, r.entity_label)),
+}
+
+
+def record_problem(record: Any) -> str | None:
+    """What no store would accept in a ``graph.records`` record (or in each record of a tuple or
+    list of them), the same answer ``check_rows`` gives at write time; None when it is fine."""
+    if isinstance(record, tuple | list):
+        return next((p for p in map(record_problem, record) if p is not None), None)
+    kind = RECORD_ROWS.get(type(record))
+    if kind is None:
+        return None
+    table, to_row = kind
+    row = to_row(record)
+    try:
+        check_row(table, row)
+    except ValueError as exc:
+        return str(exc)
+    return value_problem(table, row)
