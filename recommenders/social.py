@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Reason
+from recommenders.integrity import Dim
 from recommenders.scored import (
     ScoredRecommender,
     csr_restore,
@@ -64,6 +65,8 @@ class Social(ScoredRecommender):
         self._taste.sort_indices()
         self._trust = row_normalise(sp.csr_matrix((trust, (f.row, f.col)), shape=f.shape))
         self._trust.sort_indices()
+
+    ARRAYS: ClassVar[dict[str, tuple[Dim, ...]]] = {"trust": ("users", "users"), "taste": ("users", "users")}
 
     def _state(self) -> dict[str, np.ndarray]:
         return {**csr_state("trust", self._trust), **csr_state("taste", self._taste)}
