@@ -58,6 +58,8 @@ from graph.store import DISPLAY_PROPERTY, GraphStore, Neighbor, StoreError, Stor
 BATCH_SIZE = 10_000
 #: Relationships / nodes removed per transaction by ``clear()``.
 CLEAR_BATCH = 50_000
+#: Seconds to connect (TCP and Bolt handshake) and to retry a failed transaction.
+CONNECT_TIMEOUT, RETRY_BUDGET = 2.0, 2.0
 
 T = TypeVar("T")
 
@@ -108,10 +110,14 @@ class Neo4jStore(GraphStore):
             self._driver = neo4j.GraphDatabase.driver(
                 uri,
                 auth=auth,
-                connection_timeout=5.0,
-                connection_acquisition_timeout=30.0,
-                # Retries cover deadlocks and restarts; a dead server should become a 503 fast.
-                max_transaction_retry_time=5.0,
+                # A dead or frozen server must become a 503 in seconds: connecting, and the Bolt
+                # handshake of a new connection (bounded by the acquisition timeout), give up
+                # after 2 s; reads on an open connection end at the server's keep-alive hint
+                # (connection.recv_timeout_seconds, twice server.bolt.connection_keep_alive).
+                connection_timeout=CONNECT_TIMEOUT,
+                connection_acquisition_timeout=CONNECT_TIMEOUT,
+                # Retries cover deadlocks and restarts, within this budget.
+                max_transaction_retry_time=RETRY_BUDGET,
                 notifications_min_severity="OFF",
             )
         except (ValueError, neo4j.exceptions.ConfigurationError) as exc:
