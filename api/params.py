@@ -114,7 +114,11 @@ def json_body(request: Request) -> Any:
     """The parsed JSON body: at most ``MAX_CONTENT_LENGTH`` bytes (413), at most ``MAX_DEPTH``
     levels deep (checked before parsing, so no depth can exhaust the parser's stack), valid
     UTF-8, no NaN or Infinity; over-long numbers come back as ``BigNumber`` for the row checks."""
-    raw = read_body(request)
+    return json_loads(read_body(request))
+
+
+def json_loads(raw: bytes) -> Any:
+    """``raw`` parsed under ``json_body``'s rules; 400 naming ``body`` otherwise."""
     if not raw.strip():
         raise bad_request("body", "request body is empty; send JSON")
     depth = values.json_depth(raw)

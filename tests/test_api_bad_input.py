@@ -4,9 +4,6 @@ were, and the worker takes the next good write (no request poisons it)."""
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import pytest
 
 from api.app import create_app
@@ -15,6 +12,7 @@ from graph.memory import MemoryStore
 from graph.schema import Label
 from tests.api_fixtures import ANALYST_KEY, API_KEY, fill_store, fresh_engine, train_bundle
 from tests.bad_input_corpus import ANALYST, WRITER, Case, cases
+from tests.fuzz_oracle import digest
 
 CASES = cases()
 KEYS = {WRITER: API_KEY, ANALYST: ANALYST_KEY}
@@ -29,13 +27,6 @@ def served(snapshot, synthetic, tmp_path_factory):
                         analyst_key=ANALYST_KEY, max_body=65_536)
     app = create_app(settings, engine=fresh_engine(bundle))
     return app, root / "store"
-
-
-def digest(directory: Path) -> str:
-    h = hashlib.sha256()
-    for path in sorted(p for p in directory.iterdir() if p.is_file()):
-        h.update(path.name.encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()
 
 
 def send(client, case: Case):
