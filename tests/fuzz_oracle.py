@@ -13,9 +13,21 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
 from api import params
 from graph.memory import MemoryStore
 from graph.records import GraphRecords
+
+#: Valid requests must answer as documented; invalid ones need only no 5xx and JSON errors.
+POSITIVE_CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+                   response_schema_conformance]
+NEGATIVE_CHECKS = [not_a_server_error, content_type_conformance]
 
 #: How each write path's rows are parsed and applied (the API's parsers, the stores' upserts).
 WRITES = {
@@ -69,12 +81,15 @@ def sent_body(response: Any) -> bytes | None:
     return body.encode() if isinstance(body, str) else body
 
 
-def with_known_items(case: Any, items: list[str], draw: int) -> Any:
-    """Point interaction rows at items the graph has (schemathesis invents ids, which are all
-    404 and would leave the write path untried): every other row gets ``items[draw % len]``."""
+def with_known_ids(case: Any, users: list[str], items: list[str], draw: int) -> Any:
+    """Point half the drawn ids at users and items the graph has: schemathesis invents ids,
+    which all answer 404 and would leave reads and the interaction write path untried."""
+    known = {"user_id": users, "item_id": items, "user": users, "item": items}
+    params = getattr(case, "path_parameters", None) or {}
     body = getattr(case, "body", None)
-    rows = body if isinstance(body, list) else [body]
-    for n, row in enumerate(rows):
-        if isinstance(row, dict) and "item" in row and (draw + n) % 2 == 0:
-            row["item"] = items[(draw + n) % len(items)]
+    rows = [r for r in (body if isinstance(body, list) else [body]) if isinstance(r, dict)]
+    for n, fields in enumerate([params, *rows]):
+        for name in [k for k in fields if k in known and (draw + n) % 2 == 0]:
+            ids = known[name]
+            fields[name] = ids[(draw + n) % len(ids)]
     return case
