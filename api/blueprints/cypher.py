@@ -34,6 +34,10 @@ DEFAULT_TIMEOUT, MAX_TIMEOUT = 10.0, 60.0
 DEFAULT_ROWS, MAX_ROWS = 1000, 10_000
 #: Most JSON a response carries; rows past it are left out and the answer says so.
 MAX_RESPONSE_BYTES = 8 << 20
+#: Rows pulled from the server at a time. Stopping early still reads the rest of the current
+#: batch off the wire, so with large rows a batch must stay small; with small rows, 64 costs no
+#: more than one batch of 10,000 (measured: 10,000 one-integer rows in 1.56 vs 1.84 s).
+FETCH = 64
 #: Longest query text, and the control characters it may hold (as spaces, for the text check).
 MAX_QUERY = 65_536
 LAYOUT = str.maketrans("\t\n\r", "   ")
@@ -185,12 +189,12 @@ def _check_text(text: str) -> None:
 
 def _first_rows(s: Any, text: str, values: dict[str, Any], timeout: float,
                 max_rows: int) -> tuple[list[Any], str | None]:
-    """At most ``max_rows`` rows and ``MAX_RESPONSE_BYTES`` of JSON, pulled as they stream; the
-    row after the last is pulled only to know whether there were more. Then the transaction
-    is rolled back, which stops the query at the server."""
+    """At most ``max_rows`` rows and ``MAX_RESPONSE_BYTES`` of JSON, pulled ``FETCH`` at a time as
+    they stream; the row after the last is pulled only to know whether there were more. Then
+    the transaction is rolled back, which stops the query at the server."""
     rows: list[Any] = []
     size = 0
-    with s.read_stream(text, values, timeout=timeout, fetch_size=max_rows + 1) as stream:
+    with s.read_stream(text, values, timeout=timeout, fetch_size=min(max_rows + 1, FETCH)) as stream:
         for row in stream:
             if len(rows) == max_rows:
                 return rows, "max_rows"
