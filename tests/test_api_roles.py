@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from api.app import create_app
-from api.settings import Settings, SettingsError
+from api.settings import Settings
 from tests.api_fixtures import fill_store, fresh_engine, train_bundle
 
 OLD_WRITER, NEW_WRITER = "writer-old-0123456789", "writer-new-0123456789"
@@ -72,16 +72,6 @@ def test_cypher_needs_an_analyst_key_and_is_off_without_one(parts):
     off = client_with(parts, api_key=NEW_WRITER)
     resp = off.post("/v1/cypher", json={"query": "RETURN 1"}, headers=bearer(NEW_WRITER))
     assert resp.status_code == 401 and "KGREC_ANALYST_KEY" in resp.get_json()["error"]["message"]
-
-
-@pytest.mark.parametrize(("env", "needle"), [
-    ({"KGREC_API_KEY": "good-key-123456,short"}, "KGREC_API_KEY"),
-    ({"KGREC_ANALYST_KEY": "has a space in it"}, "KGREC_ANALYST_KEY"),
-    ({"KGREC_READ_KEY": "n\u00f6n-ascii-key"}, "KGREC_READ_KEY"),
-])
-def test_bad_keys_fail_at_startup_naming_the_variable(env, needle):
-    with pytest.raises(SettingsError, match=needle):
-        Settings.from_env(env)
 
 
 def test_settings_read_every_role():
