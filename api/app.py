@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     engine.max_reasons = settings.max_reasons
 
     app = Flask(__name__)
+    app.url_map.merge_slashes = False  # "/v1/users//recommendations" names no user: a JSON 404, not a redirect
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body, JSON_SORT_KEYS=False)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
