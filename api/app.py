@@ -9,18 +9,24 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, redirect, url_for
+from flask import Flask, redirect, request, url_for
 from werkzeug.wrappers import Response
 
-from api.errors import register_error_handlers
+from api import params
+from api.auth import guard_reads
+from api.errors import ApiError, register_error_handlers
 from api.json_provider import OrjsonProvider
 from api.metrics import install as install_metrics
 from api.settings import Settings, SettingsError
 from api.store_handle import StoreHandle
+from graph import values
 from recommenders.live import LiveState
 from recommenders.serving import Server
 
 log = logging.getLogger("kgrec.api")
+#: Longest path plus query string served (under gunicorn, longer request lines are refused by
+#: gunicorn itself, with the same JSON 414 through ``api.gunicorn_worker``).
+MAX_URL = values.MAX_URL
 
 
 class _Flask(Flask):
@@ -45,6 +51,7 @@ def create_app(settings: Settings | None = None, server: Server | None = None) -
     handle = StoreHandle(settings.store)
 
     app = _Flask(__name__)
+    app.url_map.merge_slashes = False  # "/v1/users//recommendations" names no user: a JSON 404, not a redirect
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body)
     app.extensions["kgrec.settings"] = settings
     app.extensions["kgrec.server"] = server
@@ -63,6 +70,7 @@ def create_app(settings: Settings | None = None, server: Server | None = None) -
     register_error_handlers(app)
     metrics = install_metrics(app)
     handle.on_error = metrics.store_error
+    app.before_request(_check_request)
 
     @app.get("/")
     def _root() -> Response:
@@ -75,3 +83,14 @@ def create_app(settings: Settings | None = None, server: Server | None = None) -
     log.info("kgrec API ready: bundle %s (%s), store %s", settings.bundle, server.snapshot.fingerprint,
              settings.store)
     return app
+
+
+def _check_request() -> None:
+    """Before any view: the URL's length, its text (``params.check_request_text``) and, when
+    ``KGREC_READ_KEY`` is set, the reader's key."""
+    raw = request.environ.get("RAW_URI") or request.full_path
+    if len(raw) > MAX_URL:
+        raise ApiError(414, "uri_too_long", f"the URL is {len(raw)} characters long; at most {MAX_URL} are served",
+                       "url")
+    params.check_request_text(request)
+    guard_reads()

@@ -9,8 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 from api.blueprints.cypher import OPENAPI as CYPHER_OPENAPI
+from graph.values import MAX_ATTR_KEY, MAX_ID, MAX_TEXT, MAX_URL, TS_MAX, TS_MIN
 
 ERROR = {"$ref": "#/components/schemas/Error"}
+#: What ``graph.values`` accepts as text: no control characters (and no lone surrogates,
+#: which JSON Schema cannot say); ids of users and items also contain no "/" and are not "." or "..".
+TEXT_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+ID_PATTERN = r"^[^/\u0000-\u001f\u007f-\u009f]*[^/\s\u007f-\u009f][^/\u0000-\u001f\u007f-\u009f]*$"
+ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID, "pattern": ID_PATTERN,
+      "description": "a user or item id: text without control characters or '/', not '.' or '..'"}
+TEXT = {"type": "string", "maxLength": MAX_TEXT, "pattern": TEXT_PATTERN}
+#: Reads are open, or need a reader, analyst or writer key when the server sets KGREC_READ_KEY.
+READ_SECURITY = [{}, {"reader": []}]
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -22,15 +32,14 @@ def _err(description: str) -> dict[str, Any]:
 
 
 def _path_param(name: str, description: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "description": description,
-            "schema": {"type": "string", "minLength": 1}}
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": ID}
 
 
 K = {"name": "k", "in": "query", "required": False, "description": "how many items (1..1000)",
      "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10}}
 MODEL = {"name": "model", "in": "query", "required": False,
          "description": "a model of the bundle (see /v1/models); the default when absent",
-         "schema": {"type": "string"}}
+         "schema": {"type": "string", "maxLength": 64}}
 EXPLAIN = {"name": "explain", "in": "query", "required": False, "description": "attach reasons",
            "schema": {"type": "boolean", "default": False}}
 EXCLUDE = {"name": "exclude", "in": "query", "required": False,
@@ -42,9 +51,10 @@ NOT_TAGS = {"name": "not_tags", "in": "query", "required": False,
             "description": "comma-separated tag ids: only items carrying none of them", "schema": {"type": "string"}}
 
 WRITE_ERRORS = {
-    "400": _err("malformed JSON or an invalid field (named in error.field)"),
-    "401": _err("missing or wrong bearer token"),
-    "413": _err("body larger than KGREC_MAX_BODY"),
+    "400": _err("malformed JSON, nesting deeper than 32, or an invalid field (named in error.field): text with "
+                "control characters or lone surrogates, an id with '/', a number outside 64 bits, a bad ts"),
+    "401": _err("missing or wrong writer key (KGREC_API_KEY)"),
+    "413": _err("body larger than KGREC_MAX_BODY (also when sent chunked)"),
     "503": _err("the graph store is down; nothing was written"),
 }
 
@@ -117,12 +127,13 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["user", "item"], "additionalProperties": False,
         "description": "positive feedback: (:User)-[:INTERACTED {weight, rating, ts}]->(:Item)",
         "properties": {
-            "user": {"type": "string", "minLength": 1, "maxLength": 512, "pattern": r"\S"},
-            "item": {"type": "string", "minLength": 1, "maxLength": 512, "pattern": r"\S"},
+            "user": ID,
+            "item": ID,
             "type": {"const": "positive", "default": "positive"},
-            "weight": {"type": "number", "exclusiveMinimum": 0, "default": 1.0},
-            "rating": {"type": ["number", "null"]},
-            "ts": {"type": ["integer", "null"], "minimum": 0},
+            "weight": {"type": "number", "exclusiveMinimum": 0, "maximum": 1.7e308, "default": 1.0},
+            "rating": {"type": ["number", "null"], "minimum": -1.7e308, "maximum": 1.7e308},
+            "ts": {"type": ["integer", "null"], "minimum": TS_MIN, "maximum": TS_MAX,
+                   "description": "epoch seconds, years 1 to 9999"},
         },
     },
     "DislikeIn": {
@@ -130,10 +141,11 @@ SCHEMAS: dict[str, Any] = {
         "description": "negative feedback: (:User)-[:DISLIKED {ts}]->(:Item); the item is never recommended "
                        "to this user again, and models that fold in history count it against similar items",
         "properties": {
-            "user": {"type": "string", "minLength": 1, "maxLength": 512, "pattern": r"\S"},
-            "item": {"type": "string", "minLength": 1, "maxLength": 512, "pattern": r"\S"},
+            "user": ID,
+            "item": ID,
             "type": {"const": "dislike"},
-            "ts": {"type": ["integer", "null"], "minimum": 0},
+            "ts": {"type": ["integer", "null"], "minimum": TS_MIN, "maximum": TS_MAX,
+                   "description": "epoch seconds, years 1 to 9999"},
         },
     },
     "HiddenIn": {
@@ -146,22 +158,25 @@ SCHEMAS: dict[str, Any] = {
     },
     "Attrs": {
         "type": "object",
-        "additionalProperties": {"type": ["string", "number", "boolean"]},
+        "propertyNames": {"minLength": 1, "maxLength": MAX_ATTR_KEY, "pattern": TEXT_PATTERN},
+        "additionalProperties": {"anyOf": [TEXT, {"type": "boolean"},
+                                           {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
+                                           {"type": "number", "minimum": -1.7e308, "maximum": 1.7e308}]},
     },
     "UserIn": {
         "type": "object", "required": ["id"], "additionalProperties": False,
-        "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 512, "pattern": r"\S"},
-                       "attrs": {"$ref": "#/components/schemas/Attrs"}},
+        "properties": {"id": ID, "attrs": {"$ref": "#/components/schemas/Attrs"}},
     },
     "ItemIn": {
         "type": "object", "required": ["id"], "additionalProperties": False,
-        "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 512, "pattern": r"\S"},
-                       "title": {"type": ["string", "null"]},
+        "properties": {"id": ID, "title": {"anyOf": [TEXT, {"type": "null"}]},
                        "attrs": {"$ref": "#/components/schemas/Attrs"}},
     },
     "Written": {
         "type": "object", "required": ["written"],
-        "properties": {"written": {"type": "integer", "minimum": 0},
+        "properties": {"written": {"type": "integer", "minimum": 0,
+                                   "description": "distinct nodes or relationships written: rows with the same key "
+                                                  "(an id; a (user, item) pair) count once, the last row winning"},
                        "users": {"type": "array", "items": {"type": "string"}},
                        "ids": {"type": "array", "items": {"type": "string"}}},
     },
@@ -226,7 +241,7 @@ def _write_op(summary: str, body: str, unknown_item: bool = False) -> dict[str, 
     if unknown_item:
         responses["404"] = _err("an interaction names an unknown item; nothing was written")
     return {"post": {
-        "summary": summary, "security": [{"bearer": []}], "requestBody": _one_or_many(body),
+        "summary": summary, "security": [{"writer": []}], "requestBody": _one_or_many(body),
         "responses": responses,
     }}
 
@@ -235,7 +250,7 @@ def build_spec() -> dict[str, Any]:
     """The whole document; paths are relative to the server URL ``/v1``."""
     user = _path_param("user_id", "user id")
     item = _path_param("item_id", "item id")
-    return {
+    spec = {
         "openapi": "3.1.0",
         "info": {"title": "kgrec", "version": "1.0.0",
                  "description": "Knowledge-graph recommendations with reasons you can replay in Cypher."},
@@ -304,7 +319,35 @@ def build_spec() -> dict[str, Any]:
         },
         "components": {
             "schemas": SCHEMAS,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "description": "the server's KGREC_API_KEY"}},
+            "securitySchemes": {
+                "writer": {"type": "http", "scheme": "bearer",
+                           "description": "a writer key (KGREC_API_KEY, comma-separated to rotate): writes"},
+                "analyst": {"type": "http", "scheme": "bearer",
+                            "description": "an analyst key (KGREC_ANALYST_KEY): read-only Cypher, no writes"},
+                "reader": {"type": "http", "scheme": "bearer",
+                           "description": "when the server sets KGREC_READ_KEY, reads need a reader, analyst or "
+                                          "writer key; otherwise reads are open"},
+            },
         },
     }
+    _reads_need_reader_key(spec["paths"])
+    return spec
+
+
+#: Reads that stay open whatever the settings (load balancers' probes, this document).
+OPEN_PATHS = ("/health", "/openapi.json")
+
+
+def _reads_need_reader_key(paths: dict[str, Any]) -> None:
+    """Every read but ``OPEN_PATHS``: open, or a reader's key with KGREC_READ_KEY; and 400 for
+    path or query text that is not storable text (``graph.values``)."""
+    for path, ops in paths.items():
+        read = ops.get("get")
+        if read is None or path in OPEN_PATHS:
+            continue
+        read["security"] = READ_SECURITY
+        read["responses"].setdefault("400", _err("a parameter holds control characters or is malformed"))
+        read["responses"]["401"] = _err("KGREC_READ_KEY is set and the request has no reader, analyst or writer key")
+    for ops in paths.values():
+        for op in ops.values():
+            op["responses"]["414"] = _err(f"the URL is longer than {MAX_URL} characters")

@@ -8,6 +8,10 @@ since the last flush to a journal, and the whole graph is rewritten as one gzipp
 document only on compaction (bulk loads, ``clear``, a journal past ``journal_limit``, or
 ``compact()``); see ``graph.memory_file``. Every row is checked by ``graph.rows`` before it is
 written and again when it is read back: nothing a user can hand in is ever unpickled.
+
+A write is atomic in memory too: its rows are checked first, and a write or a flush that
+fails leaves no trace in what the store shows (``graph.memory_undo`` puts back what a failed
+write changed; a failed flush reloads the last durable state from the files).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 
 from graph.memory_file import FILE_NAME, JOURNAL_LIMIT, JOURNAL_NAME, LOCK_NAME, TABLE_NAMES, StoreFiles, graph_tables
+from graph.memory_undo import Undo
 from graph.records import (
     COUNT_KEYS,
     Dislike,
@@ -35,7 +40,7 @@ from graph.records import (
     Tagging,
     User,
 )
-from graph.rows import check_rows
+from graph.rows import check_rows, distinct
 from graph.schema import ATTR_PREFIX, Label, Rel
 from graph.store import DISPLAY_PROPERTY, Feedback, GraphStore, Neighbor, StoreError, neighbor_order
 
@@ -81,28 +86,49 @@ class MemoryStore(GraphStore):
 
     def __init__(self, directory: str | os.PathLike[str], journal_limit: int = JOURNAL_LIMIT) -> None:
         self.directory = Path(directory)
-        if self.directory.exists() and not self.directory.is_dir():
-            raise StoreError(f"{self.directory} is not a directory; memory:// needs a directory path")
+        self.graph = nx.MultiDiGraph()
+        self._rel_counts: Counter[Rel] = Counter()
         self._version = 0
         self._snapshot: tuple[int, GraphSnapshot] | None = None
         self._closed = False
+        self._undo: Undo | None = None
+        #: Moves with every change of an item's ``hidden`` flag (never reset: a token, not a count).
+        self._hidden_rev = 0
+        self._hidden_cache: tuple[int, frozenset[str]] | None = None
         self._files = StoreFiles(self.directory, journal_limit)
         self._read_files()
 
     def _read_files(self) -> None:
-        """(Re)build the graph from the document and journal, dropping what memory held."""
+        """(Re)build the graph from the document and the journal: the last durable state."""
+        if self.directory.exists() and not self.directory.is_dir():
+            raise StoreError(f"{self.directory} is not a directory; memory:// needs a directory path")
         self.graph = nx.MultiDiGraph()
-        self._rel_counts: Counter[Rel] = Counter()
-        self._hidden: set[str] = set()
-        self._hidden_rev = 0
-        self._files.forget()  # operations recorded but never flushed are dropped with the memory that held them
+        self._rel_counts.clear()
+        self._version += 1
+        self._hidden_rev += 1
+        self._files.discard_pending()  # operations recorded but never flushed go with the memory that held them
         tables, ops = self._files.read()
         for table in TABLE_NAMES:
             TABLES[table](self, tables[table])
         for op, rows in ops:
             self._apply(op, rows)
         self._dirty = False
-        self._version += 1
+
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """Apply one write so that, if it raises, the graph and the pending journal are as before."""
+        self._touch()
+        undo = self._undo = Undo(self.graph, self._rel_counts)
+        pending = self._files.mark()
+        try:
+            yield
+        except BaseException:
+            undo.rollback(self._rel_counts)
+            self._files.reset_to(pending)
+            self._hidden_rev += 1  # a rolled-back write may have touched a hidden flag
+            raise
+        finally:
+            self._undo = None
 
     # -- node and edge primitives -------------------------------------------------------
     def _touch(self) -> None:
@@ -115,6 +141,9 @@ class MemoryStore(GraphStore):
         """Create the missing nodes among ``keys`` with only their key (in bulk: it is hot)."""
         graph = self.graph
         missing = [k for k in dict.fromkeys(keys) if (label, k) not in graph]
+        if self._undo is not None:
+            for k in missing:
+                self._undo.node((label, k))
         if label is Label.ENTITY:
             graph.add_nodes_from(((label, k), {"iri": k}) for k in missing)
         elif label is Label.TAG:
@@ -126,7 +155,10 @@ class MemoryStore(GraphStore):
         """Upsert relationships whose end nodes exist; an existing key gets the new properties."""
         has, add = self.graph.has_edge, self.graph.add_edge
         new = 0
+        undo = self._undo
         for src, dst, ekey, props in edges:
+            if undo is not None:
+                undo.edge(src, dst, ekey)
             if not has(src, dst, ekey):
                 new += 1
             add(src, dst, ekey, rel=rel, props=props)
@@ -135,25 +167,34 @@ class MemoryStore(GraphStore):
     def _remove_node(self, node: NodeKey) -> bool:
         if node not in self.graph:
             return False
+        if self._undo is not None:
+            self._undo.removing(node)
         for _, _, data in self.graph.in_edges(node, data=True):
             self._rel_counts[data["rel"]] -= 1
         for _, dst, data in self.graph.out_edges(node, data=True):
             if dst != node:  # a self-loop was already counted among the in-edges
                 self._rel_counts[data["rel"]] -= 1
         self.graph.remove_node(node)
-        if node[0] is Label.ITEM and node[1] in self._hidden:
-            self._hidden.discard(node[1])
+        if node[0] is Label.ITEM:
             self._hidden_rev += 1
         return True
 
     # -- rows: the persisted form of each kind, shared by upserts and by reading the file --
+    def _saving(self, label: Label, rows: list[Any]) -> None:
+        """Let a write's undo remember the nodes whose properties it is about to set."""
+        if self._undo is not None:
+            for r in rows:
+                self._undo.node((label, r[0]))
+
     def _put_users(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        self._saving(Label.USER, rows)
         self._ensure(Label.USER, (r[0] for r in rows))
         nodes = self.graph.nodes
         for key, attrs in rows:
             nodes[(Label.USER, key)]["attrs"] = dict(attrs)
 
     def _put_items(self, rows: list[tuple[str, str | None, dict[str, Any]]]) -> None:
+        self._saving(Label.ITEM, rows)
         self._ensure(Label.ITEM, (r[0] for r in rows))
         nodes = self.graph.nodes
         for key, title, attrs in rows:
@@ -165,6 +206,7 @@ class MemoryStore(GraphStore):
                 data["title"] = title
 
     def _put_tags(self, rows: list[tuple[str, str | None, str | None]]) -> None:
+        self._saving(Label.TAG, rows)
         self._ensure(Label.TAG, (r[0] for r in rows))
         nodes = self.graph.nodes
         for key, name, kind in rows:
@@ -172,6 +214,7 @@ class MemoryStore(GraphStore):
 
     def _put_entities(self, rows: list[tuple[str, str | None]]) -> None:
         """Entities; a missing label keeps the one already known (as a Fact without a label does)."""
+        self._saving(Label.ENTITY, rows)
         self._ensure(Label.ENTITY, (r[0] for r in rows))
         nodes = self.graph.nodes
         for key, label in rows:
@@ -214,16 +257,15 @@ class MemoryStore(GraphStore):
     def _put_hidden(self, rows: list[tuple[str, bool]]) -> None:
         """Set or clear the flag of items that exist (rows for missing items are never recorded)."""
         nodes = self.graph.nodes
+        self._saving(Label.ITEM, [r for r in rows if (Label.ITEM, r[0]) in nodes])
         for key, hidden in rows:
             data = nodes.get((Label.ITEM, key))
             if data is None:
                 continue
             if hidden:
                 data["hidden"] = True
-                self._hidden.add(key)
             else:
                 data.pop("hidden", None)
-                self._hidden.discard(key)
         self._hidden_rev += 1
 
     def _put_related(self, rows: list[tuple[str, str, str]]) -> None:
@@ -238,10 +280,10 @@ class MemoryStore(GraphStore):
         """Check every row first (``graph.rows``, as Neo4jStore does), so a bad row leaves the
         whole batch unwritten and nothing unstorable ever reaches the files."""
         check_rows(table, rows)
-        self._touch()
-        TABLES[table](self, rows)
-        self._files.record(table, rows)
-        return len(rows)
+        with self._atomic():
+            TABLES[table](self, rows)
+            self._files.record(table, rows)
+        return distinct(table, rows)
 
     def _apply(self, op: str, rows: list[Any]) -> None:
         """Replay one journal operation (rows already checked by ``graph.memory_file``)."""
@@ -284,12 +326,12 @@ class MemoryStore(GraphStore):
     def upsert_facts(self, rows: Iterable[Fact]) -> int:
         """Checked as whole facts, stored (and journaled) as entities and RELATED edges."""
         facts = check_rows("facts", [(r.item, r.predicate, r.entity, r.entity_label) for r in rows])
-        self._touch()
-        for table, part in (("entities", [(e, lb) for _, _, e, lb in facts]),
-                            ("related", [(i, p, e) for i, p, e, _ in facts])):
-            TABLES[table](self, part)
-            self._files.record(table, part)
-        return len(facts)
+        with self._atomic():
+            for table, part in (("entities", [(e, lb) for _, _, e, lb in facts]),
+                                ("related", [(i, p, e) for i, p, e, _ in facts])):
+                TABLES[table](self, part)
+                self._files.record(table, part)
+        return distinct("facts", facts)
 
     def upsert_dislikes(self, rows: Iterable[Dislike]) -> int:
         return self._write("disliked", [(r.user, r.item, r.ts) for r in rows])
@@ -297,15 +339,16 @@ class MemoryStore(GraphStore):
     def set_hidden(self, ids: Iterable[str], hidden: bool) -> int:
         rows = check_rows("hidden", [(k, hidden) for k in dict.fromkeys(ids)])
         found = [r for r in rows if (Label.ITEM, r[0]) in self.graph]
-        self._touch()
-        self._put_hidden(found)
-        self._files.record("hidden", found)
+        with self._atomic():
+            self._put_hidden(found)
+            self._files.record("hidden", found)
         return len(found)
 
     def _delete_nodes(self, label: Label, op: str, ids: Iterable[str]) -> int:
-        self._touch()
-        removed = [k for k in set(ids) if self._remove_node((label, k))]
-        self._files.record(op, removed)
+        keys = set(ids)
+        with self._atomic():
+            removed = [k for k in keys if self._remove_node((label, k))]
+            self._files.record(op, removed)
         return len(removed)
 
     def delete_users(self, ids: Iterable[str]) -> int:
@@ -318,14 +361,17 @@ class MemoryStore(GraphStore):
         u, i = (Label.USER, user), (Label.ITEM, item)
         if not self.graph.has_edge(u, i, rel.value):
             return False
+        if self._undo is not None:
+            self._undo.edge(u, i, rel.value)
         self.graph.remove_edge(u, i, rel.value)
         self._rel_counts[rel] -= 1
         return True
 
     def _delete_pairs(self, rel: Rel, op: str, pairs: Iterable[tuple[str, str]]) -> int:
-        self._touch()
-        removed = [[u, i] for u, i in set(pairs) if self._remove_edge(u, i, rel)]
-        self._files.record(op, removed)
+        unique = set(pairs)
+        with self._atomic():
+            removed = [[u, i] for u, i in unique if self._remove_edge(u, i, rel)]
+            self._files.record(op, removed)
         return len(removed)
 
     def delete_interactions(self, pairs: Iterable[tuple[str, str]]) -> int:
@@ -338,7 +384,6 @@ class MemoryStore(GraphStore):
         self._touch()
         self.graph.clear()
         self._rel_counts.clear()
-        self._hidden.clear()
         self._hidden_rev += 1
         self._files.compact_next()
 
@@ -359,10 +404,20 @@ class MemoryStore(GraphStore):
         """Append the writes since the last flush to the journal as one fsync'd line, or compact
         (new document through a temp file and ``os.replace``, then no journal) when there is no
         document yet, after a bulk write or ``clear``, or once the journal passed ``journal_limit``.
-        Refuses when another process or store wrote the files since this one read them."""
+        Refuses when another process or store wrote the files since this one read them. A flush
+        that fails discards every write since the last good one, in memory too (the graph is
+        reloaded from the files), so what this store shows is always what is on disk."""
         if not self._dirty or self._closed:
             return
-        self._files.flush(lambda: graph_tables(self.graph))
+        try:
+            self._files.flush(lambda: graph_tables(self.graph))
+        except BaseException:
+            self._files.discard_pending()
+            try:
+                self._read_files()
+            except (StoreError, OSError):
+                self._closed = True  # the files are gone or damaged: refuse further use
+            raise
         self._dirty = False
 
     def close(self) -> None:
@@ -411,6 +466,14 @@ class MemoryStore(GraphStore):
                 out[REL_COUNT_KEY[rel]] += n
         return out
 
+    def _hidden_items(self) -> frozenset[str]:
+        cached = self._hidden_cache
+        if cached is None or cached[0] != self._hidden_rev:
+            nodes = self.graph.nodes(data=True)
+            hidden = frozenset(k for (label, k), d in nodes if label is Label.ITEM and d.get("hidden"))
+            cached = self._hidden_cache = (self._hidden_rev, hidden)
+        return cached[1]
+
     def feedback(self, user: str, user_token: Hashable = None, hidden_token: Hashable = None) -> Feedback:
         """From memory after ``refresh()``; the tokens are this store's change counters, so any
         write anywhere makes a caller re-read a user (microseconds here)."""
@@ -428,7 +491,7 @@ class MemoryStore(GraphStore):
                     elif ekey == _DISLIKED:
                         dislikes.add(item)
             disliked = frozenset(dislikes)
-        hidden = None if hidden_token == self._hidden_rev else frozenset(self._hidden)
+        hidden = None if hidden_token == self._hidden_rev else self._hidden_items()
         return Feedback(self._version, known, interacted, disliked, self._hidden_rev, hidden)
 
     def get_node(self, label: Label, key: str) -> dict[str, Any] | None:
@@ -495,7 +558,7 @@ class MemoryStore(GraphStore):
                 out.facts.append(Fact(src, p["predicate"], dst, nodes[(Label.ENTITY, dst)].get("label")))
             elif rel is Rel.DISLIKED:
                 out.dislikes.append(Dislike(src, dst, p.get("ts")))
-        out.hidden = sorted(self._hidden)
+        out.hidden = sorted(self._hidden_items())
         return out
 
     def snapshot(self) -> GraphSnapshot:

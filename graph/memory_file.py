@@ -41,6 +41,9 @@ JOURNAL_NAME = "journal.jsonl"
 #: a document and a journal from two different moments or appends while another compacts.
 LOCK_NAME = "graph.lock"
 FORMAT = "kgrec-memory-store"
+#: Compaction writes the new document here first (``rewrite``); a leftover is removed at open.
+TEMP_PREFIX, TEMP_SUFFIX = ".graph-", ".tmp"
+TEMP_PATTERN = f"{TEMP_PREFIX}*{TEMP_SUFFIX}"
 FORMAT_VERSION = 1
 
 #: Tables of the document, in the order they are applied (nodes first).
@@ -182,8 +185,35 @@ class StoreFiles:
 
     def read(self) -> tuple[Tables, list[list[Any]]]:
         """The document's tables (empty when there is none) and the journal operations after it."""
+        self.remove_stale_temp_files()
         with self._locked(exclusive=False):
             return self._read()
+
+    def remove_stale_temp_files(self) -> None:
+        """Delete compaction temp files a killed process left behind (``rewrite`` removes its
+        own on any error it lives through). Only while no other process holds the lock: a
+        live compaction's temp file is never touched."""
+        try:
+            stale = list(self.directory.glob(TEMP_PATTERN))
+        except OSError:
+            return
+        if not stale:
+            return
+        try:
+            fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return  # someone is flushing now; the next open cleans up
+        try:
+            for path in stale:
+                log.warning("removing %s, left by an interrupted compaction", path)
+                path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
 
     def _read(self) -> tuple[Tables, list[list[Any]]]:
         tables: Tables = {t: [] for t in TABLE_NAMES}
@@ -278,10 +308,19 @@ class StoreFiles:
             rows = [[dict(v) if type(v) is dict else v for v in row] for row in rows]
         self._pending.append([op, rows])
 
-    def forget(self) -> None:
-        """Drop what was recorded since the last flush (the memory that applied it is re-read)."""
-        self._pending, self._pending_rows = [], 0
-        self._compact = False
+    def mark(self) -> tuple[int, int, bool]:
+        """Where the pending operations stand now, for ``reset_to`` if a write fails."""
+        return len(self._pending), self._pending_rows, self._compact
+
+    def reset_to(self, mark: tuple[int, int, bool]) -> None:
+        """Forget the operations recorded since ``mark`` (their write was rolled back)."""
+        count, rows, compact = mark
+        del self._pending[count:]
+        self._pending_rows, self._compact = rows, compact
+
+    def discard_pending(self) -> None:
+        """Forget every recorded operation (a failed flush: the graph is reread from the files)."""
+        self._pending, self._pending_rows, self._compact = [], 0, False
 
     def compact_next(self) -> None:
         """Make the next flush rewrite the document (bulk loads, ``clear``, ``compact()``)."""
@@ -326,7 +365,7 @@ class StoreFiles:
         generation = secrets.token_hex(8)
         doc = {"format": FORMAT, "version": FORMAT_VERSION, "generation": generation, **tables}
         self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".graph-", suffix=".tmp", dir=self.directory)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=self.directory)
         try:
             with os.fdopen(fd, "wb") as raw:
                 with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as gz:

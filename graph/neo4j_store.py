@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from itertools import islice, repeat
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -55,7 +56,7 @@ from graph.records import (
     Tagging,
     User,
 )
-from graph.rows import check_rows
+from graph.rows import check_rows, distinct
 from graph.schema import ATTR_PREFIX, ENDPOINTS, KEY, STATE_ID, Label, Rel
 from graph.store import DISPLAY_PROPERTY, Feedback, GraphStore, Neighbor, StoreError, StoreUnavailable, neighbor_order
 
@@ -63,6 +64,8 @@ from graph.store import DISPLAY_PROPERTY, Feedback, GraphStore, Neighbor, StoreE
 BATCH_SIZE = 10_000
 #: Relationships / nodes removed per transaction by ``clear()``.
 CLEAR_BATCH = 50_000
+#: Seconds to connect (TCP and Bolt handshake) and to retry a failed transaction.
+CONNECT_TIMEOUT, RETRY_BUDGET = 2.0, 2.0
 
 T = TypeVar("T")
 
@@ -117,10 +120,14 @@ class Neo4jStore(GraphStore):
             self._driver = neo4j.GraphDatabase.driver(
                 uri,
                 auth=auth,
-                connection_timeout=5.0,
-                connection_acquisition_timeout=30.0,
-                # Retries cover deadlocks and restarts; a dead server should become a 503 fast.
-                max_transaction_retry_time=5.0,
+                # A dead or frozen server must become a 503 in seconds: connecting, and the Bolt
+                # handshake of a new connection (bounded by the acquisition timeout), give up
+                # after 2 s; reads on an open connection end at the server's keep-alive hint
+                # (connection.recv_timeout_seconds, twice server.bolt.connection_keep_alive).
+                connection_timeout=CONNECT_TIMEOUT,
+                connection_acquisition_timeout=CONNECT_TIMEOUT,
+                # Retries cover deadlocks and restarts, within this budget.
+                max_transaction_retry_time=RETRY_BUDGET,
                 notifications_min_severity="OFF",
             )
         except (ValueError, neo4j.exceptions.ConfigurationError) as exc:
@@ -208,6 +215,38 @@ class Neo4jStore(GraphStore):
 
         return self._read(self._neo4j.unit_of_work(timeout=timeout)(work) if timeout else work)
 
+    @contextmanager
+    def read_stream(
+        self, query: str, params: dict[str, Any] | None = None, timeout: float | None = None, fetch_size: int = 1000
+    ) -> Iterator[Iterator[dict[str, Any]]]:
+        """Rows of a read-only query as plain dicts, pulled ``fetch_size`` at a time while the
+        caller iterates. Leaving the block rolls the transaction back, which stops the query at
+        the server: a caller that wants 10 rows of a billion reads 10 (and the batch they came in).
+        Not retried (a stream cannot be replayed); ``timeout`` is enforced by the server."""
+        session = self._driver.session(database=self.database, default_access_mode=self._neo4j.READ_ACCESS,
+                                       fetch_size=fetch_size)
+        try:
+            tx = self._call(session.begin_transaction, timeout=timeout)
+            try:
+                yield self._records(self._call(tx.run, query, params or {}))
+            finally:
+                with suppress(Exception):  # a dead connection cannot roll back; the server drops it
+                    tx.close()
+        finally:
+            with suppress(Exception):
+                session.close()
+
+    def _records(self, result: Any) -> Iterator[dict[str, Any]]:
+        it = iter(result)
+        while (record := self._call(next, it, None)) is not None:
+            yield record.data()
+
+    def plan(self, query: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The server's plan of ``query`` (``EXPLAIN``: planned, never run), as plain dicts."""
+        explain = "EXPLAIN\n" + query  # the analyst's own text, prefixed; values stay parameters
+        summary = self._read(lambda tx: tx.run(explain, params or {}).consume())
+        return dict(summary.plan or {})
+
     def run_write(self, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run a parameterised query in a managed (retried) write transaction, as plain dicts."""
         return self._write(lambda tx: tx.run(query, params or {}).data())
@@ -232,33 +271,39 @@ class Neo4jStore(GraphStore):
         return len(rows)
 
     # -- writes ---------------------------------------------------------------------------
-    # Every batch is checked whole by ``graph.rows`` (as MemoryStore's are) before any of it is sent.
+    # Every batch is checked whole by ``graph.rows`` (as MemoryStore's are) before any of it is sent;
+    # each returns how many distinct nodes or relationships it wrote (``graph.rows.distinct``).
     def upsert_users(self, rows: Iterable[User]) -> int:
         data = check_rows("users", [(r.id, r.attrs) for r in rows])
-        return self._write_rows(UPSERT_USERS, [{"id": i, "attrs": _attrs_in(a)} for i, a in data])
+        self._write_rows(UPSERT_USERS, [{"id": i, "attrs": _attrs_in(a)} for i, a in data])
+        return distinct("users", data)
 
     def upsert_items(self, rows: Iterable[Item]) -> int:
         data = check_rows("items", [(r.id, r.title, r.attrs) for r in rows])
-        return self._write_rows(UPSERT_ITEMS, [{"id": i, "title": t, "attrs": _attrs_in(a)} for i, t, a in data])
+        self._write_rows(UPSERT_ITEMS, [{"id": i, "title": t, "attrs": _attrs_in(a)} for i, t, a in data])
+        return distinct("items", data)
 
     def upsert_tags(self, rows: Iterable[Tag]) -> int:
         data = check_rows("tags", [(r.id, r.name, r.kind) for r in rows])
-        return self._write_rows(UPSERT_TAGS, [{"id": i, "name": n, "kind": k} for i, n, k in data])
+        self._write_rows(UPSERT_TAGS, [{"id": i, "name": n, "kind": k} for i, n, k in data])
+        return distinct("tags", data)
 
     def upsert_interactions(self, rows: Iterable[Interaction]) -> int:
         data = check_rows("interacted", [(r.user, r.item, r.weight, r.rating, r.ts) for r in rows])
-        return self._write_rows(
+        self._write_rows(
             UPSERT_INTERACTIONS,
             [{"user": u, "item": i, "weight": w, "rating": rt, "ts": ts} for u, i, w, rt, ts in data],
             [(Label.ITEM, "item")], touch="user",
         )
+        return distinct("interacted", data)
 
     def upsert_dislikes(self, rows: Iterable[Dislike]) -> int:
         data = check_rows("disliked", [(r.user, r.item, r.ts) for r in rows])
-        return self._write_rows(
+        self._write_rows(
             UPSERT_DISLIKES, [{"user": u, "item": i, "ts": ts} for u, i, ts in data], [(Label.ITEM, "item")],
             touch="user",
         )
+        return distinct("disliked", data)
 
     def set_hidden(self, ids: Iterable[str], hidden: bool) -> int:
         rows = check_rows("hidden", [(k, hidden) for k in dict.fromkeys(ids)])
@@ -271,30 +316,34 @@ class Neo4jStore(GraphStore):
     def upsert_taggings(self, rows: Iterable[Tagging]) -> int:
         data = check_rows("tagged", [(r.user, r.item, r.tag, r.ts) for r in rows])
         ends = [(Label.USER, "user"), (Label.ITEM, "item"), (Label.TAG, "tag")]
-        return self._write_rows(
+        self._write_rows(
             UPSERT_TAGGINGS, [{"user": u, "item": i, "tag": t, "ts": ts} for u, i, t, ts in data], ends
         )
+        return distinct("tagged", data)
 
     def upsert_item_tags(self, rows: Iterable[ItemTag]) -> int:
         data = check_rows("has_tag", [(r.item, r.tag, r.count) for r in rows])
-        return self._write_rows(
+        self._write_rows(
             UPSERT_ITEM_TAGS, [{"item": i, "tag": t, "count": c} for i, t, c in data],
             [(Label.ITEM, "item"), (Label.TAG, "tag")],
         )
+        return distinct("has_tag", data)
 
     def upsert_follows(self, rows: Iterable[Follow]) -> int:
         data = check_rows("follows", [(r.user, r.friend, r.weight) for r in rows])
-        return self._write_rows(
+        self._write_rows(
             UPSERT_FOLLOWS, [{"user": u, "friend": f, "weight": w} for u, f, w in data],
             [(Label.USER, "user"), (Label.USER, "friend")],
         )
+        return distinct("follows", data)
 
     def upsert_facts(self, rows: Iterable[Fact]) -> int:
         data = check_rows("facts", [(r.item, r.predicate, r.entity, r.entity_label) for r in rows])
-        return self._write_rows(
+        self._write_rows(
             UPSERT_FACTS, [{"item": i, "predicate": p, "entity": e, "label": lb} for i, p, e, lb in data],
             [(Label.ITEM, "item"), (Label.ENTITY, "entity")],
         )
+        return distinct("facts", data)
 
     def _delete_nodes(self, label: Label, ids: Iterable[str]) -> int:
         keys = sorted(set(ids))

@@ -234,10 +234,12 @@ class GraphStore(ABC):
         self.close()
 
 
-def open_store(url: str | None = None) -> GraphStore:
+def open_store(url: str | None = None, existing: bool = False) -> GraphStore:
     """Open a store by URL.
 
-    ``memory://PATH``: everything after ``memory://`` is a directory (relative allowed).
+    ``memory://PATH``: everything after ``memory://`` is a directory (relative allowed); it is
+    created by the first write, or, with ``existing``, must already be there (commands that only
+    read: a mistyped path is an error, not an empty graph).
     ``neo4j://HOST:PORT[/DATABASE]`` or ``bolt://…``: credentials come from
     ``KGREC_NEO4J_USER`` / ``KGREC_NEO4J_PASSWORD``, never from the URL.
     """
@@ -248,6 +250,8 @@ def open_store(url: str | None = None) -> GraphStore:
         path = url[len("memory://") :]
         if not path:
             raise StoreError("memory:// needs a directory path, e.g. memory://data/graph")
+        if existing and not os.path.isdir(path):
+            raise StoreError(f"no memory store at {path} (nothing was loaded there; see `kgrec load`)")
         return MemoryStore(path)
     for scheme in ("neo4j://", "bolt://", "neo4j+s://", "bolt+s://"):
         if url.startswith(scheme):

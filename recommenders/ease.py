@@ -29,6 +29,7 @@ import scipy.sparse as sp
 
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Reason, TopReasons
+from recommenders.integrity import Dim
 from recommenders.scored import HistoryScored, ScoredRecommender, interaction_weights, ranked_shares, weight_vector
 
 if TYPE_CHECKING:
@@ -138,6 +139,8 @@ class EASE(ScoredRecommender, HistoryScored):
     def gram_items(self) -> int:
         """How many items the model covers (the side of its Gram matrix)."""
         return len(self._keep)
+
+    ARRAYS: ClassVar[dict[str, tuple[Dim, ...]]] = {"b": (None, None), "keep": (None,)}
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"b": self._b, "keep": self._keep}

@@ -32,6 +32,7 @@ import scipy.sparse as sp
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Reason, TopReasons
 from recommenders.graph_walk_explain import explain_top
+from recommenders.integrity import Dim
 from recommenders.scored import (
     HistoryScored,
     ScoredRecommender,
@@ -134,6 +135,8 @@ class GraphWalk(ScoredRecommender, HistoryScored):
         self._s_tag = _stack(tags, n)
         self._sim = sp.csr_matrix(self._s_user + self._s_tag)
         self._sim.sort_indices()
+
+    ARRAYS: ClassVar[dict[str, tuple[Dim, ...]]] = {"s_user": ("items", "items"), "s_tag": ("items", "items")}
 
     def _state(self) -> dict[str, np.ndarray]:
         return {**csr_state("s_user", self._s_user), **csr_state("s_tag", self._s_tag)}

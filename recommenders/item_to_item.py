@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Reason, Recommendation, SimilarItems, TopReasons
+from recommenders.integrity import Dim
 from recommenders.scored import (
     HistoryScored,
     RowEntries,
@@ -113,6 +115,8 @@ class ItemToItem(ScoredRecommender, HistoryScored, SimilarItems):
             reasons.append(self._paths.co_interaction(u, j, v, i, float(shares[k]), text))
         omitted = shares[rest]
         return TopReasons(tuple(reasons), len(rest), float(omitted.sum()), float(np.abs(omitted).sum()))
+
+    ARRAYS: ClassVar[dict[str, tuple[Dim, ...]]] = {"sim": ("items", "items")}
 
     def _state(self) -> dict[str, np.ndarray]:
         return csr_state("sim", self._sim)

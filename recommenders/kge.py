@@ -119,7 +119,7 @@ class KGE(ScoredRecommender, FoldsInHistory, ExplainsHistory, SimilarItems):
         h = self._user_vector(u)
         return None if h is None else self._score_vector(h)
 
-    # -- feedback after training (used by the API's overlay) ---------------------------------
+    # -- feedback after training (written since the bundle; see recommenders.live) -----------
     def _history_items(self, history: Mapping[str, float]) -> np.ndarray:
         snap = self._snap()
         return np.array(sorted(j for j in (snap.items.get(x) for x in history) if j is not None), dtype=np.int64)

@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Reason
 from recommenders.ease import kept_items
+from recommenders.integrity import Dim
 from recommenders.scored import HistoryScored, ScoredRecommender, interaction_weights, weight_vector
 
 if TYPE_CHECKING:
@@ -103,11 +104,15 @@ class MultVAE(ScoredRecommender, HistoryScored):
         self._position = np.full(len(self._snap().items), -1, dtype=np.int64)
         self._position[self._keep] = np.arange(len(self._keep))
 
+    ARRAYS: ClassVar[dict[str, tuple[Dim, ...]]] = {
+        "keep": (None,), **{k: (None, None) if k.endswith("_w") else (None,) for k in WEIGHTS}}
+
     def _state(self) -> dict[str, np.ndarray]:
-        return {"keep": self._keep, **self._w}
+        empty = {k: np.zeros((0, 0) if k.endswith("_w") else 0, dtype=np.float32) for k in WEIGHTS}
+        return {"keep": self._keep, **(self._w or empty)}
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
-        self._w = {k: arrays[k] for k in WEIGHTS if k in arrays}
+        self._w = {k: arrays[k] for k in WEIGHTS} if arrays["out_w"].size else {}
         self._set_keep(arrays["keep"])
 
     # -- scoring ------------------------------------------------------------------------------

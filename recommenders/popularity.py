@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Reason, Recommendation, RecommendsAnonymously
+from recommenders.integrity import Dim
 from recommenders.scored import ScoredRecommender, top_k
 
 DAY = 86_400
@@ -60,6 +61,8 @@ class Popularity(ScoredRecommender, RecommendsAnonymously):
             pop = self._audience.copy()
         top = pop.max(initial=0.0)
         self._pop = pop / top if top > 0 else pop
+
+    ARRAYS: ClassVar[dict[str, tuple[Dim, ...]]] = {"pop": ("items",)}
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"pop": self._pop}

@@ -35,6 +35,7 @@ from recommenders.base import (
     TopReasons,
     top_reasons,
 )
+from recommenders.integrity import Dim, check_arrays
 from recommenders.paths import PathBuilder
 
 MODEL_FORMAT = 1
@@ -44,6 +45,12 @@ class ScoredRecommender(Recommender, ScoresAllItems):
     """Recommend by scoring all items of one user; see the module docstring."""
 
     Config: ClassVar[type]
+    #: The arrays ``_state`` saves, by name, with their dimensions in snapshot counts ("users",
+    #: "items", "tags") or None for any length; a sparse matrix is one name (``csr_state``).
+    #: ``load`` refuses arrays that do not match (``recommenders.integrity.check_arrays``).
+    ARRAYS: ClassVar[dict[str, tuple[Dim, ...]]] = {}
+    #: Arrays that may hold NaN or infinities; every other float array must be finite.
+    NAN_OK: ClassVar[frozenset[str]] = frozenset()
     #: Only items with a score above zero are recommended (no evidence, no item): the
     #: fallback chain fills the rest. Factor models set this to False.
     positive_only: ClassVar[bool] = True
@@ -181,7 +188,9 @@ class ScoredRecommender(Recommender, ScoresAllItems):
         model._paths = PathBuilder(snapshot)
         model._prepare(snapshot)
         with np.load(d / "arrays.npz", allow_pickle=False) as z:
-            model._restore({k: z[k] for k in z.files})
+            arrays = {k: z[k] for k in z.files}
+        check_arrays(arrays, cls.ARRAYS, snapshot, d / "arrays.npz", cls.NAN_OK)
+        model._restore(arrays)
         return model
 
 

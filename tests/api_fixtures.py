@@ -14,6 +14,7 @@ from recommenders.registry import REGISTRY
 from recommenders.serving import Server
 
 API_KEY = "test-key-0123456789"
+ANALYST_KEY = "analyst-key-0123456789"
 #: The models the API tests serve: the walk, the neighbourhood and the last resort.
 MODELS = [m for m in ("graph_walk", "itemcf", "popularity") if m in REGISTRY]
 

@@ -21,6 +21,7 @@ from typing import Any
 import click
 
 from api.cli import store_option
+from graph.values import MAX_URL
 
 
 @click.command()
@@ -92,6 +93,10 @@ def _access_log(enabled: bool) -> None:
         log.setLevel(logging.INFO)
 
 
+#: gunicorn worker classes by "threaded": gunicorn's own, answering refused requests in JSON.
+WORKERS = {True: "api.gunicorn_worker.ThreadWorker", False: "api.gunicorn_worker.SyncWorker"}
+
+
 def run_gunicorn(app: Any, options: dict[str, Any]) -> None:
     """Run a WSGI app in gunicorn, configured from a dict rather than a config file."""
     from gunicorn.app.base import BaseApplication
@@ -99,7 +104,9 @@ def run_gunicorn(app: Any, options: dict[str, Any]) -> None:
     class _Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             settings = {
-                "preload_app": True, "worker_class": "gthread" if options.get("threads", 1) > 1 else "sync",
+                "preload_app": True,
+                "worker_class": WORKERS[options.get("threads", 1) > 1],
+                "limit_request_line": MAX_URL,
                 "accesslog": None, "errorlog": "-", "timeout": 60, "graceful_timeout": 10, "keepalive": 5,
                 **options,
             }
