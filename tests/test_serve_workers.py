@@ -23,7 +23,7 @@ from graph.store import open_store
 from loaders.synthetic import generate
 from recommenders.bundle import fit_models, save_bundle
 from tests.api_fixtures import API_KEY
-from tests.test_serve_cli import free_port, wait_for
+from tests.serve_fixtures import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 AUTH = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
