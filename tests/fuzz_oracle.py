@@ -10,8 +10,10 @@ operation) and ``benchmarks/fuzz.py`` (500 or more).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -22,19 +24,28 @@ from schemathesis.specs.openapi.checks import (
 
 from api import params
 from graph.memory import MemoryStore
-from graph.records import GraphRecords
+from graph.records import Dislike, GraphRecords, Interaction
 
 #: Valid requests must answer as documented; invalid ones need only no 5xx and JSON errors.
 POSITIVE_CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
                    response_schema_conformance]
 NEGATIVE_CHECKS = [not_a_server_error, content_type_conformance]
 
-#: How each write path's rows are parsed and applied (the API's parsers, the stores' upserts).
-WRITES = {
-    "/v1/interactions": (params.interaction, "upsert_interactions"),
-    "/v1/users": (params.user, "upsert_users"),
-    "/v1/items": (params.item, "upsert_items"),
+def _feedback(shadow: MemoryStore, rows: list[Any]) -> None:
+    """Positive rows and dislikes, as the API splits them."""
+    parsed = [params.feedback(r) for r in rows]
+    shadow.upsert_interactions([r for r in parsed if isinstance(r, Interaction)])
+    shadow.upsert_dislikes([r for r in parsed if isinstance(r, Dislike)])
+
+
+#: How each POST path's rows are parsed and applied (the API's parsers, the stores' upserts).
+WRITES: dict[str, Callable[[MemoryStore, list[Any]], None]] = {
+    "/v1/interactions": _feedback,
+    "/v1/users": lambda shadow, rows: shadow.upsert_users([params.user(r) for r in rows]),
+    "/v1/items": lambda shadow, rows: shadow.upsert_items([params.item(r) for r in rows]),
 }
+#: ``PATCH /v1/items/{id}`` answered 200: the item's hidden flag.
+PATCH_ITEM = "/v1/items/"
 
 
 def digest(directory: Path) -> str:
@@ -62,16 +73,20 @@ class StoreOracle:
 
     def after(self, method: str, path: str, body: bytes | None, status: int) -> str | None:
         """None when the store holds exactly what was acknowledged; else what went wrong."""
-        write = WRITES.get(path.split("?", 1)[0]) if method == "POST" else None
-        if status != 201 or write is None:
+        route = path.split("?", 1)[0]
+        write = WRITES.get(route) if method == "POST" and status == 201 else None
+        patched = method == "PATCH" and status == 200 and route.startswith(PATCH_ITEM)
+        if write is None and not patched:
             if digest(self.store_dir) != self._before:
                 return f"{method} {path} answered {status} but the store's files changed"
             return None
-        parse, upsert = write
-        rows, was_list = params.as_rows(params.json_loads(body or b""), 1_000_000)
-        getattr(self.shadow, upsert)([parse(r, params.prefix_for(n, was_list)) for n, r in enumerate(rows)])
+        parsed = params.json_loads(body or b"")
+        if patched:
+            self.shadow.set_hidden([unquote(route[len(PATCH_ITEM):])], params.hidden_flag(parsed))
+        else:
+            write(self.shadow, params.as_rows(parsed, 1_000_000)[0])
         if canonical(MemoryStore(self.store_dir).export()) != canonical(self.shadow.export()):
-            return f"{method} {path} answered 201 but the store does not hold exactly the acknowledged rows"
+            return f"{method} {path} answered {status} but the store does not hold exactly the acknowledged rows"
         return None
 
 
