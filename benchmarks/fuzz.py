@@ -144,7 +144,8 @@ def main() -> None:
         "Each operation: as many invalid (negative) as valid (positive) requests drawn by schemathesis from the "
         "OpenAPI document; *document* counts valid requests answered otherwise than documented (and any request "
         "answered with the wrong content type); *store* counts requests after which the store did not hold exactly "
-        "what was acknowledged (a refusal that changed a file, or a 201 whose rows are not all there, alone).",
+        "what was acknowledged (a refusal that changed a file, or a 201 after which the store is not exactly "
+        "what it was plus the acknowledged rows).",
         "",
         "| operation | requests | 2xx | 4xx | 5xx | document | store |",
         "|---|---|---|---|---|---|---|",
