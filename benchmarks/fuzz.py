@@ -14,8 +14,10 @@ The table goes under ``<!-- section:fuzz -->`` in RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -25,7 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", tempfile.mkdtemp(prefix="kgrec-fuzz-hypothesis-"))
+if "HYPOTHESIS_STORAGE_DIRECTORY" not in os.environ:  # hypothesis's cache: a temporary folder, removed at exit
+    os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = tempfile.mkdtemp(prefix="kgrec-fuzz-hypothesis-")
+    atexit.register(shutil.rmtree, os.environ["HYPOTHESIS_STORAGE_DIRECTORY"], True)
 
 import schemathesis  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
@@ -144,7 +148,8 @@ def main() -> None:
         "Each operation: as many invalid (negative) as valid (positive) requests drawn by schemathesis from the "
         "OpenAPI document; *document* counts valid requests answered otherwise than documented (and any request "
         "answered with the wrong content type); *store* counts requests after which the store did not hold exactly "
-        "what was acknowledged (a refusal that changed a file, or a 201 whose rows are not all there, alone).",
+        "what was acknowledged (a refusal that changed a file, or a 201 after which the store is not exactly "
+        "what it was plus the acknowledged rows).",
         "",
         "| operation | requests | 2xx | 4xx | 5xx | document | store |",
         "|---|---|---|---|---|---|---|",

@@ -22,11 +22,11 @@ from loaders.synthetic import generate
 from tests.serve_fixtures import ROOT
 
 #: Big enough that compaction takes a while (the kill must land inside it), small enough to be quick.
-LOAD = {"users": 3000, "items": 2000, "seed": 11}
+LOAD = (("users", 3000), ("items", 2000), ("seed", 11))
 
 
-def kgrec_load(store: str) -> subprocess.Popen:
-    args = ["load", "synthetic", *(f"--{k}={v}" for k, v in LOAD.items()), "--store", store, "--no-progress"]
+def kgrec_load(store: str, load: tuple[tuple[str, int], ...] = LOAD) -> subprocess.Popen:
+    args = ["load", "synthetic", *(f"--{k}={v}" for k, v in load), "--store", store, "--no-progress"]
     return subprocess.Popen([sys.executable, "-c", "from api.cli import main; main()", *args],
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
@@ -49,9 +49,9 @@ def fingerprint(store_url: str) -> str:
 
 
 @cache
-def expected_fingerprint() -> str:
-    """The fingerprint of the graph ``kgrec_load`` writes, built in process."""
-    return build_snapshot(generate(**LOAD).records).fingerprint
+def expected_fingerprint(load: tuple[tuple[str, int], ...] = LOAD) -> str:
+    """The fingerprint of the graph ``kgrec_load(store, load)`` writes, built in process."""
+    return build_snapshot(generate(**dict(load)).records).fingerprint
 
 
 def test_kill_9_during_a_memory_store_load_then_rerun(tmp_path):
