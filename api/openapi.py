@@ -50,6 +50,16 @@ TAGS = {"name": "tags", "in": "query", "required": False,
 NOT_TAGS = {"name": "not_tags", "in": "query", "required": False,
             "description": "comma-separated tag ids: only items carrying none of them", "schema": {"type": "string"}}
 
+
+def _whole(name: str, of: str) -> dict[str, Any]:
+    """The repeatable form of a comma-separated id filter, each value taken whole (ids with commas)."""
+    return {"name": name, "in": "query", "required": False, "style": "form", "explode": True,
+            "description": f"one id for {of}, taken whole; repeatable",
+            "schema": {"type": "array", "items": {"type": "string"}}}
+
+
+TAG, NOT_TAG, EXCLUDE_ITEM = _whole("tag", "tags"), _whole("not_tag", "not_tags"), _whole("exclude_item", "exclude")
+
 WRITE_ERRORS = {
     "400": _err("malformed JSON, nesting deeper than 32, or an invalid field (named in error.field): text with "
                 "control characters or lone surrogates, an id with '/', a number outside 64 bits, a bad ts"),
@@ -259,13 +269,13 @@ def build_spec() -> dict[str, Any]:
             "/users/{user_id}/recommendations": {"get": {
                 "summary": "Top-k items for a user; unknown users get fallback items marked by source. Items the "
                            "user interacted with or disliked, hidden items and excluded ones never appear.",
-                "parameters": [user, K, MODEL, EXCLUDE, TAGS, NOT_TAGS, EXPLAIN],
+                "parameters": [user, K, MODEL, EXCLUDE, EXCLUDE_ITEM, TAGS, TAG, NOT_TAGS, NOT_TAG, EXPLAIN],
                 "responses": {"200": _json({"$ref": "#/components/schemas/Recommendations"}, "recommendations"),
                               "400": _err("bad k, model or explain"), "404": _err("no such route")},
             }},
             "/items/{item_id}/similar": {"get": {
                 "summary": "Items similar to an item (hidden items never appear)",
-                "parameters": [item, K, MODEL, TAGS, NOT_TAGS, EXPLAIN],
+                "parameters": [item, K, MODEL, TAGS, TAG, NOT_TAGS, NOT_TAG, EXPLAIN],
                 "responses": {"200": _json({"$ref": "#/components/schemas/Similar"}, "similar items"),
                               "400": _err("bad k or model"), "404": _err("unknown item")},
             }},

@@ -58,14 +58,20 @@ def parse_model(raw: str | None, known: set[str]) -> str | None:
 
 
 def parse_ids(raw: str | None) -> frozenset[str]:
-    """Comma-separated ids (``exclude``, ``tags``, ``not_tags``); blanks are ignored."""
+    """Comma-separated ids; blanks are ignored."""
     if not raw:
         return frozenset()
     return frozenset(x for x in (p.strip() for p in raw.split(",")) if x)
 
 
-def parse_exclude(raw: str | None) -> frozenset[str]:
-    return parse_ids(raw)
+#: Id filters: each is a comma-separated list (``tags=a,b``) and a repeatable parameter taken
+#: whole (``tag=a&tag=b``), for ids that contain commas (MovieLens free-text tags do).
+ID_FILTERS = {"exclude": "exclude_item", "tags": "tag", "not_tags": "not_tag"}
+
+
+def id_filter(args: Any, name: str) -> frozenset[str]:
+    """The ids of filter ``name`` (``exclude``, ``tags`` or ``not_tags``) from a request's query."""
+    return parse_ids(args.get(name)) | frozenset(x for x in args.getlist(ID_FILTERS[name]) if x)
 
 
 class BigNumber:

@@ -375,3 +375,18 @@ def test_reason_serialisation_matches_reason_to_dict(app, snapshot):
     for served in server.recommend(Query(user, 3, explain=True)):
         for reason in served.reasons:
             assert reason_json(reason) == reason.to_dict()
+
+
+def test_id_filters_take_commas_in_their_repeatable_form(app, snapshot):
+    """``tags=a,b`` splits on commas; ``tag=`` (repeatable) takes each value whole, so an id that
+    holds a comma can be named; both forms combine."""
+    c = app.test_client()
+    user = busy_user(snapshot)
+    listed = c.get(f"/v1/users/{user}/recommendations?k=5").get_json()["recommendations"]
+    first, second = listed[0]["item"], listed[1]["item"]
+    both = c.get(f"/v1/users/{user}/recommendations?k=5&exclude_item={first}&exclude={second}").get_json()
+    assert not {first, second} & {r["item"] for r in both["recommendations"]}
+    comma = c.get(f"/v1/users/{user}/recommendations?k=5&tag=no,such&not_tag=x,y").get_json()
+    assert comma["recommendations"] == []  # one tag id "no,such", which no item carries
+    split = c.get(f"/v1/users/{user}/recommendations?k=5&not_tags=no,such").get_json()
+    assert len(split["recommendations"]) == 5

@@ -50,8 +50,8 @@ def _stale_header(resp: Response) -> Response:
 @bp.get("/users/<user_id>/recommendations")
 def recommendations(user_id: str) -> Response:
     k, model = _query_common()
-    q = Query(user_id, k, model, exclude=params.parse_ids(request.args.get("exclude")),
-              tags=params.parse_ids(request.args.get("tags")), not_tags=params.parse_ids(request.args.get("not_tags")),
+    q = Query(user_id, k, model, exclude=params.id_filter(request.args, "exclude"),
+              tags=params.id_filter(request.args, "tags"), not_tags=params.id_filter(request.args, "not_tags"),
               explain=params.parse_bool("explain", request.args.get("explain")))
     srv, state = server(), _live(user_id).state
     served = srv.recommend(q, state)
@@ -71,8 +71,8 @@ def similar(item_id: str) -> Response:
     explain = params.parse_bool("explain", request.args.get("explain"))
     srv = server()
     _require_item(item_id)
-    served = srv.similar(item_id, k, model, explain, params.parse_ids(request.args.get("tags")),
-                         params.parse_ids(request.args.get("not_tags")), live().hidden())
+    served = srv.similar(item_id, k, model, explain, params.id_filter(request.args, "tags"),
+                         params.id_filter(request.args, "not_tags"), live().hidden())
     g.kgrec_model = model or srv.default_model
     g.kgrec_sources = [s.source for s in served]
     return jsonify({"item": item_id, "title": srv.title(item_id), "model": model or srv.default_model,

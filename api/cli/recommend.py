@@ -48,16 +48,20 @@ def _ids(values: tuple[str, ...]) -> frozenset[str]:
 @click.option("--model", help="Serve this model first (then the bundle's fallback chain), as the API's ?model=.")
 @click.option("--explain", is_flag=True, help="Add each item's reasons (paths, contributions, Cypher).")
 @click.option("--exclude", multiple=True, help="Item ids never to recommend (repeatable, or comma-separated).")
-@click.option("--tags", multiple=True, help="Only items carrying at least one of these tag ids.")
+@click.option("--exclude-item", "exclude_item", multiple=True, help="One item id, taken whole (it may hold a comma).")
+@click.option("--tags", multiple=True, help="Only items carrying at least one of these tag ids (comma-separated).")
+@click.option("--tag", "tag", multiple=True, help="One tag id for --tags, taken whole (repeatable).")
 @click.option("--not-tags", "not_tags", multiple=True, help="Only items carrying none of these tag ids.")
+@click.option("--not-tag", "not_tag", multiple=True, help="One tag id for --not-tags, taken whole (repeatable).")
 @click.option("--max-reasons", default=5, show_default=True, type=click.IntRange(1, 100),
               help="Reasons shown per item (the API's KGREC_MAX_REASONS).")
 @click.option("--format", "fmt", type=click.Choice(["text", "csv", "jsonl"]), default=None,
               help="Output format (default: text for --user, csv for --users).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
 def recommend(bundle_dir: Path, store_url: str | None, user_id: str | None, users_file: Path | None, k: int,
-              model: str | None, explain: bool, exclude: tuple[str, ...], tags: tuple[str, ...],
-              not_tags: tuple[str, ...], max_reasons: int, fmt: str | None, output: Path | None) -> None:
+              model: str | None, explain: bool, exclude: tuple[str, ...], exclude_item: tuple[str, ...],
+              tags: tuple[str, ...], tag: tuple[str, ...], not_tags: tuple[str, ...], not_tag: tuple[str, ...],
+              max_reasons: int, fmt: str | None, output: Path | None) -> None:
     """Recommend items for one user (--user) or many (--users FILE)."""
     from recommenders.bundle import Bundle
     from recommenders.serving import Query, Server
@@ -75,7 +79,8 @@ def recommend(bundle_dir: Path, store_url: str | None, user_id: str | None, user
     except (OSError, ValueError, KeyError) as exc:
         raise click.ClickException(f"cannot load bundle {bundle_dir}: {exc}") from exc
     state, close = _state_reader(server, store_url)
-    base = Query("", k, model, _ids(exclude), _ids(tags), _ids(not_tags), explain)
+    base = Query("", k, model, _ids(exclude) | frozenset(exclude_item), _ids(tags) | frozenset(tag),
+                 _ids(not_tags) | frozenset(not_tag), explain)
     out: IO[str] = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
     try:
         writer = {"text": _text, "csv": _csv, "jsonl": _jsonl}[fmt](out, server, model, explain)
