@@ -2,16 +2,17 @@
 10 minutes at 200 requests/s, then check that nothing was lost and the workers did not grow.
 
 90 % reads (a user's recommendations, or an item's similar items), 10 % writes (an
-interaction, for a known user or a new one, on a known item), sent open-loop at a fixed rate
-by client threads. Pass conditions: 0 errors (every answer 200/201); every acknowledged write
-is in Neo4j afterwards; worker RSS drift < 5 % (median of the last minute over the median of
-the first minute after warm-up). The table goes under ``<!-- section:soak -->`` in RESULTS.md.
+interaction or, one time in three, a dislike, for a known user or a new one, on a known item),
+sent open-loop at a fixed rate by client threads. After each acknowledged write the client
+reads that user's recommendations on a new connection (so any worker may answer) and counts
+it stale if the item written is in them: read-your-writes under load. Pass conditions: 0 errors
+(every answer 200/201); 0 stale reads; every acknowledged write is in Neo4j afterwards; worker
+RSS drift < 5 % (median of the last minute over the median of the first minute after warm-up).
+The table goes under ``<!-- section:soak -->`` in RESULTS.md.
 
     PYTHONPATH=. python benchmarks/soak.py                      # starts its own Neo4j
     PYTHONPATH=. python benchmarks/soak.py --neo4j bolt://127.0.0.1:7687 --seconds 60 --no-write
 
-Written against the API of issue 12's branch (reads from the bundle and the per-worker
-overlay); the lead's serving rewrite (issue 11) may need the request mix adjusted.
 """
 
 from __future__ import annotations
@@ -55,8 +56,10 @@ class Tally:
     answers: dict[int, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
-    acknowledged: list[tuple[str, str]] = field(default_factory=list)
+    acknowledged: list[tuple[str, str, str]] = field(default_factory=list)  # (user, item, type)
     late: int = 0
+    checked: int = 0
+    stale: int = 0
 
 
 def worker_rss_mb(master: int) -> list[float]:
@@ -82,8 +85,10 @@ def client(port: int, rate: float, until: float, users: list[str], items: list[s
         if roll < 0.1:
             user = rng.choice(users) if rng.random() < 0.7 else f"soak-{seed}-{n}"
             item = rng.choice(items)
-            method, path, body = "POST", "/v1/interactions", json.dumps({"user": user, "item": item,
-                                                                          "weight": rng.randint(1, 5)})
+            kind = "dislike" if rng.random() < 1 / 3 else "positive"
+            row = {"user": user, "item": item, **({"type": "dislike"} if kind == "dislike" else
+                                                   {"weight": rng.randint(1, 5)})}
+            method, path, body = "POST", "/v1/interactions", json.dumps(row)
         elif roll < 0.7:
             method, path, body = "GET", f"/v1/users/{rng.choice(users)}/recommendations?k=10", None
         else:
@@ -104,22 +109,51 @@ def client(port: int, rate: float, until: float, users: list[str], items: list[s
             tally.answers[status] = tally.answers.get(status, 0) + 1
             tally.latencies.append(time.monotonic() - started)
             if status == 201:
-                tally.acknowledged.append((user, item))
+                tally.acknowledged.append((user, item, kind))
             elif status not in (200, 0) and len(tally.failures) < 50:
                 tally.failures.append(f"{method} {path}: {status}")
+        if status == 201:
+            stale = served_again(port, user, item)
+            with tally.lock:
+                tally.checked += 1
+                tally.stale += stale
         due += 1.0 / rate
     conn.close()
 
 
-def missing_writes(store_url: str, pairs: list[tuple[str, str]]) -> int:
-    """How many acknowledged (user, item) interactions Neo4j does not hold."""
-    query = ("UNWIND $pairs AS p MATCH (u:User {id: p[0]})-[:INTERACTED]->(i:Item {id: p[1]}) "
-             "RETURN count(DISTINCT p) AS found")
-    unique = sorted(set(pairs))
+def served_again(port: int, user: str, item: str) -> bool:
+    """Whether ``item`` is still recommended to ``user`` right after a write acknowledged it (a new
+    connection, so whichever worker accepts it answers)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", f"/v1/users/{user}/recommendations?k=50", headers={"Connection": "close"})
+        body = json.loads(conn.getresponse().read())
+        return item in {r["item"] for r in body.get("recommendations", [])}
+    except (OSError, http.client.HTTPException, ValueError):
+        return False  # the failure is counted by the next request; this check is about staleness
+    finally:
+        conn.close()
+
+
+#: What an acknowledged write of each type left in Neo4j.
+FOUND = {
+    "positive": ("UNWIND $pairs AS p MATCH (:User {id: p[0]})-[:INTERACTED]->(:Item {id: p[1]}) "
+                 "RETURN count(DISTINCT p) AS found"),
+    "dislike": ("UNWIND $pairs AS p MATCH (:User {id: p[0]})-[:DISLIKED]->(:Item {id: p[1]}) "
+                "RETURN count(DISTINCT p) AS found"),
+}
+
+
+def missing_writes(store_url: str, writes: list[tuple[str, str, str]]) -> int:
+    """How many acknowledged interactions and dislikes Neo4j does not hold."""
+    missing = 0
     with open_store(store_url) as store:
-        found = sum(store.run_read(query, {"pairs": [list(p) for p in unique[k:k + 5000]]})[0]["found"]
-                    for k in range(0, len(unique), 5000))
-    return len(unique) - found
+        for kind, query in FOUND.items():
+            unique = sorted({(u, i) for u, i, t in writes if t == kind})
+            found = sum(store.run_read(query, {"pairs": [list(p) for p in unique[k:k + 5000]]})[0]["found"]
+                        for k in range(0, len(unique), 5000))
+            missing += len(unique) - found
+    return missing
 
 
 def main() -> None:
@@ -167,17 +201,19 @@ def main() -> None:
     drift = (statistics.median(last) / statistics.median(first) - 1) * 100 if first and last else float("nan")
     lat = sorted(tally.latencies)
     p50, p99 = (lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99)] * 1000) if lat else (0, 0)
-    ok = errors == 0 and missing == 0 and abs(drift) < 5
+    ok = errors == 0 and missing == 0 and tally.stale == 0 and abs(drift) < 5
     text = "\n".join([
         f"`python benchmarks/soak.py --seconds {args.seconds} --rate {args.rate:g}`: `kgrec serve` with 2 gunicorn "
         f"workers × 4 threads over Neo4j ({args.users} users, {args.items} items; models {', '.join(MODELS)}), "
-        f"{args.clients} paced clients, 90 % reads / 10 % writes; load average {load_before:.1f} → "
-        f"{os.getloadavg()[0]:.1f} (a shared 2-core machine).",
+        f"{args.clients} paced clients, 90 % reads / 10 % writes (a third of them dislikes), each acknowledged "
+        f"write followed by a read of that user's 50 recommendations on a new connection; load average "
+        f"{load_before:.1f} → {os.getloadavg()[0]:.1f} (a shared 2-core machine).",
         "",
-        "| requests | achieved req/s | errors | late sends | acknowledged writes | missing afterwards "
-        "| p50 ms | p99 ms | worker RSS first → last minute | drift | pass |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| {sent} | {sent / args.seconds:.0f} | {errors} | {tally.late} | {len(tally.acknowledged)} | {missing} | "
+        "| requests | achieved req/s | errors | late sends | acknowledged writes | stale reads after them "
+        "| missing afterwards | p50 ms | p99 ms | worker RSS first → last minute | drift | pass |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| {sent} | {sent / args.seconds:.0f} | {errors} | {tally.late} | {len(tally.acknowledged)} | "
+        f"{tally.stale} of {tally.checked} | {missing} | "
         f"{p50:.1f} | {p99:.1f} | {statistics.median(first) if first else 0:.0f} → "
         f"{statistics.median(last) if last else 0:.0f} MB | {drift:+.1f} % | {'yes' if ok else 'no'} |",
     ])
