@@ -288,11 +288,12 @@ def printable(text: str, limit: int = 80) -> str:
 
 
 def check_request_text(request: Request) -> None:
-    """Every query parameter and path segment holds storable text (``graph.values``), else 400
-    naming it: a control character or a broken escape in a URL is refused before any view runs."""
+    """Every query parameter and path segment holds storable text (``graph.values``), and a path
+    id is one that could be stored (``values.id_problem``), else 400 naming it: a control
+    character, a broken escape or an over-long id in a URL is refused before any view runs."""
     for name, value in (request.view_args or {}).items():
         if isinstance(value, str):
-            problem = values.text_problem(value, values.MAX_TEXT)
+            problem = values.id_problem(value) if name.endswith("_id") else values.text_problem(value, values.MAX_TEXT)
             if problem is not None:
                 raise bad_request(name, f"{name} {problem}")
     for name, value in request.args.items(multi=True):

@@ -58,3 +58,16 @@ def test_ids_a_url_cannot_address_are_refused_when_written(client, key, needle):
         assert needle in resp.get_json()["error"]["message"]
     resp = client.get("/v1/users/" + quote("a/b", safe=""))
     assert resp.status_code == 404 and resp.is_json
+
+
+def test_an_id_too_long_to_store_is_refused_in_the_path(client):
+    """An id no store can hold is a client error (400), not a store failure (503), on reads and
+    on the write that would have reached the store."""
+    long_id = "0" * 257
+    for method, path, body in (("get", f"/v1/items/{long_id}", None),
+                               ("get", f"/v1/users/{long_id}/recommendations", None),
+                               ("patch", f"/v1/items/{long_id}", {"hidden": True})):
+        resp = getattr(client, method)(path, json=body, headers=AUTH)
+        assert resp.status_code == 400, (method, path, resp.status_code)
+        assert resp.get_json()["error"]["field"] in {"item_id", "user_id"}
+        assert "longer than 256" in resp.get_json()["error"]["message"]
