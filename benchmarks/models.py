@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 import warnings
@@ -56,10 +57,25 @@ def ndcg(split: Split, models: dict[str, tuple], users: list[int] | None = None)
     return {r.name: round(float(r.metrics[f"ndcg@{K}"] or 0.0), 4) for r in ev.results}
 
 
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def fit(name: str, snapshot: GraphSnapshot, **cfg) -> tuple:
-    t0 = time.perf_counter()
+    """(model, wall seconds) as ``score_fitted`` takes them; the CPU seconds are in ``CPU``."""
+    t0, c0 = time.perf_counter(), cpu_seconds()
     model = registry.create(name, seed=SEED, **cfg).fit(snapshot)
+    CPU[id(model)] = cpu_seconds() - c0
     return model, time.perf_counter() - t0
+
+
+#: CPU seconds of each fit (by model id): wall time is noisy on a shared machine.
+CPU: dict[int, float] = {}
+
+
+def timing(fitted: tuple) -> str:
+    return f"{fitted[1]:.1f} / {CPU[id(fitted[0])]:.1f}"
 
 
 def ease_section(split: Split, val: Split) -> dict:
@@ -75,7 +91,8 @@ def ease_section(split: Split, val: Split) -> dict:
     for key, (model, seconds) in (("ease@peer", same), ("ease", default)):
         assert isinstance(model, EASE)
         out[key] = {"config": {"lam": model.config.lam, "min_users": model.config.min_users},
-                    "gram_items": model.gram_items, "fit_seconds": round(seconds, 1)}
+                    "gram_items": model.gram_items, "fit_seconds": round(seconds, 1),
+                    "fit_cpu_seconds": round(CPU[id(model)], 1)}
     out["peer_fit_seconds"] = round(peer_fit, 1)
     log(f"ease: {scores}")
     return out
@@ -84,8 +101,11 @@ def ease_section(split: Split, val: Split) -> dict:
 def multvae_section(split: Split, val: Split) -> dict:
     on_val = fit("multvae", val.train)
     on_test = fit("multvae", split.train)
+    one_thread = fit("multvae", split.train, threads=1)
     out = {"validation_ndcg": ndcg(val, {"multvae": on_val})["multvae"],
-           "test_ndcg": ndcg(split, {"multvae": on_test})["multvae"], "fit_seconds": round(on_test[1], 1),
+           "test_ndcg": ndcg(split, {"multvae": on_test})["multvae"],
+           "test_ndcg_one_thread": ndcg(split, {"multvae": one_thread})["multvae"],
+           "fit": timing(on_test), "fit_one_thread": timing(one_thread),
            "config": registry.create("multvae").config.__dict__}
     log(f"multvae: {out['validation_ndcg']} (validation), {out['test_ndcg']} (test)")
     return out
@@ -99,7 +119,7 @@ def social_section(split: Split) -> dict:
     social = models["social"][0]
     assert isinstance(social, Social)
     out = {"users": len(split.test), "users_with_friends": len(with_friends), "chosen": social.chosen,
-           "fit_seconds": round(models["social"][1], 1), "all_users": ndcg(split, models)}
+           "fit": timing(models["social"]), "all_users": ndcg(split, models)}
     if with_friends:
         out["users_with_friends_ndcg"] = ndcg(split, models, with_friends)
     log(f"social: {out}")
@@ -150,23 +170,26 @@ def run_trust_graphs(out: Path) -> dict:
 
 
 def section(results: list[dict], trust: dict | None) -> str:
+    loads = ", ".join(f"{r['dataset']} {' / '.join(r['load'])}" for r in results)
     lines = [
-        f"Produced by `benchmarks/models.py` on {time.strftime('%Y-%m-%d')} (2-core machine shared with other "
-        "jobs; load averages in the JSON: fit times are noisy). Protocol of `benchmarks/quality.py`: per-user "
-        "80/20 holdout (seed 42), users with ≥ 5 interactions, full ranking, NDCG@10; choices on a validation "
-        "cut of the training part (seed 43). Raw numbers: `benchmarks/results/models-*.json`.",
+        f"Produced by `benchmarks/models.py` on {time.strftime('%Y-%m-%d')} on the 2-core machine shared with "
+        f"other jobs (load averages 1/5/15 min at the start: {loads}), so fit times are given as wall / CPU "
+        "seconds and the CPU figure is the steadier one. Protocol of `benchmarks/quality.py`: per-user 80/20 "
+        "holdout (seed 42), users with ≥ 5 interactions, full ranking, NDCG@10; choices on a validation cut of "
+        "the training part (seed 43). Raw numbers: `benchmarks/results/models-*.json`.",
         "",
         "| dataset | peer EASE (λ from validation) | kgrec `ease` at that λ | ratio | `ease` defaults (λ 150) "
-        "| Gram items (defaults) | `ease` fit s | `multvae` validation | `multvae` test | `multvae` fit s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| Gram items | `ease` fit s | `multvae` validation | `multvae` test | `multvae` fit s (torch threads) "
+        "| `multvae` fit s (1 thread) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         e, m = r["ease"], r["multvae"]
         lines.append(
             f"| {r['dataset']} | {e['ndcg']['peer:ease']:.4f} (λ {e['peer_params']['lambda']:g}) | "
             f"{e['ndcg']['ease@peer']:.4f} | {e['ratio_same_lambda']:.3f} | {e['ndcg']['ease']:.4f} | "
-            f"{e['ease']['gram_items']:,} | {e['ease']['fit_seconds']} | {m['validation_ndcg']:.4f} | "
-            f"{m['test_ndcg']:.4f} | {m['fit_seconds']} |")
+            f"{e['ease']['gram_items']:,} | {e['ease']['fit_seconds']} / {e['ease']['fit_cpu_seconds']} | "
+            f"{m['validation_ndcg']:.4f} | {m['test_ndcg']:.4f} | {m['fit']} | {m['fit_one_thread']} |")
     lines += ["", "Social (trust-aware, two-hop weight and shrinkage chosen in `fit`) against popularity and "
               "the one-hop social it replaces, NDCG@10:", "",
               "| graph | users (with friends) | chosen | social: all / with friends | one-hop social: all / with "

@@ -37,6 +37,7 @@ import scipy.sparse as sp
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Reason, TopReasons
 from recommenders.integrity import Dim
+from recommenders.metrics import block_ndcg
 from recommenders.scored import (
     RowEntries,
     ScoredRecommender,
@@ -135,20 +136,6 @@ def build_trust(x: sp.csr_matrix, follows: sp.csr_matrix, floor: float, max_two_
     return Trust(step, direct, two_hop, _csr(taste + 1e-12, f.row, f.col, (n, n)))
 
 
-def block_ndcg(scores: np.ndarray, relevant: np.ndarray, k: int) -> np.ndarray:
-    """NDCG@k of each row's ranking (best first, ties by index; only positive scores are
-    listed, as ``top_k`` serves them) against the row's relevant items (a boolean matrix)."""
-    k = min(k, scores.shape[1])
-    part = np.sort(np.argpartition(-scores, k - 1, axis=1)[:, :k], axis=1)
-    vals = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    top, vals = np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
-    hits = np.take_along_axis(relevant, top, axis=1) & (vals > 0)
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    ideal = np.concatenate([[0.0], np.cumsum(discounts)])[np.minimum(relevant.sum(axis=1), k)]
-    return np.divide(hits @ discounts, ideal, out=np.zeros(len(scores)), where=ideal > 0)
-
-
 def mixing(trust: Trust, users: np.ndarray, two_hop: float, shrinkage: float) -> tuple[np.ndarray, ...]:
     """Per user: the weight of the direct part, of the two-hop part and of popularity (γ),
     and whether the user has any trusted user with a history."""
@@ -184,6 +171,8 @@ class Social(ScoredRecommender):
             raise ValueError("shrinkage must be >= 0")
         if cfg.max_two_hop < 1:
             raise ValueError("max_two_hop must be at least 1")
+        if not 0 < cfg.validation_fraction < 1:
+            raise ValueError("validation_fraction must be in (0, 1)")
         self._x = interaction_weights(snapshot, cfg.interaction_weighting)
         self._p_ui = row_normalise(self._x)
         self._audience = np.diff(sp.csc_matrix(snapshot.interactions).indptr)

@@ -4,7 +4,10 @@ The network maps a user's L2-normalised interaction row (with input dropout) thr
 layer to the mean and log-variance of a Gaussian latent, and from a sample of it through a
 tanh layer to logits over the items. The loss is the multinomial log-likelihood of the row
 under the softmax of the logits plus β·KL(q(z|x) ‖ N(0, I)), with β raised linearly from 0
-to ``anneal_cap`` over the run (the paper's KL annealing). Adam, shuffled mini-batches.
+to ``anneal_cap`` over the first ``anneal_epochs`` (the paper's KL annealing). Adam (fused),
+shuffled mini-batches. With a validation holdout, training stops early: the number of
+epochs that suits a catalogue and its users differs between datasets (Last.fm 2K's
+validation NDCG@10 fell after ~50 epochs at batch 500, ml-latest-small's still rose at 100).
 
 Torch is imported only here, and this module only from ``MultVAE._fit``: the trained weights
 leave as numpy arrays, so a serving process never imports torch. On CPU the run is
@@ -36,6 +39,40 @@ class TrainOptions:
     anneal_cap: float
     device: str
     seed: int
+    anneal_epochs: int = 20
+    eval_every: int = 5
+    patience: int = 2
+    threads: int = 0
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """Validation for early stopping: held-out items (a boolean users × items matrix) of
+    some users, whose other items are their input."""
+
+    users: np.ndarray
+    relevant: np.ndarray
+
+
+def hold_out(x: sp.csr_matrix, fraction: float, max_users: int, seed: int) -> tuple[sp.csr_matrix, Holdout]:
+    """``x`` without a seeded random ``fraction`` (≥ 1) of the entries of up to ``max_users``
+    users with at least 5, and those users' held-out items."""
+    rng = np.random.default_rng(seed)
+    x = sp.csr_matrix(x, copy=True)
+    counts = np.diff(x.indptr)
+    users = np.flatnonzero(counts >= 5)
+    if len(users) > max_users:
+        users = np.sort(rng.choice(users, size=max_users, replace=False))
+    relevant = np.zeros((len(users), x.shape[1]), dtype=bool)
+    drop = np.zeros(x.nnz, dtype=bool)
+    for r, u in enumerate(users.tolist()):
+        a, n = x.indptr[u], counts[u]
+        held = a + rng.choice(n, size=min(n - 1, max(1, round(fraction * n))), replace=False)
+        drop[held] = True
+        relevant[r, x.indices[held]] = True
+    x.data[drop] = 0.0
+    x.eliminate_zeros()
+    return x, Holdout(users, relevant)
 
 
 class MultVAENet(nn.Module):
@@ -105,9 +142,42 @@ class Batch:
                    x.shape[0])
 
 
-def train_multvae(x: sp.csr_matrix, opts: TrainOptions) -> MultVAENet:
-    """Fit on the user×item rows of ``x`` (users with no item are skipped); the network is
-    returned on the CPU in eval mode (``.weights()`` gives the serving arrays)."""
+def validation_ndcg(net: MultVAENet, x: sp.csr_matrix, holdout: Holdout, device: torch.device,
+                    k: int = 10, block: int = 500) -> float:
+    """Mean NDCG@k of the held-out items, ranking every item but the user's inputs."""
+    from recommenders.metrics import block_ndcg
+
+    net.eval()
+    total = 0.0
+    with torch.no_grad():
+        for s in range(0, len(holdout.users), block):
+            rows = x[holdout.users[s : s + block]]
+            logits = net(Batch.of(rows, device))[0].double().cpu().numpy()
+            logits[rows.nonzero()] = -np.inf
+            total += float(block_ndcg(logits, holdout.relevant[s : s + block], k, positive_only=False).sum())
+    net.train()
+    return total / max(1, len(holdout.users))
+
+
+def train_multvae(x: sp.csr_matrix, opts: TrainOptions,
+                  holdout: Holdout | None = None) -> tuple[MultVAENet, list[tuple[int, float]]]:
+    """Fit on the user×item rows of ``x`` (users with no item are skipped) for ``epochs``,
+    or, with a ``holdout`` (whose items ``x`` must not contain), until validation NDCG@10 —
+    measured every ``eval_every`` epochs — has not improved ``patience`` times in a row,
+    keeping the best weights. Returns the network on the CPU in eval mode (``.weights()``
+    gives the serving arrays) and the (epoch, validation NDCG@10) curve. ``threads`` > 0 sets
+    torch's CPU threads for the run (one thread is far faster for small networks on a busy
+    machine, where torch's worker threads wait on each other)."""
+    previous = torch.get_num_threads()
+    if opts.threads > 0:
+        torch.set_num_threads(opts.threads)
+    try:
+        return _train(x, opts, holdout)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(x: sp.csr_matrix, opts: TrainOptions, holdout: Holdout | None) -> tuple[MultVAENet, list[tuple[int, float]]]:
     torch.manual_seed(opts.seed)
     device = torch.device(resolve_device(opts.device))
     net = MultVAENet(x.shape[1], opts.hidden_dim, opts.latent_dim, opts.dropout).to(device)
@@ -117,10 +187,13 @@ def train_multvae(x: sp.csr_matrix, opts: TrainOptions) -> MultVAENet:
     rows = np.flatnonzero(np.diff(x.indptr) > 0)
     order = torch.Generator().manual_seed(opts.seed)
     batches = max(1, -(-len(rows) // opts.batch_size))
-    total_steps = max(1, opts.epochs * batches)
+    anneal_steps = max(1, opts.anneal_epochs * batches)
     step = 0
+    curve: list[tuple[int, float]] = []
+    best: dict[str, torch.Tensor] | None = None
+    best_value, stale = 0.0, 0
     net.train()
-    for _ in range(opts.epochs):
+    for epoch in range(1, opts.epochs + 1):
         perm = rows[torch.randperm(len(rows), generator=order).numpy()]
         for b in range(batches):
             batch = Batch.of(x[perm[b * opts.batch_size : (b + 1) * opts.batch_size]], device)
@@ -128,9 +201,20 @@ def train_multvae(x: sp.csr_matrix, opts: TrainOptions) -> MultVAENet:
             log_p = F.log_softmax(logits, dim=1)[batch.rows, batch.items]
             nll = -(log_p * batch.values).sum() / batch.size
             kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1).mean()
-            loss = nll + opts.anneal_cap * step / total_steps * kl
+            loss = nll + opts.anneal_cap * min(1.0, step / anneal_steps) * kl
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             step += 1
-    return net.cpu().eval()
+        if holdout is not None and (epoch % opts.eval_every == 0 or epoch == opts.epochs):
+            value = validation_ndcg(net, x, holdout, device)
+            curve.append((epoch, value))
+            if best is None or value > best_value:
+                best, best_value, stale = {k: v.detach().clone() for k, v in net.state_dict().items()}, value, 0
+            else:
+                stale += 1
+                if stale >= opts.patience:
+                    break
+    if best is not None:
+        net.load_state_dict(best)
+    return net.cpu().eval(), curve

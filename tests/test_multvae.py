@@ -13,10 +13,12 @@ import torch
 
 from graph.snapshot import GraphSnapshot
 from recommenders.multvae import MultVAE
-from recommenders.vae_train import Batch, MultVAENet, TrainOptions, train_multvae
+from recommenders.vae_train import Batch, MultVAENet, TrainOptions, hold_out, train_multvae, validation_ndcg
 from tests.torchless import run_without_torch
 
-SMALL = {"hidden_dim": 48, "latent_dim": 16, "epochs": 30, "batch_size": 32, "device": "cpu"}
+#: Small networks train fastest on one thread (torch's threads contend on a busy machine).
+SMALL = {"hidden_dim": 48, "latent_dim": 16, "epochs": 30, "batch_size": 32, "device": "cpu", "threads": 1,
+         "validation_fraction": 0.2}
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +81,10 @@ def test_gradient_x_input_equals_autograd(fitted: MultVAE, snapshot: GraphSnapsh
 def test_training_is_deterministic_under_a_seed(snapshot: GraphSnapshot) -> None:
     x = snapshot.interactions.tocsr()
     opts = TrainOptions(hidden_dim=32, latent_dim=8, dropout=0.5, epochs=3, batch_size=40, lr=1e-3,
-                        weight_decay=0.0, anneal_cap=0.2, device="cpu", seed=5)
-    a, b = train_multvae(x, opts).weights(), train_multvae(x, opts).weights()
+                        weight_decay=0.0, anneal_cap=0.2, device="cpu", seed=5, threads=1)
+    a, b = train_multvae(x, opts)[0].weights(), train_multvae(x, opts)[0].weights()
     assert all(np.array_equal(a[k], b[k]) for k in a)
-    c = train_multvae(x, replace(opts, seed=6)).weights()
+    c = train_multvae(x, replace(opts, seed=6))[0].weights()
     assert not np.array_equal(a["out_w"], c["out_w"])
 
 
@@ -120,6 +122,33 @@ def test_bad_options_are_refused(snapshot: GraphSnapshot) -> None:
         MultVAE(latent_dim=0).fit(snapshot)
 
 
+def test_early_stopping_keeps_the_best_weights_and_stops_after_patience(snapshot: GraphSnapshot) -> None:
+    x = sp.csr_matrix(snapshot.interactions, copy=True)
+    x.data[:] = 1.0
+    cut, holdout = hold_out(x, 0.2, 60, seed=3)
+    assert cut.nnz + holdout.relevant.sum() == x.nnz
+    for r, u in enumerate(holdout.users.tolist()):
+        assert not cut[u].toarray()[0, holdout.relevant[r]].any()
+    opts = TrainOptions(hidden_dim=32, latent_dim=8, dropout=0.5, epochs=40, batch_size=30, lr=3e-3,
+                        weight_decay=0.0, anneal_cap=0.2, device="cpu", seed=5, eval_every=2, patience=100,
+                        threads=1)
+    net, curve = train_multvae(cut, opts, holdout)
+    values = [v for _, v in curve]
+    assert [e for e, _ in curve] == list(range(2, 41, 2))
+    assert validation_ndcg(net, cut, holdout, torch.device("cpu")) == pytest.approx(max(values), abs=1e-9)
+    stop = next(i for i in range(1, len(values)) if values[i] <= max(values[:i]))
+    _, early = train_multvae(cut, replace(opts, patience=1), holdout)
+    assert early == curve[: stop + 1]
+
+
 def test_search_space_suggests_the_key_knobs() -> None:
-    chosen = {"latent_dim": 64, "dropout": 0.3, "anneal_cap": 0.1, "epochs": 20, "lr": 1e-3}
+    chosen = {"latent_dim": 64, "dropout": 0.3, "anneal_cap": 0.1, "lr": 1e-3, "epochs": 50}
     assert MultVAE.search_space(optuna.trial.FixedTrial(chosen), None) == chosen
+
+
+def test_fit_trains_on_everything_for_the_epochs_chosen_on_validation(fitted: MultVAE,
+                                                                      snapshot: GraphSnapshot) -> None:
+    assert fitted.curve and fitted.best_epoch == max(fitted.curve, key=lambda c: c[1])[0]
+    again = MultVAE(**{**SMALL, "epochs": fitted.best_epoch, "validation_fraction": 0.0}).fit(snapshot)
+    assert again.curve == [] and again.best_epoch is None
+    assert all(np.array_equal(fitted._w[k], again._w[k]) for k in fitted._w)

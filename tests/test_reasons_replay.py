@@ -28,7 +28,7 @@ REPLAYED = {
     "graph_walk": {},
     "social": {"two_hop": 0.5, "shrinkage": 2.0},
     "ease": {},
-    "multvae": {"hidden_dim": 32, "latent_dim": 8, "epochs": 5, "device": "cpu"},
+    "multvae": {"hidden_dim": 32, "latent_dim": 8, "epochs": 5, "device": "cpu", "threads": 1},
 }
 
 

@@ -13,8 +13,10 @@ import pytest
 from graph.records import Follow, GraphRecords, Interaction, Item, User
 from graph.snapshot import GraphSnapshot, build_snapshot
 from recommenders.evaluation import score_fitted
+from recommenders.metrics import block_ndcg, ndcg_at_k
 from recommenders.paths import FRIEND, FRIEND_OF_FRIEND, ITEM, path_exists
 from recommenders.registry import create
+from recommenders.scored import top_k
 from recommenders.social import SHRINKAGE_GRID, TWO_HOP_GRID, Social
 from recommenders.splits import random_holdout
 from tests.trust_graphs import trust_graph
@@ -99,7 +101,8 @@ def test_at_least_popularity_on_users_with_trust(mode: str, factor: float) -> No
 
 
 def test_bad_options_are_refused(snapshot: GraphSnapshot) -> None:
-    for bad in ({"two_hop": 1.5}, {"shrinkage": -1.0}, {"trust_floor": 2.0}, {"max_two_hop": 0}):
+    for bad in ({"two_hop": 1.5}, {"shrinkage": -1.0}, {"trust_floor": 2.0}, {"max_two_hop": 0},
+                {"validation_fraction": 0.0}):
         with pytest.raises(ValueError):
             Social(**bad).fit(snapshot)
 
@@ -107,3 +110,14 @@ def test_bad_options_are_refused(snapshot: GraphSnapshot) -> None:
 def test_search_space_suggests_the_trust_knobs() -> None:
     chosen = {"trust_floor": 0.2, "two_hop": 0.4, "shrinkage": 3.0}
     assert Social.search_space(optuna.trial.FixedTrial(chosen), None) == chosen
+
+
+@pytest.mark.parametrize("positive_only", [True, False])
+def test_block_ndcg_equals_the_evaluation_metric(positive_only: bool) -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(40, 30))
+    scores[rng.random(scores.shape) < 0.2] = -np.inf
+    relevant = rng.random(scores.shape) < 0.15
+    expected = [ndcg_at_k(top_k(s, 10, positive_only).tolist(), set(np.flatnonzero(r).tolist()), 10)
+                for s, r in zip(scores, relevant, strict=True)]
+    np.testing.assert_allclose(block_ndcg(scores, relevant, 10, positive_only), expected, atol=1e-12)
