@@ -30,7 +30,8 @@ import scipy.sparse as sp
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Reason, TopReasons
 from recommenders.cosession import has_timestamps, local_gram
-from recommenders.scored import ScoredRecommender, interaction_weights, ranked_shares, weight_vector
+from recommenders.integrity import Dim
+from recommenders.scored import HistoryScored, ScoredRecommender, interaction_weights, ranked_shares, weight_vector
 
 if TYPE_CHECKING:
     import optuna
@@ -109,7 +110,7 @@ def _fill_lower(p: np.ndarray, block: int = 1024) -> None:
         d[:] = np.triu(d) + np.triu(d, 1).T
 
 
-class EASE(ScoredRecommender):
+class EASE(ScoredRecommender, HistoryScored):
     name: ClassVar[str] = "ease"
     Config = EASEConfig
 
@@ -166,6 +167,8 @@ class EASE(ScoredRecommender):
     def gram_items(self) -> int:
         """How many items the model covers (the side of its Gram matrix)."""
         return len(self._keep)
+
+    ARRAYS: ClassVar[dict[str, tuple[Dim, ...]]] = {"b": (None, None), "keep": (None,)}
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"b": self._b, "keep": self._keep}

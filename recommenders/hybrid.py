@@ -41,12 +41,19 @@ from graph.snapshot import GraphSnapshot
 from recommenders.base import Reason, Recommendation, Recommender, TopReasons
 from recommenders.hybrid_explain import explain_many
 from recommenders.hybrid_features import FeatureSpace
-from recommenders.hybrid_ranker import RANKERS, Ranker, restore_ranker
+from recommenders.hybrid_ranker import RANKERS, Ranker, ranker_class, restore_ranker
 from recommenders.hybrid_selection import Selection, select
+from recommenders.integrity import Dim, check_arrays
 from recommenders.scored import MODEL_FORMAT, config_from_json, read_model_meta
 
 #: How many of each known user's ranked items ``fit`` keeps for serving without scoring.
 PRECOMPUTED = 200
+
+
+#: The hybrid's own arrays (``recommenders.integrity.check_arrays``): the precomputed lists of
+#: every user, and the serving ranker's arrays (``Ranker.ARRAYS``, saved with a ``ranker_`` prefix).
+TOP_ARRAYS: dict[str, tuple[Dim, ...]] = {"top_indptr": (None,), "top_items": (None,), "top_scores": (None,),
+                                          "top_complete": ("users",)}
 
 
 @dataclass(frozen=True)
@@ -359,14 +366,16 @@ class Hybrid(Recommender):
         model._prepare(snapshot)
         model.components = {c: get(c).load(d / "components" / c, snapshot) for c in model.serving}
         with np.load(d / "arrays.npz", allow_pickle=False) as z:
-            if model.selection is not None and model.selection.ranker is not None:
-                state = {k[len("ranker_"):]: z[k] for k in z.files if k.startswith("ranker_")}
-                model.ranker = restore_ranker(model.selection.ranker, {**state, **meta.get("ranker", {})})
-            keys = ("indptr", "items", "scores", "complete")
-            if all(f"top_{key}" in z for key in keys):
-                model._top = {key: z[f"top_{key}"] for key in keys}
-                if len(model._top["indptr"]) != len(snapshot.users) + 1:
-                    raise ValueError(f"{d}: precomputed lists do not match the snapshot's users")
+            arrays = {k: z[k] for k in z.files}
+        kind = model.selection.ranker
+        declared = {f"ranker_{k}": dims for k, dims in (ranker_class(kind).ARRAYS if kind is not None else {}).items()}
+        check_arrays(arrays, {**declared, **TOP_ARRAYS}, snapshot, d / "arrays.npz")
+        if kind is not None:
+            state = {k[len("ranker_"):]: arrays[k] for k in declared}
+            model.ranker = restore_ranker(kind, {**state, **meta.get("ranker", {})})
+        model._top = {key[len("top_"):]: arrays[key] for key in TOP_ARRAYS}
+        if len(model._top["indptr"]) != len(snapshot.users) + 1:
+            raise ValueError(f"{d}: precomputed lists do not match the snapshot's users")
         return model
 
 

@@ -24,6 +24,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from recommenders.integrity import Dim
+
 RANKERS = ("logistic", "lambdarank")
 #: LightGBM settings: small, well-supported trees and a fixed number of rounds (no early
 #: stopping, which would need a third user fold). The labels are noisy — an unlabelled
@@ -40,6 +42,9 @@ LGBM_ROUNDS = 150
 
 class Ranker(ABC):
     kind: ClassVar[str]
+    #: The numeric arrays ``state`` returns (its other values are ``*_json``), declared for
+    #: ``recommenders.integrity.check_arrays`` when a hybrid is loaded.
+    ARRAYS: ClassVar[dict[str, tuple[Dim, ...]]] = {}
 
     @abstractmethod
     def fit(self, rows: Sequence[np.ndarray], labels: Sequence[np.ndarray], seed: int) -> Ranker: ...
@@ -62,6 +67,8 @@ class Ranker(ABC):
 
 class LogisticRanker(Ranker):
     kind: ClassVar[str] = "logistic"
+    #: Weights and standardisation of the features and their squares.
+    ARRAYS: ClassVar[dict[str, tuple[Dim, ...]]] = {"weights": (None,), "mean": (None,), "std": (None,)}
 
     def __init__(self, regularisation: float = 1.0) -> None:
         self.regularisation = regularisation
@@ -103,7 +110,7 @@ class LogisticRanker(Ranker):
 
 
 class LambdaRanker(Ranker):
-    kind: ClassVar[str] = "lambdarank"
+    kind: ClassVar[str] = "lambdarank"  # its trees are LightGBM's text model, a ``*_json`` value
 
     def fit(self, rows: Sequence[np.ndarray], labels: Sequence[np.ndarray], seed: int) -> LambdaRanker:
         import lightgbm as lgb
@@ -141,5 +148,9 @@ def make_ranker(kind: str, regularisation: float = 1.0) -> Ranker:
     raise ValueError(f"unknown ranker {kind!r}; expected one of {', '.join(RANKERS)}")
 
 
+def ranker_class(kind: str) -> type[Ranker]:
+    return {"logistic": LogisticRanker, "lambdarank": LambdaRanker}[kind]
+
+
 def restore_ranker(kind: str, state: dict[str, Any]) -> Ranker:
-    return {"logistic": LogisticRanker, "lambdarank": LambdaRanker}[kind].restore(state)
+    return ranker_class(kind).restore(state)

@@ -24,7 +24,8 @@ import scipy.sparse as sp
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Reason
 from recommenders.ease import kept_items
-from recommenders.scored import ScoredRecommender, interaction_weights, weight_vector
+from recommenders.integrity import Dim
+from recommenders.scored import HistoryScored, ScoredRecommender, interaction_weights, weight_vector
 
 if TYPE_CHECKING:
     import optuna
@@ -69,7 +70,7 @@ class MultVAEConfig:
     seed: int = 42
 
 
-class MultVAE(ScoredRecommender):
+class MultVAE(ScoredRecommender, HistoryScored):
     name: ClassVar[str] = "multvae"
     additive: ClassVar[bool] = False
     positive_only: ClassVar[bool] = False
@@ -132,11 +133,16 @@ class MultVAE(ScoredRecommender):
         self._position = np.full(len(self._snap().items), -1, dtype=np.int64)
         self._position[self._keep] = np.arange(len(self._keep))
 
+    ARRAYS: ClassVar[dict[str, tuple[Dim, ...]]] = {
+        "keep": (None,), "curve": (None, None), **{k: (None, None) if k.endswith("_w") else (None,) for k in WEIGHTS}}
+
     def _state(self) -> dict[str, np.ndarray]:
-        return {"keep": self._keep, "curve": np.asarray(self.curve, dtype=np.float64).reshape(-1, 2), **self._w}
+        empty = {k: np.zeros((0, 0) if k.endswith("_w") else 0, dtype=np.float32) for k in WEIGHTS}
+        curve = np.asarray(self.curve, dtype=np.float64).reshape(-1, 2)
+        return {"keep": self._keep, "curve": curve, **(self._w or empty)}
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
-        self._w = {k: arrays[k] for k in WEIGHTS if k in arrays}
+        self._w = {k: arrays[k] for k in WEIGHTS} if arrays["out_w"].size else {}
         self.curve = [(int(e), float(v)) for e, v in arrays["curve"]]
         self._set_keep(arrays["keep"])
 

@@ -36,6 +36,7 @@ import scipy.sparse as sp
 
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Reason, TopReasons
+from recommenders.integrity import Dim
 from recommenders.metrics import block_ndcg
 from recommenders.scored import (
     RowEntries,
@@ -229,6 +230,12 @@ class Social(ScoredRecommender):
         means = totals / len(users)
         self.validation = {f"two_hop={w},shrinkage={s}": float(m) for (w, s), m in zip(grid, means, strict=True)}
         return grid[int(np.argmax(means))]
+
+    ARRAYS: ClassVar[dict[str, tuple[Dim, ...]]] = {
+        "step": ("users", "users"), "direct": ("users", "users"), "two_hop": ("users", "users"),
+        "taste": ("users", "users"), "chosen": (None,),
+    }
+    NAN_OK: ClassVar[frozenset[str]] = frozenset({"chosen"})  # an infinite shrinkage is "no shrinkage"
 
     def _state(self) -> dict[str, np.ndarray]:
         return {**self._trust.state(), "chosen": np.asarray(self._chosen, dtype=np.float64)}

@@ -10,9 +10,9 @@ import scipy.sparse as sp
 
 from graph.snapshot import GraphSnapshot
 from recommenders.ease import EASE, item_cap, kept_items
-from recommenders.fallback import FallbackChain
 from recommenders.hybrid import Hybrid
 from recommenders.registry import create
+from recommenders.serving import Query, Server
 
 
 def reference_ease(x: np.ndarray, lam: float) -> np.ndarray:
@@ -59,7 +59,7 @@ def test_fold_in_matches_recommend_and_a_dislike_subtracts(ease: EASE, snapshot:
     user = snapshot.users.ids[u]
     items = snapshot.user_items(u)
     history = {snapshot.items.ids[j]: 1.0 for j in items}
-    assert ease.recommend_from_history(history, 10) == ease.recommend(user, 10)
+    np.testing.assert_allclose(ease.score_history(history), ease.score_user(user), rtol=1e-9)
     liked = ease._history_scores(items, np.ones(len(items)))
     disliked_item = next(j for j in range(len(snapshot.items)) if j not in set(items.tolist()))
     with_dislike = ease._history_scores(np.append(items, disliked_item), np.append(np.ones(len(items)), -3.0))
@@ -85,7 +85,7 @@ def test_a_user_with_no_modelled_item_is_cold(snapshot: GraphSnapshot) -> None:
     model = EASE(min_users=int(audience.max()) + 1).fit(snapshot)
     assert model.gram_items == 0
     assert model.recommend(snapshot.users.ids[0], k=5) == []
-    assert model.recommend_from_history({snapshot.items.ids[0]: 1.0}, 5) == []
+    assert model.score_history({snapshot.items.ids[0]: 1.0}) is None
 
 
 def test_bad_options_are_refused(snapshot: GraphSnapshot) -> None:
@@ -113,13 +113,13 @@ def test_the_hybrid_takes_ease_as_a_component(snapshot: GraphSnapshot) -> None:
 
 def test_in_the_fallback_chain_popularity_fills_what_ease_cannot(snapshot: GraphSnapshot) -> None:
     ease = EASE(memory_mb=0.001).fit(snapshot)  # 9 items: short lists, cold users
-    chain = FallbackChain([ease, create("popularity").fit(snapshot)])
+    server = Server(snapshot, {"ease": ease, "popularity": create("popularity").fit(snapshot)}, ["ease", "popularity"])
     filled = 0
     for user in snapshot.users.ids[:40]:
-        recs = chain.recommend(user, k=10)
+        recs = server.recommend(Query(user, 10, explain=True))
         assert len(recs) == 10
-        own = [r for r in recs if r.source == "ease"]
-        assert own == ease.recommend(user, k=10)[: len(own)]
+        own = [(r.item, r.score) for r in recs if r.source == "ease"]
+        assert own == [(r.item_id, r.score) for r in ease.recommend(user, k=10)][: len(own)]
         filled += any(r.source == "popularity" for r in recs)
-        assert all(chain.explain(user, r.item_id, source=r.source) for r in recs)
+        assert all(r.reasons for r in recs)
     assert filled > 0

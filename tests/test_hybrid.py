@@ -93,6 +93,23 @@ def test_save_load_round_trip_without_pickle(hybrid: Hybrid, snapshot: GraphSnap
         Hybrid.load(tmp_path / "h", snapshot)
 
 
+def test_undeclared_or_misshapen_arrays_are_refused(hybrid: Hybrid, snapshot: GraphSnapshot, tmp_path: Path) -> None:
+    """The ranker's arrays and the precomputed lists are declared (``recommenders.integrity``):
+    an extra array, a missing one, or lists for another number of users is refused on load."""
+    from recommenders.integrity import BundleError
+
+    hybrid.save(tmp_path / "h")
+    path = tmp_path / "h" / "arrays.npz"
+    saved = dict(np.load(path, allow_pickle=False))
+    assert {"ranker_weights", "ranker_mean", "ranker_std", "top_indptr"} <= set(saved)
+    for change, needle in [({**saved, "ranker_extra": np.zeros(3)}, "ranker_extra"),
+                           ({k: v for k, v in saved.items() if k != "ranker_std"}, "ranker_std"),
+                           ({**saved, "top_complete": saved["top_complete"][:-1]}, "top_complete")]:
+        np.savez(path, **change)
+        with pytest.raises(BundleError, match=needle):
+            Hybrid.load(tmp_path / "h", snapshot)
+
+
 def test_same_seed_same_model(hybrid: Hybrid, snapshot: GraphSnapshot) -> None:
     again = Hybrid(FAST).fit(snapshot)
     assert again.selection == hybrid.selection

@@ -13,6 +13,7 @@ from loaders.synthetic import generate
 from recommenders.base import Reason
 from recommenders.paths import CYPHER
 from recommenders.registry import create
+from recommenders.serving import Server
 
 #: The recommenders whose reasons are replayed, with small settings where fitting is slow
 #: (social with its two-hop and popularity shares on, so every path shape is replayed).
@@ -38,6 +39,19 @@ def reasons_of(snapshot: GraphSnapshot, users: int = 4, per_user: int = 2) -> It
             for rec in model.recommend(user, k=per_user):
                 for reason in model.explain(user, rec.item_id)[:6]:
                     yield name, reason
+    yield from similar_reasons(snapshot)
+
+
+def similar_reasons(snapshot: GraphSnapshot, items: int = 6) -> Iterator[tuple[str, Reason]]:
+    """What the read path shows for similar items (shared tags and shared listeners), with and
+    without a model of its own similarity."""
+    for models in ({"popularity": create("popularity").fit(snapshot)},
+                   {"itemcf": create("itemcf").fit(snapshot), "popularity": create("popularity").fit(snapshot)}):
+        server = Server(snapshot, models, list(models), max_reasons=6)
+        for item in snapshot.items.ids[:items]:
+            for served in server.similar(item, 3, explain=True):
+                for reason in served.reasons or ():
+                    yield f"similar:{served.source}", reason
 
 
 def test_every_hop_is_a_memory_store_relationship(tmp_path) -> None:

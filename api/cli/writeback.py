@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from api.cli import store_option
-from graph.store import StoreError, open_store
+from graph.store import GraphStore, StoreError, open_store
 from graph.writeback import WritebackError, recommendation_rows, write_recommendations
 
 #: The bundle model whose artifact holds node embeddings (``recommenders.kge``).
@@ -57,7 +57,7 @@ def writeback(bundle_dir: str, model: str | None, k: int, embeddings: bool | Non
             if model is not None:
                 users = bundle.snapshot.users.ids
                 progress = tqdm(users, unit="user", desc=f"recommend {model}", disable=None)
-                rows = recommendation_rows(bundle.models[model], progress, k)
+                rows = recommendation_rows(_own_items(bundle, model, store), progress, k)
                 summary["recommendations"] = write_recommendations(
                     store, model, rows, users=users, batch_size=batch_size
                 ).to_dict()
@@ -82,3 +82,14 @@ def writeback(bundle_dir: str, model: str | None, k: int, embeddings: bool | Non
         written = ", ".join(f"{n:,} {label}" for label, n in e["written"].items())
         indexes = ", ".join(e["indexes"])
         click.echo(f"embeddings {e['model']}, {e['dimensions']} dimensions: {written}; indexes {indexes}")
+
+
+def _own_items(bundle: Any, model: str, store: GraphStore) -> Any:
+    """The model's own items through the read path, with the store's state applied: what a user
+    disliked, hidden items and interactions since the bundle are never written as recommendations."""
+    from recommenders.live import LiveState
+    from recommenders.serving import OwnItems, Server
+
+    server = Server.from_bundle(bundle)
+    live = LiveState(server, lambda fn: fn(store), max_users=1)
+    return OwnItems(server, model, lambda user: live.state(user).state)
