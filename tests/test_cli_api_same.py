@@ -48,7 +48,7 @@ def store_url(request: pytest.FixtureRequest, graph: SyntheticGraph,
 def bundle(store_url: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bundle") / "b"
     result = CliRunner().invoke(main, ["train", "--store", store_url, "--models", MODELS, "--out", str(out),
-                                       "--seed", "3", *SETTINGS])
+                                       "--seed", "3", "--no-tune", *SETTINGS])  # tuning has its own tests
     assert result.exit_code == 0, result.output
     # What happened after the bundle: new feedback, a dislike, a hidden item, a brand-new user.
     with open_store(store_url) as store:

@@ -271,7 +271,7 @@ def test_cli_train_kge_writes_a_bundle_that_serves(tiny, tmp_path):
     out = tmp_path / "bundle"
     args = ["train", "--store", url, "--models", "kge", "--kge-model", "TransE", "--dim", "8", "--epochs", "2",
             "--kge-loss", "softplus", "--kge-training-loop", "shared", "--kge-negatives", "16",
-            "--set", "kge.progress=false", "--out", str(out)]
+            "--set", "kge.progress=false", "--no-tune", "--out", str(out)]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     bundle = Bundle.load(out)
