@@ -13,11 +13,12 @@ of the training part within ``--tune-budget``, then fitting; the hybrid learns a
 that cut). Nothing is tuned on the test set. ``--split-seed`` repeats the protocol on another
 random split (a check that nothing was fitted to the seed-42 split).
 
-The kgrec path runs first, so its wall time and the process's peak RSS right after it are
-those of ``kgrec train`` on the training part (loading the dataset included; the peers come
-later). ``--kge`` adds kge with its shipped defaults, fitted after that measurement the way
-``kgrec train --models kge --no-tune`` would (``--tune-kge`` trials take minutes each); the
-issue's targets compare it with the better tuned ALS (the peer and kgrec's own).
+Each dataset runs in a fresh process and the kgrec path runs first in it, so its wall time
+and the process's peak RSS right after it are those of ``kgrec train`` on the training part
+(loading the dataset included; the peers come later). ``--kge`` adds kge with its shipped
+defaults, fitted after that measurement the way ``kgrec train --models kge --no-tune`` would
+(``--tune-kge`` trials take minutes each); the issue's targets compare it with the better
+tuned ALS (the peer and kgrec's own).
 
     PYTHONPATH=. .venv/bin/python benchmarks/quality.py --datasets /path/to/datasets
 """
@@ -30,6 +31,8 @@ import resource
 import sys
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -220,7 +223,9 @@ def section(results: list[dict], threads: int) -> str:
         "pairs removed from training. Peers (`peer:*`) tuned by validation NDCG@10 on a second 80/20 cut "
         "of the training part (seed 43). kgrec models through `kgrec train`'s own path with its defaults: "
         "optuna tuning on kgrec's validation cut of the training part within the default budget, then "
-        "fitting; the hybrid learns and chooses what to serve on that cut. "
+        "fitting; the hybrid learns and chooses what to serve on that cut. kge, where present, with its shipped "
+        "defaults (`kgrec train --models kge --no-tune`). Each dataset in a fresh process; the `kgrec train` "
+        "path runs first in it, and its peak RSS is the process's high-water mark right after it. "
         "Raw numbers: `benchmarks/results/quality-*.json`.",
     ]
     lines += ["", *summary(results)]
@@ -324,8 +329,10 @@ def main() -> None:
     models = [m for m in a.models.split(",") if m]
     peers = [p for p in a.peers.split(",") if p]
     for d in [] if a.report_only else a.only or list(DATASETS):
-        run_dataset(a.datasets, d, models, peers, a.threads, a.max_val_users, a.out, a.tune_budget, a.split_seed,
-                    float("inf") if a.no_clock_guard else CLOCK_GUARD, a.kge)
+        # a fresh process per dataset, so that its peak RSS is its own and not the previous dataset's
+        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+            pool.submit(run_dataset, a.datasets, d, models, peers, a.threads, a.max_val_users, a.out, a.tune_budget,
+                        a.split_seed, float("inf") if a.no_clock_guard else CLOCK_GUARD, a.kge).result()
     # every dataset's latest saved result, so separate runs (one per dataset) make one section
     saved = [p for d in DATASETS for p in sorted(a.out.glob(f"quality-{d}*.json"))]
     text = section([json.loads(p.read_text(encoding="utf-8")) for p in saved], a.threads)
