@@ -1,8 +1,10 @@
 """``kgrec recommend``: recommendations (and their reasons) from a trained bundle.
 
-One user prints a readable list; ``--users FILE`` (one id per line) writes CSV
-(``user,item,rank,score,source``) or JSON lines for all of them. Users the bundle does not
-know get the fallback chain and are never dropped.
+One user prints a readable list; ``--users FILE`` (one id per line) or ``--all-users``
+(every user of the bundle, in the snapshot's order) writes CSV (``user,item,rank,score,source``)
+or JSON lines for all of them. Users the bundle does not know get the fallback chain and are
+never dropped. ``--engine ray --workers N`` scores the users on Ray workers; the output is
+the same bytes in the same order (``recommenders.batch``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import click
+
+from api.cli.engine_options import engine_options, open_engine
 
 
 def read_users(path: Path) -> list[str]:
@@ -31,6 +35,7 @@ def read_users(path: Path) -> list[str]:
 @click.option("--user", "user_id", help="One user id.")
 @click.option("--users", "users_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="A file of user ids, one per line (batch mode).")
+@click.option("--all-users", is_flag=True, help="Every user of the bundle, in the snapshot's order (batch mode).")
 @click.option("--k", default=10, show_default=True, type=click.IntRange(min=1), help="How many items per user.")
 @click.option("--model", help="Serve this model of the bundle (then popularity) instead of the whole chain.")
 @click.option("--explain", is_flag=True, help="Add each item's reasons (paths, contributions, Cypher).")
@@ -38,32 +43,35 @@ def read_users(path: Path) -> list[str]:
 @click.option("--format", "fmt", type=click.Choice(["text", "csv", "jsonl"]), default=None,
               help="Output format (default: text for --user, csv for --users).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
-def recommend(bundle_dir: Path, user_id: str | None, users_file: Path | None, k: int, model: str | None,
-              explain: bool, exclude: tuple[str, ...], fmt: str | None, output: Path | None) -> None:
-    """Recommend items for one user (--user) or many (--users FILE)."""
+@engine_options
+def recommend(bundle_dir: Path, user_id: str | None, users_file: Path | None, all_users: bool, k: int,
+              model: str | None, explain: bool, exclude: tuple[str, ...], fmt: str | None, output: Path | None,
+              engine: str, workers: int | None, ray_address: str | None) -> None:
+    """Recommend items for one user (--user) or many (--users FILE, --all-users)."""
+    from recommenders.batch import Payload
+    from recommenders.batch_tasks import RecommendOptions, recommend_block
     from recommenders.bundle import Bundle
 
-    if (user_id is None) == (users_file is None):
-        raise click.UsageError("give exactly one of --user or --users")
+    if sum((user_id is not None, users_file is not None, all_users)) != 1:
+        raise click.UsageError("give exactly one of --user, --users or --all-users")
     fmt = fmt or ("text" if user_id is not None else "csv")
     if fmt == "csv" and explain:
         raise click.UsageError("--explain needs --format jsonl or text (the CSV columns are fixed)")
-    users = [user_id] if user_id is not None else read_users(users_file)
     try:
         bundle = Bundle.load(bundle_dir)
-        chain = bundle.chain_for(model)
+        bundle.chain_for(model)
     except (OSError, ValueError, KeyError) as exc:
         raise click.ClickException(f"cannot load bundle {bundle_dir}: {exc}") from exc
+    users = ([user_id] if user_id is not None else read_users(users_file) if users_file is not None
+             else list(bundle.snapshot.users.ids))
+    options = RecommendOptions(k=k, model=model, explain=explain, exclude=tuple(exclude))
+    payload = Payload(load=Bundle.load, directory=bundle_dir, loaded=bundle)
     out: IO[str] = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
     try:
         writer = {"text": _text, "csv": _csv, "jsonl": _jsonl}[fmt](out, bundle)
-        for u in users:
-            recs = chain.recommend(u, k=k, exclude=set(exclude))
-            rows = []
-            for rank, r in enumerate(recs, 1):
-                reasons = chain.explain(u, r.item_id, source=r.source) if explain else []
-                rows.append((rank, r, reasons))
-            writer(u, rows)
+        with open_engine(engine, payload, workers, ray_address) as runner:
+            for u, rows in runner.run(recommend_block, options, users, desc="recommend"):
+                writer(u, rows)
     finally:
         if output:
             out.close()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
 
 from api.cli import store_option
+from api.cli.engine_options import engine_options, open_engine
 from graph.store import StoreError, open_store
-from graph.writeback import WritebackError, recommendation_rows, write_recommendations
+from graph.writeback import WritebackError, write_recommendations
 
 #: The bundle model whose artifact holds node embeddings (``recommenders.kge``).
 EMBEDDING_MODEL = "kge"
@@ -25,16 +27,18 @@ EMBEDDING_MODEL = "kge"
               help="Relationships per transaction.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @store_option
+@engine_options
 def writeback(bundle_dir: str, model: str | None, k: int, embeddings: bool | None, batch_size: int, as_json: bool,
-              store_url: str) -> None:
+              store_url: str, engine: str, workers: int | None, ray_address: str | None) -> None:
     """Replace MODEL's (:User)-[:RECOMMENDED]->(:Item) relationships with its current top K.
 
     Each batch deletes the model's old recommendations for its users and creates the new
     ones in one transaction; rerunning gives the same relationships. When the bundle holds
     a `kge` model its vectors are written as `emb_kge` properties with vector indexes.
+    With --engine ray the recommendations are computed on Ray workers (same rows).
     """
-    from tqdm import tqdm
-
+    from recommenders.batch import Payload
+    from recommenders.batch_tasks import ModelOptions, model_rows_block
     from recommenders.bundle import Bundle
 
     if model is None and not embeddings:
@@ -56,8 +60,10 @@ def writeback(bundle_dir: str, model: str | None, k: int, embeddings: bool | Non
                 raise click.UsageError(f"writeback needs a Neo4j store (--store neo4j://HOST:PORT), not {store_url}")
             if model is not None:
                 users = bundle.snapshot.users.ids
-                progress = tqdm(users, unit="user", desc=f"recommend {model}", disable=None)
-                rows = recommendation_rows(bundle.models[model], progress, k)
+                payload = Payload(load=Bundle.load, directory=Path(bundle_dir), loaded=bundle)
+                with open_engine(engine, payload, workers, ray_address) as runner:
+                    rows = [row for _, user_rows in runner.run(model_rows_block, ModelOptions(model, k), users,
+                                                               desc=f"recommend {model}") for row in user_rows]
                 summary["recommendations"] = write_recommendations(
                     store, model, rows, users=users, batch_size=batch_size
                 ).to_dict()
