@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from api.cli import store_option
+from api.cli.engine_options import train_engine_options
 from api.cli.kge_options import kge_options
 
 #: Everything the bundle serves by default, best first: the order is the fallback chain.
@@ -42,6 +43,7 @@ def parse_settings(settings: tuple[str, ...]) -> dict[str, dict[str, Any]]:
               help="Override a model option, e.g. --set graph_walk.beta=0.4 (repeatable).")
 @click.option("--force", is_flag=True, help="Replace an existing bundle at --out.")
 @kge_options
+@train_engine_options
 def train(store_url: str, models: str, out_dir: Path, seed: int, settings: tuple[str, ...], force: bool) -> None:
     """Fit recommenders on the graph and write a versioned bundle (JSON + npz, no pickle)."""
     from graph.store import StoreError, open_store
@@ -72,6 +74,6 @@ def train(store_url: str, models: str, out_dir: Path, seed: int, settings: tuple
         fitted = fit_models(snapshot, names, seed=seed, configs=configs,
                             progress=lambda n, s: click.echo(f"  fitted {n:<12} {s:7.2f} s", err=True))
         path = save_bundle(out_dir, snapshot, fitted, seed=seed, overwrite=force)
-    except (ValueError, FileExistsError) as exc:
+    except (ValueError, FileExistsError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote bundle {path} ({', '.join(fitted)})")
