@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from graph.records import Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
+from graph.snapshot import GraphSnapshot
 from loaders.synthetic import ADJECTIVES, GENRES, MOODS, NOUNS
 
 #: Last.fm 2K (HetRec 2011) at scale 1.
@@ -96,6 +97,35 @@ class ScaledGraph:
                 w.writerow(header)
                 w.writerows(rows)
         return d
+
+    def snapshot(self) -> GraphSnapshot:
+        """``build_snapshot(self.records())`` built from the arrays (same fingerprint), so a
+        64× graph needs no objects per row: its ids are zero-padded, so sorted ids are indices."""
+        from graph import snapshot as gs
+
+        ids = {name: gs.IdIndex.of([fn(j) for j in range(n)])
+               for name, fn, n in (("users", self.user_id, self.users), ("items", self.item_id, self.items),
+                                   ("tags", self.tag_id, self.tags))}
+        nu, ni, nt = self.users, self.items, self.tags
+        inter = self.interactions[np.lexsort((self.interactions[:, 1], self.interactions[:, 0]))]
+        matrix = gs._csr(inter[:, 0], inter[:, 1], inter[:, 2], (nu, ni))
+        tg = np.zeros(len(self.taggings), dtype=gs.TAGGING_FIELDS)
+        t = self.taggings[np.lexsort(self.taggings.T[::-1])]
+        for k, name in enumerate(("user", "item", "tag", "ts")):
+            tg[name] = t[:, k]
+        follows = gs._csr(self.follows[:, 0], self.follows[:, 1], np.ones(len(self.follows)), (nu, nu))
+        snap = gs.GraphSnapshot(
+            users=ids["users"], items=ids["items"], tags=ids["tags"], entities=gs.IdIndex.of([]), predicates=(),
+            interactions=matrix, ratings=np.full(len(inter), np.nan, dtype=np.float32),
+            timestamps=inter[:, 3].astype(np.int64),
+            item_tags=gs._csr(self.item_tags[:, 0], self.item_tags[:, 1], self.item_tags[:, 2], (ni, nt)),
+            user_tags=gs._user_tags(tg, nu, nt), follows=follows, taggings=tg,
+            facts=np.zeros(0, dtype=gs.FACT_FIELDS),
+            item_titles=tuple(self.item_title(j) for j in range(ni)),
+            tag_names=tuple(self.tag_name(j) for j in range(nt)), tag_kinds=("tag",) * nt, entity_labels=(),
+            user_attrs=({},) * nu, item_attrs=({},) * ni,
+        )
+        return gs._with_fingerprint(snap)
 
     def records(self) -> GraphRecords:
         """The same graph as records (for small graphs: one object per row)."""

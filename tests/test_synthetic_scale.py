@@ -43,6 +43,6 @@ def test_csv_loads_into_the_same_graph(tmp_path: Path) -> None:
     loaded = csv_dir.load(g.write_csv(tmp_path / "csv"))
     assert loaded.report.summary() == {}
     from_csv, direct = build_snapshot(loaded.records), build_snapshot(g.records())
-    assert from_csv.fingerprint == direct.fingerprint
+    assert from_csv.fingerprint == direct.fingerprint == g.snapshot().fingerprint
     assert from_csv.counts["interactions"] == len(g.interactions)
     assert from_csv.counts["follows"] == len(g.follows)
