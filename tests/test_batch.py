@@ -87,3 +87,18 @@ def test_packed_directories_round_trip_and_refuse_escapes(tmp_path: Path) -> Non
     with pytest.raises(tarfile.TarError):
         unpack_directory(evil.getvalue(), tmp_path / "evil")
     assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_recommend_output_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
+    from api.cli.recommend import _output
+
+    target = tmp_path / "recs.csv"
+    target.write_text("old\n")
+    with pytest.raises(RuntimeError), _output(target) as out:
+        out.write("half\n")
+        raise RuntimeError("worker died")
+    assert target.read_text() == "old\n"
+    assert list(tmp_path.iterdir()) == [target]
+    with _output(target) as out:
+        out.write("new\n")
+    assert target.read_text() == "new\n" and list(tmp_path.iterdir()) == [target]

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -66,17 +69,28 @@ def recommend(bundle_dir: Path, user_id: str | None, users_file: Path | None, al
              else list(bundle.snapshot.users.ids))
     options = RecommendOptions(k=k, model=model, explain=explain, exclude=tuple(exclude))
     payload = Payload(load=Bundle.load, directory=bundle_dir, loaded=bundle)
-    out: IO[str] = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
-    try:
+    with _output(output) as out, open_engine(engine, payload, workers, ray_address) as runner:
         writer = {"text": _text, "csv": _csv, "jsonl": _jsonl}[fmt](out, bundle)
-        with open_engine(engine, payload, workers, ray_address) as runner:
-            for u, rows in runner.run(recommend_block, options, users, desc="recommend"):
-                writer(u, rows)
-    finally:
-        if output:
-            out.close()
+        for u, rows in runner.run(recommend_block, options, users, desc="recommend"):
+            writer(u, rows)
     if output:
         click.echo(f"wrote {len(users)} users to {output}", err=True)
+
+
+@contextmanager
+def _output(path: Path | None) -> Iterator[IO[str]]:
+    """stdout, or ``path`` written whole or not at all: a temporary sibling renamed into place
+    when every user is written (a failed batch leaves no half file and an old file intact)."""
+    if path is None:
+        yield sys.stdout
+        return
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="") as out:
+            yield out
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _csv(out: IO[str], bundle: Any):
