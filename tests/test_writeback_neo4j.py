@@ -192,6 +192,18 @@ def test_cli_writes_a_bundle_models_top_k(store, graph, neo4j_uri: str, tmp_path
     assert len(store.run_read(READ_RECS, {})) == len(expected)
 
 
+def test_cli_on_two_ray_workers_writes_the_same_relationships(store, graph, neo4j_uri: str, tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    snap = build_snapshot(graph.records)
+    models = fit_models(snap, ["itemcf"], seed=1)
+    bundle = save_bundle(tmp_path / "bundle", snap, models, seed=1)
+    out = CliRunner().invoke(main, ["writeback", "--bundle", str(bundle), "--model", "itemcf", "--k", "4", "--store",
+                                    neo4j_uri, "--engine", "ray", "--workers", "2"])
+    assert out.exit_code == 0, out.output
+    expected = list(recommendation_rows(models["itemcf"], snap.users.ids, 4))
+    assert recs(store, "itemcf") == as_stored("itemcf", expected)
+
+
 def test_cli_refuses_an_unknown_model_with_exit_2(tmp_path: Path, graph, neo4j_uri: str) -> None:
     snap = build_snapshot(graph.records)
     bundle = save_bundle(tmp_path / "bundle", snap, fit_models(snap, [], seed=1), seed=1)
