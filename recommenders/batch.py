@@ -42,6 +42,10 @@ class Payload:
     loaded: Any = None
 
 
+class BatchError(RuntimeError):
+    """The workers could not start or were lost (not an error of the per-user work itself)."""
+
+
 def block_size(users: int, workers: int) -> int:
     """Default users per block for ``users`` spread over ``workers``."""
     return max(1, min(MAX_BLOCK, math.ceil(users / (max(1, workers) * BLOCKS_PER_WORKER))))

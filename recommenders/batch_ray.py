@@ -24,7 +24,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from recommenders.batch import BatchEngine, BlockTask, Payload
+from recommenders.batch import BatchEngine, BatchError, BlockTask, Payload
 from recommenders.ray_session import ray_session, thread_env
 
 #: Blocks queued per actor (one running, one waiting: no idle gap between blocks).
@@ -91,7 +91,10 @@ class RayEngine(BatchEngine):
         actor = ray.remote(_Worker).options(num_cpus=cpus, runtime_env={"env_vars": thread_env(cpus)})
         self._actors = [actor.remote(packed, self.payload.load, cpus) for _ in range(self.workers)]
         self._stack.callback(self._kill)
-        ray.get([a.ready.remote() for a in self._actors])
+        try:
+            ray.get([a.ready.remote() for a in self._actors])
+        except ray.exceptions.RayError as exc:
+            raise BatchError(f"Ray workers could not load {self.payload.directory}: {_first_line(exc)}") from exc
 
     def _kill(self) -> None:
         import ray
@@ -115,7 +118,7 @@ class RayEngine(BatchEngine):
                 load[a] += 1
                 submitted += 1
             if yielded in finished:
-                yield ray.get(finished.pop(yielded))
+                yield _result(finished.pop(yielded))
                 yielded += 1
                 continue
             ready, _ = ray.wait(list(inflight), num_returns=1)
@@ -126,3 +129,21 @@ class RayEngine(BatchEngine):
 
     def close(self) -> None:
         self._stack.close()
+
+
+def _result(ref: Any) -> list[Any]:
+    """A block's results; an error of the task itself is re-raised as it is, a lost worker
+    (crash, out of memory, node gone) becomes a ``BatchError``."""
+    import ray
+
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError:
+        raise
+    except ray.exceptions.RayError as exc:
+        raise BatchError(f"a Ray worker was lost: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

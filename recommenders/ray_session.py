@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -26,6 +27,19 @@ def thread_env(threads: int) -> dict[str, str]:
     return {"OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n}
 
 
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds on a HOST:PORT (or ray://HOST:PORT) nobody listens on; Ray itself
+    keeps retrying for minutes. ``auto`` and other non-host forms are left to Ray."""
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConnectionError(f"cannot reach the Ray cluster at {address}: {exc}") from exc
+
+
 @contextmanager
 def ray_session(address: str | None = None, cpus: int = 1) -> Iterator[None]:
     """Inside: ``ray`` is initialised (joined, started locally, or reused as found)."""
@@ -37,13 +51,15 @@ def ray_session(address: str | None = None, cpus: int = 1) -> Iterator[None]:
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
     address = address or os.environ.get("RAY_ADDRESS") or None
+    if address is not None:
+        check_reachable(address)
     kwargs: dict = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
     if address is None:
         kwargs["num_cpus"] = max(os.cpu_count() or 1, cpus)
     try:
         ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise RuntimeError(f"cannot connect to Ray at {address or 'a new local cluster'}: {exc}") from exc
+        raise ConnectionError(f"cannot connect to Ray at {address or 'a new local cluster'}: {exc}") from exc
     try:
         yield
     finally:

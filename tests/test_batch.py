@@ -102,3 +102,19 @@ def test_recommend_output_is_written_whole_or_not_at_all(tmp_path: Path) -> None
     with _output(target) as out:
         out.write("new\n")
     assert target.read_text() == "new\n" and list(tmp_path.iterdir()) == [target]
+
+
+def test_an_unreachable_ray_address_fails_fast() -> None:
+    import socket
+
+    from recommenders.ray_session import check_reachable
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        check_reachable(f"127.0.0.1:{port}")
+        check_reachable(f"ray://127.0.0.1:{port}")
+    with pytest.raises(ConnectionError, match="cannot reach the Ray cluster"):
+        check_reachable(f"127.0.0.1:{port}", timeout=2)
+    check_reachable("auto")

@@ -11,12 +11,13 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
-from recommenders.batch import ENGINES, BatchEngine, Payload, engine_class
+from recommenders.batch import ENGINES, BatchEngine, BatchError, Payload, engine_class
 
 engine_option = click.option(
     "--engine", type=click.Choice(list(ENGINES)), default="local", show_default=True,
@@ -36,12 +37,15 @@ def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def open_engine(engine: str, payload: Payload, workers: int | None, address: str | None) -> BatchEngine:
-    """The chosen engine over ``payload``; a Ray that cannot start is a one-line error."""
+@contextmanager
+def open_engine(engine: str, payload: Payload, workers: int | None, address: str | None) -> Iterator[BatchEngine]:
+    """The chosen engine over ``payload``, closed on exit; workers that cannot start or are
+    lost (``BatchError``, a Ray that cannot be reached) are a one-line error."""
     cls = engine_class(engine)
     try:
-        return cls(payload, workers=workers or cls.default_workers, address=address)
-    except RuntimeError as exc:
+        with cls(payload, workers=workers or cls.default_workers, address=address) as runner:
+            yield runner
+    except (BatchError, ConnectionError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 

@@ -74,6 +74,6 @@ def train(store_url: str, models: str, out_dir: Path, seed: int, settings: tuple
         fitted = fit_models(snapshot, names, seed=seed, configs=configs,
                             progress=lambda n, s: click.echo(f"  fitted {n:<12} {s:7.2f} s", err=True))
         path = save_bundle(out_dir, snapshot, fitted, seed=seed, overwrite=force)
-    except (ValueError, FileExistsError, RuntimeError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote bundle {path} ({', '.join(fitted)})")
