@@ -162,27 +162,45 @@ def batch_step(bundle: str, users: int, workers: int) -> dict[str, Any]:
     out["users"] = len(ids)
     options = RecommendOptions(k=10)
 
-    def timed(engine: Any) -> tuple[float, list]:
-        t = time.perf_counter()
+    def timed(engine: Any, key: str) -> list:
+        t, cpu = time.perf_counter(), tree_cpu()
         rows = [[(r.item_id, r.score, r.source) for _, r, _ in user_rows]
                 for _, user_rows in engine.run(recommend_block, options, ids)]
-        return len(ids) / (time.perf_counter() - t), rows
+        out[f"{key}_users_per_s"] = len(ids) / (time.perf_counter() - t)
+        out[f"{key}_cpu_s"] = tree_cpu() - cpu
+        return rows
 
     local = LocalEngine(Payload(load=Bundle.load, loaded=b))
     list(local.run(recommend_block, options, ids[:50]))  # warm-up: lazy imports, first-touch pages
-    out["local_users_per_s"], expected = timed(local)
+    expected = timed(local, "local")
     with threadpool_limits(limits=1):
-        out["local_1thread_users_per_s"], _ = timed(local)
+        timed(local, "local_1thread")
     del local, b
     gc.collect()
     t0 = time.perf_counter()
     with RayEngine(Payload(load=Bundle.load, directory=Path(bundle)), workers=workers) as ray_engine:
         out["ray_start_s"] = time.perf_counter() - t0
         list(ray_engine.run(recommend_block, options, ids[:50]))
-        out["ray_users_per_s"], got = timed(ray_engine)
+        got = timed(ray_engine, "ray")
     out["ray_workers"] = workers
     out["identical"] = got == expected
+    # CPU seconds of this process and every process it started (Ray's raylet, GCS, workers):
+    # on an idle machine with `workers` cores the Ray run would take about ray_cpu_s / workers.
+    out["idle_estimate_ray_vs_1thread"] = out["local_1thread_cpu_s"] / (out["ray_cpu_s"] / workers)
     return out
+
+
+def tree_cpu() -> float:
+    """CPU seconds (user + system) used so far by this process and all its descendants."""
+    total = 0.0
+    me = psutil.Process()
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
 
 
 STEPS = {"snapshot": snapshot_step, "arrays_snapshot": arrays_snapshot_step, "neo4j_clear": neo4j_clear_step,
