@@ -19,13 +19,18 @@ start=$(date +%s)
 . benchmarks/gpu_env.sh || exit 1
 export PYTHONUNBUFFERED=1 RAY_USAGE_STATS_ENABLED=0
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-python3 -c "import torch, pykeen, ray; print('torch', torch.__version__, 'pykeen', pykeen.get_version(), 'ray', ray.__version__, 'cuda', torch.cuda.is_available(), 'gpus', torch.cuda.device_count())" \
-  || { echo "torch, pykeen and ray are needed (put their wheels in .whl/)"; exit 1; }
+python3 -c "import torch, pykeen; print('torch', torch.__version__, 'pykeen', pykeen.get_version(), 'cuda', torch.cuda.is_available(), 'gpus', torch.cuda.device_count())" \
+  || { echo "torch and pykeen are needed (put their wheels in .whl/)"; exit 1; }
 GPUS=$(python3 -c "import torch; print(torch.cuda.device_count())")
 [ "$GPUS" -ge 1 ] || { echo "no CUDA device"; exit 1; }
 
-RUNS=(local-gpu ray-1-gpu)
-[ "$GPUS" -ge 2 ] && RUNS+=(ray-2-gpu)
+RUNS=(local-gpu)
+if python3 -c "import ray.train.torch; print('ray', ray.__version__)"; then
+  RUNS+=(ray-1-gpu)
+  [ "$GPUS" -ge 2 ] && RUNS+=(ray-2-gpu)
+else
+  echo "ray[train] is not installed here (its wheel in .whl/ would add it): only the single-process CUDA run"
+fi
 for run in "${RUNS[@]}"; do
   timeout 200 python3 benchmarks/kge_ray.py --datasets "$DATA" --runs "$run" --epochs "$EPOCHS" --threads 8 \
     --out "$OUT/runs.jsonl" || echo "$run failed or timed out"
