@@ -8,7 +8,9 @@ part (no held-out triples inside KGE). Runs (``--runs``, comma-separated):
 - ``local``: ``pykeen.pipeline`` in this process, torch with ``--threads`` threads
   (``local-gpu``: on CUDA);
 - ``ray-N``: ``--engine ray`` with N workers of ``--threads / N`` CPUs (at least 1) each,
-  on a local Ray cluster (or ``RAY_ADDRESS``); ``ray-N-gpu`` puts each worker on a GPU.
+  on a local Ray cluster (or ``RAY_ADDRESS``); ``ray-NxT``: N workers of T CPUs each
+  (``ray-1x1`` against ``ray-2x1`` is the data-parallel speed-up at equal threads per
+  worker); ``ray-N-gpu`` puts each worker on a GPU.
 
 epochs/s counts the training loop only (``metrics.epochs_per_second``); wall time adds Ray's
 start (cluster, workers, process group) and the test-cut evaluation.
@@ -46,8 +48,9 @@ def run_config(run: str, epochs: int, threads: int) -> KGEConfig:
     gpu = parts[-1] == "gpu"
     if parts[0] == "local":
         return replace(cfg, device="cuda" if gpu else "cpu")
-    workers = int(parts[1])
-    return replace(cfg, engine="ray", workers=workers, worker_cpus=max(1, threads // workers),
+    workers, _, per = parts[1].partition("x")
+    n = int(workers)
+    return replace(cfg, engine="ray", workers=n, worker_cpus=int(per) if per else max(1, threads // n),
                    device="cuda" if gpu else "cpu")
 
 
