@@ -107,10 +107,13 @@ def main() -> None:
     p.add_argument("--out", default=None, help="append each run's JSON line here")
     p.add_argument("--write", action="store_true", help="write the kge-ray section of benchmarks/RESULTS.md")
     p.add_argument("--markdown", default=None, help="also write the table to this file")
+    p.add_argument("--report-only", action="store_true", help="render the runs already in --out (no training)")
     a = p.parse_args()
     split = random_holdout(load_lastfm(Path(a.datasets)), fraction=0.2, seed=SEED, min_interactions=5)
     rows = []
-    for run in a.runs.split(","):
+    if a.report_only:
+        rows = [json.loads(x) for x in Path(a.out).read_text(encoding="utf-8").splitlines() if x.strip()]
+    for run in [] if a.report_only else a.runs.split(","):
         rows.append(measure(run, split, a.epochs, a.threads))
         if a.out:
             with open(a.out, "a", encoding="utf-8") as fh:
