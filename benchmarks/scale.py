@@ -3,7 +3,8 @@
 Sizes: synthetic graphs of 1×, 4×, 16× and 64× Last.fm 2K (``loaders.synthetic_scale``:
 users, items, tags, interactions, taggings and follows scaled together, with the planted
 community structure), plus Last.fm 2K and ml-latest-small themselves. Per size, each step in
-its own process (peak RSS from ``os.wait4`` is that step's own; a watchdog kills a step past
+its own process (peak RSS is that process's own ``VmHWM``, which it reports at its end; a
+watchdog samples the process tree's RSS and kills a step past
 ``--limit-gb`` or when the machine's free memory falls under ``--reserve-gb``, because the
 machine is shared):
 
@@ -20,7 +21,7 @@ machine is shared):
   process (default threads and 1 thread) and on Ray × 2 (``recommenders.batch``).
 
 Before a step runs at a size, its time and peak RSS are extrapolated from the two largest
-sizes already measured (a power law in the number of interactions); a step estimated past
+sizes already measured (a fixed part plus a power law in the interactions, `scale_report.growth`); a step estimated past
 the limits is recorded as skipped with that estimate instead of run. Results accumulate in
 ``benchmarks/results/scale.json`` (a rerun skips what is there; ``--force`` redoes it); the
 report (``benchmarks/scale_report.py``) writes the tables, slopes, the log–log plot and the
@@ -55,7 +56,6 @@ from scale_report import estimate, interactions_of, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "scale.json"
-KGREC = [sys.executable, "-c", "from api.cli import main; main()"]
 STEPS = [sys.executable, str(Path(__file__).resolve().parent / "scale_steps.py")]
 REAL = {"lastfm-2k": ["lastfm-2k", "--path", "{datasets}/lastfm-2k"],
         "ml-latest-small": ["movielens", "--path", "{datasets}/ml-latest-small"]}
@@ -118,7 +118,7 @@ class Bench:
                                     start_new_session=True)
             killed, seen = None, 0.0
             while True:
-                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                pid, status = os.waitpid(proc.pid, os.WNOHANG)
                 if pid:
                     break
                 rss = _tree_rss(proc.pid)
@@ -135,14 +135,18 @@ class Bench:
             wall = time.perf_counter() - t0
             out.seek(0)
             text = out.read()
-        result: dict[str, Any] = {"wall_s": wall, "peak_rss_mb": max(usage.ru_maxrss / 1024, seen / 2**20)}
+        # ru_maxrss is not used: Linux folds the parent's size at fork into a child's ru_maxrss.
+        result: dict[str, Any] = {"wall_s": wall, "peak_rss_mb": seen / 2**20, "tree_peak_rss_mb": seen / 2**20}
         if killed:
             return {**result, "killed": killed}
         code = os.waitstatus_to_exitcode(status)
         lines = [x for x in text.splitlines() if x.startswith("RESULT ")]
         if code != 0:
             return {**result, "error": f"exit {code}: {text.strip().splitlines()[-3:] if text.strip() else ''}"}
-        return {**result, **(json.loads(lines[-1][7:]) if lines else {})}
+        result.update(json.loads(lines[-1][7:]) if lines else {})
+        if "vmhwm_mb" in result:  # the step process's own peak, read by itself at the end
+            result["peak_rss_mb"] = result["vmhwm_mb"]
+        return result
 
     def step(self, size: str, step: str, argv: list[str], *, timeout: float | None = None,
              prepare: Callable[[], None] | None = None) -> dict[str, Any] | None:
@@ -170,6 +174,10 @@ class Bench:
     def steps_call(self, name: str, **kwargs: Any) -> list[str]:
         return [*STEPS, name, json.dumps(kwargs)]
 
+    def kgrec(self, *argv: str) -> list[str]:
+        """A ``kgrec`` command, run inside a step process so its own peak RSS is reported."""
+        return self.steps_call("cli", argv=list(argv))
+
     # -- one size ------------------------------------------------------------------------------
     def run_size(self, size: str) -> None:
         scale = scale_of(size)
@@ -178,21 +186,20 @@ class Bench:
         run = self.run_of(size)
         run["scale"] = scale
         if scale is not None and "counts" not in run:
-            from loaders.synthetic_scale import lastfm_like
-
-            run["counts"] = lastfm_like(scale, SEED).counts()
+            got = self.child(self.steps_call("counts", scale=scale, seed=SEED), self.a.timeout)
+            run["counts"] = got["counts"]
             self.save()
         source, write_csv = self.load_source(size, d)
         store = f"memory://{d / 'store'}"
         snap = d / "snapshot"
-        self.step(size, "load_memory", [*KGREC, "load", *source, "--store", store, "--replace", "--no-progress"],
+        self.step(size, "load_memory", self.kgrec("load", *source, "--store", store, "--replace", "--no-progress"),
                   prepare=write_csv)
         if self.neo4j and (scale is None or scale <= self.a.neo4j_max_scale):
             def clear_neo4j() -> None:
                 write_csv()
                 self.child(self.steps_call("neo4j_clear", store=self.neo4j), self.a.timeout)
 
-            self.step(size, "load_neo4j", [*KGREC, "load", *source, "--store", self.neo4j, "--no-progress"],
+            self.step(size, "load_neo4j", self.kgrec("load", *source, "--store", self.neo4j, "--no-progress"),
                       prepare=clear_neo4j)
             if _ok(run, "load_neo4j"):
                 self.step(size, "snapshot_neo4j", self.steps_call("snapshot", store=self.neo4j))
@@ -217,14 +224,14 @@ class Bench:
 
         def write_csv() -> None:
             if not (csv_dir / "interactions.csv").exists():
-                from loaders.synthetic_scale import lastfm_like
-
-                t0 = time.perf_counter()
                 tmp = csv_dir.with_name("csv.partial")
                 shutil.rmtree(tmp, ignore_errors=True)
-                lastfm_like(scale_of(size), SEED).write_csv(tmp)
+                got = self.child(self.steps_call("write_csv", scale=scale_of(size), seed=SEED, out=str(tmp)),
+                                 self.a.timeout)
+                if "error" in got or "killed" in got:
+                    raise RuntimeError(f"{size}: writing the CSV failed: {got}")
                 tmp.rename(csv_dir)
-                log(f"{size}: CSV written in {time.perf_counter() - t0:.0f} s")
+                log(f"{size}: CSV written in {got['wall_s']:.0f} s")
 
         return ["csv", "--path", str(csv_dir)], write_csv
 
@@ -315,6 +322,8 @@ def main() -> None:
     p.add_argument("--plot", default=None, help="the PNG (default benchmarks/results/scale.png)")
     p.add_argument("--force", action="store_true", help="redo steps already measured")
     p.add_argument("--only", default=None, help="comma-separated steps to (re)do, e.g. batch,serve")
+    p.add_argument("--redo-peaks-under", type=float, default=0, help="redo steps measured before peaks were "
+                   "read from VmHWM (their ru_maxrss may be the parent's size) that took under this many seconds")
     p.add_argument("--clean", action="store_true", help="remove --work at the end")
     p.add_argument("--write", action="store_true", help="write the scale section of benchmarks/RESULTS.md")
     p.add_argument("--report-only", action="store_true", help="only render the report from scale.json")
@@ -322,10 +331,13 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally: stop Neo4j, keep results
     bench = Bench(a)
     if not a.report_only:
-        if a.only:
-            for size in a.sizes.split(","):
-                for step in a.only.split(","):
-                    bench.run_of(size)["steps"].pop(step, None)
+        for size in a.sizes.split(","):
+            steps = bench.run_of(size)["steps"]
+            for step in list(steps):
+                old_peak = "vmhwm_mb" not in steps[step] and "wall_s" in steps[step] and "skipped" not in steps[step]
+                if (a.only and step in a.only.split(",")) or (
+                        a.redo_peaks_under and old_peak and steps[step]["wall_s"] < a.redo_peaks_under):
+                    steps.pop(step)
         if a.neo4j_local and not bench.neo4j:
             bench.start_neo4j()
         try:

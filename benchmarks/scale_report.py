@@ -271,7 +271,18 @@ def _relative(path: Path) -> str:
     return str(path.resolve().relative_to(here)) if path.resolve().is_relative_to(here) else str(path)
 
 
+def normalised(results: dict[str, Any]) -> dict[str, Any]:
+    """Peaks read from VmHWM where a step reported it (older records hold ru_maxrss, which on
+    Linux includes the parent's size at fork)."""
+    for run in results["runs"].values():
+        for st in run.get("steps", {}).values():
+            if "vmhwm_mb" in st:
+                st["peak_rss_mb"] = st["vmhwm_mb"]
+    return results
+
+
 def write_report(results: dict[str, Any], write_results_md: bool = False, png: Path | None = None) -> str:
+    results = normalised(results)
     machine = results.get("machine", {})
     loads = sorted({round(st.get("load_average", 0), 1) for run in results["runs"].values()
                     for st in run.get("steps", {}).values() if "load_average" in st})

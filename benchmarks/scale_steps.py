@@ -1,8 +1,8 @@
 """The measured steps of ``benchmarks/scale.py``, each run in its own process.
 
 ``python benchmarks/scale_steps.py STEP JSON`` runs one step with the JSON object's
-arguments and prints one JSON line of what it measured. Running each step in a fresh
-process is what makes its peak RSS (read by the parent with ``os.wait4``) that step's own.
+arguments and prints one JSON line of what it measured, with the process's own peak RSS
+(``VmHWM``). Running each step in a fresh process is what makes that peak the step's own.
 """
 
 from __future__ import annotations
@@ -24,6 +24,40 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
+
+
+def vmhwm_mb() -> float:
+    """This process's own peak RSS since exec (``VmHWM``). Unlike ``ru_maxrss`` it does not
+    inherit the parent's size at fork, which Linux folds into a child's ``ru_maxrss``."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return rss_mb()
+
+
+def cli_step(argv: list[str]) -> dict[str, Any]:
+    """A ``kgrec`` command run in this process, so that its peak RSS can be read at the end."""
+    from api.cli import main
+
+    t0 = time.perf_counter()
+    main.main(args=argv, standalone_mode=False)
+    return {"command_s": time.perf_counter() - t0}
+
+
+def counts_step(scale: float, seed: int) -> dict[str, Any]:
+    from loaders.synthetic_scale import lastfm_like
+
+    return {"counts": lastfm_like(scale, seed).counts()}
+
+
+def write_csv_step(scale: float, seed: int, out: str) -> dict[str, Any]:
+    """Generate a synthetic graph and write it as a CSV folder (here, not in the long-lived parent)."""
+    from loaders.synthetic_scale import lastfm_like
+
+    t0 = time.perf_counter()
+    g = lastfm_like(scale, seed)
+    g.write_csv(out)
+    return {"write_s": time.perf_counter() - t0, "counts": g.counts()}
 
 
 def snapshot_step(store: str, out: str | None = None) -> dict[str, Any]:
@@ -210,14 +244,16 @@ def tree_cpu() -> float:
     return total
 
 
-STEPS = {"snapshot": snapshot_step, "arrays_snapshot": arrays_snapshot_step, "neo4j_clear": neo4j_clear_step,
-         "fit": fit_step, "serve": serve_step, "batch": batch_step}
+STEPS = {"cli": cli_step, "counts": counts_step, "write_csv": write_csv_step, "snapshot": snapshot_step,
+         "arrays_snapshot": arrays_snapshot_step, "neo4j_clear": neo4j_clear_step, "fit": fit_step,
+         "serve": serve_step, "batch": batch_step}
 
 
 def main() -> None:
     name, args = sys.argv[1], json.loads(sys.argv[2])
     result = STEPS[name](**args)
     result["rss_end_mb"] = rss_mb()
+    result["vmhwm_mb"] = vmhwm_mb()
     print("RESULT " + json.dumps(result), flush=True)
     os._exit(0)  # skip interpreter teardown of big graphs; the result is printed
 
