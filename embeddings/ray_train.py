@@ -193,6 +193,8 @@ def _worker_loop(config: dict[str, Any]) -> None:
     batches = loop._create_training_data_loader(mine, sampler=None, batch_size=max(1, cfg.batch_size // world),
                                                 drop_last=False, shuffle=True, num_workers=0, pin_memory=False)
     step = prepare_model(LossOf(loop), move_to_device=False)
+    if isinstance(step, torch.nn.parallel.DistributedDataParallel):
+        step.register_comm_hook(None, row_sparse_allreduce)
     t0 = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         model.train()
@@ -222,6 +224,56 @@ def _worker_loop(config: dict[str, Any]) -> None:
             artifact.save(Path(tmp))
             ray.get(config["mailbox"].deliver.remote(pack_directory(Path(tmp))))
     ray.train.report({"epochs": cfg.epochs})
+
+
+#: Gradients with at least this many rows are exchanged row-sparse (entity tables).
+ROW_SPARSE_MIN = 64
+
+
+def row_sparse_allreduce(state, bucket):
+    """DDP communication hook (``bucket``: a ``dist.GradBucket``; returns a future of its buffer;
+    left unannotated because DDP compares the annotations with its classes, and this module's
+    postponed annotations are strings): the average of every gradient in the bucket, like DDP's own,
+    but an embedding table's gradient is exchanged only on the rows some worker touched.
+
+    A batch touches a few thousand of an entity table's rows (its heads, tails and shared
+    negatives); the rest of the gradient is zero on every worker. DDP's default all-reduces
+    the whole dense table each step (16 MB for Last.fm 2K's RotatE, 21 ms on 2 local workers,
+    about 7 s per epoch); here the workers first agree on the union of their non-zero rows
+    (two small all-gathers), then all-reduce only those. The sums are the same numbers the
+    dense exchange computes, so every worker still takes the same step.
+    """
+    import torch.distributed as dist
+
+    world = dist.get_world_size()
+    for grad in bucket.gradients():
+        flat = grad.view(grad.shape[0], -1) if grad.dim() >= 2 else grad
+        if grad.dim() >= 2 and grad.shape[0] >= ROW_SPARSE_MIN:
+            rows = _union_of_rows(flat.ne(0).any(dim=1).nonzero().squeeze(1), world)
+            values = flat[rows]
+            dist.all_reduce(values)
+            flat[rows] = values / world
+        else:
+            dist.all_reduce(flat)
+            flat.div_(world)
+    done: torch.futures.Future = torch.futures.Future()
+    done.set_result(bucket.buffer())
+    return done
+
+
+def _union_of_rows(rows: torch.Tensor, world: int) -> torch.Tensor:
+    import torch.distributed as dist
+
+    count = torch.tensor([len(rows)], device=rows.device)
+    counts = [torch.zeros_like(count) for _ in range(world)]
+    dist.all_gather(counts, count)
+    width = int(max(c.item() for c in counts))
+    padded = torch.full((width,), -1, dtype=rows.dtype, device=rows.device)
+    padded[: len(rows)] = rows
+    gathered = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(gathered, padded)
+    union = torch.unique(torch.cat(gathered))
+    return union[union >= 0]
 
 
 def replica_spread(model: torch.nn.Module) -> float:

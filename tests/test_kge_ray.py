@@ -78,3 +78,60 @@ def test_what_ray_training_refuses(graph_url: str, tmp_path: Path) -> None:
         result = runner.invoke(main, ["train", "--store", graph_url, "--out", str(tmp_path / "x"), *args])
         assert result.exit_code != 0 and message in result.output, (args, result.output)
         assert not (tmp_path / "x").exists()
+
+
+class _Bucket:
+    """What the hook reads of a ``dist.GradBucket``: the flat buffer and views of it."""
+
+    def __init__(self, shapes: list[tuple[int, ...]], seed: int) -> None:
+        import torch
+
+        g = torch.Generator().manual_seed(seed)
+        self._buffer = torch.zeros(sum(int(np.prod(s)) for s in shapes))
+        self._grads, at = [], 0
+        for shape in shapes:
+            n = int(np.prod(shape))
+            view = self._buffer[at : at + n].view(shape)
+            at += n
+            view.copy_(torch.randn(shape, generator=g))
+            if len(shape) == 2 and shape[0] >= 64:  # an embedding table: most rows untouched
+                keep = torch.rand(shape[0], generator=g) < 0.1
+                view[~keep] = 0
+            self._grads.append(view)
+
+    def gradients(self) -> list:
+        return self._grads
+
+    def buffer(self):
+        return self._buffer
+
+
+def _hook_worker(rank: int, port: int, out: str) -> None:
+    import torch
+    import torch.distributed as dist
+
+    from embeddings.ray_train import row_sparse_allreduce
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    shapes = [(500, 8), (3, 8), (5,)]
+    mine, other = _Bucket(shapes, seed=rank), _Bucket(shapes, seed=1 - rank)
+    expected = (mine.buffer() + other.buffer()) / 2
+    result = row_sparse_allreduce(None, mine).wait()
+    torch.save({"expected": expected, "result": result}, f"{out}.{rank}")
+    dist.destroy_process_group()
+
+
+def test_the_row_sparse_hook_averages_like_dense_all_reduce(tmp_path: Path) -> None:
+    import socket
+
+    import torch
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_hook_worker, args=(port, str(tmp_path / "out")), nprocs=2)
+    for rank in (0, 1):
+        got = torch.load(tmp_path / f"out.{rank}")
+        assert torch.equal(got["result"], got["expected"])
+        assert (got["result"][: 500 * 8] == 0).float().mean() > 0.7  # the sparse path ran on a sparse table
