@@ -322,8 +322,8 @@ def main() -> None:
     p.add_argument("--plot", default=None, help="the PNG (default benchmarks/results/scale.png)")
     p.add_argument("--force", action="store_true", help="redo steps already measured")
     p.add_argument("--only", default=None, help="comma-separated steps to (re)do, e.g. batch,serve")
-    p.add_argument("--redo-peaks-under", type=float, default=0, help="redo steps measured before peaks were "
-                   "read from VmHWM (their ru_maxrss may be the parent's size) that took under this many seconds")
+    p.add_argument("--redo-floored", action="store_true", help="redo steps measured before peaks were read from "
+                   "VmHWM whose ru_maxrss is the size's smallest (the parent's size at fork, not theirs)")
     p.add_argument("--clean", action="store_true", help="remove --work at the end")
     p.add_argument("--write", action="store_true", help="write the scale section of benchmarks/RESULTS.md")
     p.add_argument("--report-only", action="store_true", help="only render the report from scale.json")
@@ -333,10 +333,10 @@ def main() -> None:
     if not a.report_only:
         for size in a.sizes.split(","):
             steps = bench.run_of(size)["steps"]
+            old = {k: v["peak_rss_mb"] for k, v in steps.items() if "vmhwm_mb" not in v and "peak_rss_mb" in v}
             for step in list(steps):
-                old_peak = "vmhwm_mb" not in steps[step] and "wall_s" in steps[step] and "skipped" not in steps[step]
-                if (a.only and step in a.only.split(",")) or (
-                        a.redo_peaks_under and old_peak and steps[step]["wall_s"] < a.redo_peaks_under):
+                floored = step in old and old[step] <= 1.02 * min(old.values())
+                if (a.only and step in a.only.split(",")) or (a.redo_floored and floored):
                     steps.pop(step)
         if a.neo4j_local and not bench.neo4j:
             bench.start_neo4j()
