@@ -69,7 +69,8 @@ def measure(run: str, split: Any, epochs: int, threads: int) -> dict[str, Any]:
            "threads_per_worker": m.get("threads_per_worker", threads), "device": m.get("device"),
            "epochs": m["epochs_run"], "train_seconds": m["train_seconds"], "epochs_per_second": m["epochs_per_second"],
            "wall_seconds": round(wall, 1), "ndcg@10": r[f"ndcg@{K}"], "recall@10": r[f"recall@{K}"],
-           "replica_max_abs_diff": m.get("replica_max_abs_diff"), "load_average": os.getloadavg()}
+           "replica_max_abs_diff": m.get("replica_max_abs_diff"), "worker_cpu_seconds": m.get("worker_cpu_seconds"),
+           "load_average": os.getloadavg()}
     log(json.dumps(row))
     return row
 

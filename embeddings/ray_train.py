@@ -195,7 +195,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
     step = prepare_model(LossOf(loop), move_to_device=False)
     if isinstance(step, torch.nn.parallel.DistributedDataParallel):
         step.register_comm_hook(None, row_sparse_allreduce)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         for batch in batches:
@@ -209,6 +209,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
         if rank == 0:
             config["mailbox"].epoch_done.remote(epoch)
     seconds = time.perf_counter() - t0
+    cpu = _gathered(time.process_time() - cpu0, world, device)
     spread = replica_spread(model)
     if rank == 0:
         metrics = _evaluate(model, config) if len(config["testing"]) else {}
@@ -217,6 +218,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
             "epochs_per_second": round(cfg.epochs / seconds, 4) if seconds > 0 else None,
             "device": device.type, "training_triples": len(training), "engine": "ray", "workers": world,
             "threads_per_worker": config["threads"], "replica_max_abs_diff": spread,
+            "worker_cpu_seconds": [round(c, 3) for c in cpu],
         })
         artifact = extract_artifact(model, tuple(config["entities"]), tuple(config["relations"]), cfg, metrics,
                                     config["fingerprint"])
@@ -290,6 +292,18 @@ def replica_spread(model: torch.nn.Module) -> float:
         worst = torch.maximum(worst, (p.detach() - ref).abs().max().double())
     dist.all_reduce(worst, op=dist.ReduceOp.MAX)
     return float(worst)
+
+
+def _gathered(value: float, world: int, device: torch.device) -> list[float]:
+    """``value`` of every worker (rank order); CPU seconds per worker show how a run would go
+    on cores nobody else uses, which the wall clock of a shared machine does not."""
+    import torch.distributed as dist
+
+    if world == 1 or not dist.is_initialized():
+        return [value]
+    out = [torch.zeros(1, dtype=torch.float64, device=device) for _ in range(world)]  # NCCL: on the GPU
+    dist.all_gather(out, torch.tensor([value], dtype=torch.float64, device=device))
+    return [float(x) for x in out]
 
 
 def _core_factory(mapped: Any, num_entities: int, num_relations: int) -> Any:
