@@ -1,48 +1,62 @@
 """``create_app(settings)``: the Flask application factory.
 
-The bundle is loaded and the store handle created once, here, and kept in
-``app.extensions``; views only read them. A bad setting or an unloadable bundle fails
-now, at startup, not on the first request.
+The bundle is loaded (a ``recommenders.serving.Server``), the store handle and the per-user
+live state created once, here, and kept in ``app.extensions``; views only read them. A bad
+setting or an unloadable bundle fails now, at startup, not on the first request.
 """
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, redirect, url_for
+from flask import Flask, redirect, request, url_for
 from werkzeug.wrappers import Response
 
-from api.engine import Engine
-from api.errors import register_error_handlers
-from api.overlay import InteractionOverlay
+from api import params
+from api.auth import guard_reads
+from api.errors import ApiError, register_error_handlers
+from api.json_provider import OrjsonProvider
+from api.metrics import install as install_metrics
 from api.settings import Settings, SettingsError
 from api.store_handle import StoreHandle
+from graph import values
+from recommenders.live import LiveState
+from recommenders.serving import Server
 
 log = logging.getLogger("kgrec.api")
+#: Longest path plus query string served (under gunicorn, longer request lines are refused by
+#: gunicorn itself, with the same JSON 414 through ``api.gunicorn_worker``).
+MAX_URL = values.MAX_URL
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Flask:
-    """Build the app; ``engine`` (an already loaded bundle) is for tests and embedding."""
+class _Flask(Flask):
+    json_provider_class = OrjsonProvider
+
+
+def create_app(settings: Settings | None = None, server: Server | None = None) -> Flask:
+    """Build the app; ``server`` (an already loaded bundle) is for tests and embedding."""
     settings = (settings or Settings.from_env()).validated()
-    if engine is None:
+    if server is None:
         if settings.bundle is None:
             raise SettingsError("KGREC_BUNDLE is not set: point it at a directory written by `kgrec train`")
-        from api.bundle_loader import load_engine
+        from api.bundle_loader import load_server
 
-        engine = load_engine(settings.bundle, InteractionOverlay(), settings.default_model)
-    elif settings.default_model is not None:
-        if settings.default_model not in engine.models:
-            raise SettingsError(f"KGREC_DEFAULT_MODEL: {settings.default_model!r} is not in the bundle")
-        engine.default_model = settings.default_model
-    engine.max_reasons = settings.max_reasons
+        server = load_server(settings.bundle, settings.default_model, settings.max_reasons)
+    else:
+        if settings.default_model is not None:
+            if settings.default_model not in server.models:
+                raise SettingsError(f"KGREC_DEFAULT_MODEL: {settings.default_model!r} is not in the bundle")
+            server.default_model = settings.default_model
+        server.max_reasons = settings.max_reasons
+    handle = StoreHandle(settings.store)
 
-    app = Flask(__name__)
-    app.config.update(MAX_CONTENT_LENGTH=settings.max_body, JSON_SORT_KEYS=False)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app = _Flask(__name__)
+    app.url_map.merge_slashes = False  # "/v1/users//recommendations" names no user: a JSON 404, not a redirect
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_body)
     app.extensions["kgrec.settings"] = settings
-    app.extensions["kgrec.engine"] = engine
-    app.extensions["kgrec.store"] = StoreHandle(settings.store)
+    app.extensions["kgrec.server"] = server
+    app.extensions["kgrec.store"] = handle
+    app.extensions["kgrec.live"] = LiveState(server, handle.call)
 
     from api.blueprints.admin import bp as admin_bp
     from api.blueprints.cypher import bp as cypher_bp
@@ -54,6 +68,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.register_blueprint(cypher_bp, url_prefix="/v1")
     app.register_blueprint(pages_bp, url_prefix="/ui")
     register_error_handlers(app)
+    metrics = install_metrics(app)
+    handle.on_error = metrics.store_error
+    app.before_request(_check_request)
 
     @app.get("/")
     def _root() -> Response:
@@ -63,5 +80,17 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     def _openapi_alias() -> Response:
         return redirect(url_for("admin.openapi"))
 
-    log.info("kgrec API ready: bundle %s (%s), store %s", settings.bundle, engine.fingerprint, settings.store)
+    log.info("kgrec API ready: bundle %s (%s), store %s", settings.bundle, server.snapshot.fingerprint,
+             settings.store)
     return app
+
+
+def _check_request() -> None:
+    """Before any view: the URL's length, its text (``params.check_request_text``) and, when
+    ``KGREC_READ_KEY`` is set, the reader's key."""
+    raw = request.environ.get("RAW_URI") or request.full_path
+    if len(raw) > MAX_URL:
+        raise ApiError(414, "uri_too_long", f"the URL is {len(raw)} characters long; at most {MAX_URL} are served",
+                       "url")
+    params.check_request_text(request)
+    guard_reads()

@@ -1,16 +1,14 @@
-"""Turn a bundle directory written by ``kgrec train`` into the API's ``Engine``."""
+"""Turn a bundle directory written by ``kgrec train`` into the API's ``Server``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from api.engine import Engine
-from api.overlay import InteractionOverlay
 from api.settings import SettingsError
+from recommenders.serving import Server
 
 
-def load_engine(directory: str | Path, overlay: InteractionOverlay | None = None,
-                default_model: str | None = None) -> Engine:
+def load_server(directory: str | Path, default_model: str | None = None, max_reasons: int = 5) -> Server:
     """Load the bundle once; a missing or inconsistent bundle is a startup error."""
     from recommenders.bundle import Bundle
 
@@ -22,6 +20,4 @@ def load_engine(directory: str | Path, overlay: InteractionOverlay | None = None
         raise SettingsError(
             f"KGREC_DEFAULT_MODEL: {default_model!r} is not in the bundle ({', '.join(sorted(bundle.models))})"
         )
-    chain = list(bundle.manifest.get("fallback") or bundle.chain.names)
-    return Engine(bundle.snapshot, bundle.models, default_model=default_model or chain[0], overlay=overlay,
-                  fingerprint=bundle.snapshot.fingerprint, fallbacks=chain)
+    return Server.from_bundle(bundle, default_model, max_reasons)

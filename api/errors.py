@@ -11,6 +11,8 @@ from typing import Any
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from graph.store import StoreUnavailable
+
 log = logging.getLogger("kgrec.api")
 
 HTTP_CODES = {
@@ -21,7 +23,9 @@ HTTP_CODES = {
     405: "method_not_allowed",
     406: "not_acceptable",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
+    431: "request_header_fields_too_large",
     429: "too_many_requests",
     500: "internal_error",
     503: "store_unavailable",
@@ -47,10 +51,15 @@ def not_found(kind: str, key: str, field: str | None = None) -> ApiError:
     return ApiError(404, f"unknown_{kind}", f"no {kind} with id {key!r}", field)
 
 
+def _encodable(text: str) -> str:
+    """``text`` as UTF-8 can carry it: a lone surrogate a client sent is shown escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
-    err: dict[str, Any] = {"code": code, "message": message}
+    err: dict[str, Any] = {"code": code, "message": _encodable(message)}
     if field is not None:
-        err["field"] = field
+        err["field"] = _encodable(field)
     return {"error": err}
 
 
@@ -70,6 +79,12 @@ def register_error_handlers(app: Flask) -> None:
     def _api_error(exc: ApiError) -> Response:
         return error_response(exc.status, exc.code, exc.message, exc.field)
 
+    @app.errorhandler(StoreUnavailable)
+    def _store_unavailable(exc: StoreUnavailable) -> Response:
+        """The store is down (or frozen past its timeouts): 503 wherever it surfaces."""
+        log.warning("store unavailable: %s", exc)
+        return error_response(503, "store_unavailable", f"the graph store is unavailable; nothing was written ({exc})")
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
@@ -77,7 +92,7 @@ def register_error_handlers(app: Flask) -> None:
         message = exc.description or exc.name
         if status == 413:
             message = f"request body is larger than {app.config.get('MAX_CONTENT_LENGTH')} bytes"
-        resp = error_response(status, code, message, "body" if status == 413 else None)
+        resp = error_response(status, code, message, {413: "body", 414: "url"}.get(status))
         if status == 405 and exc.get_response().headers.get("Allow"):
             resp.headers["Allow"] = exc.get_response().headers["Allow"]
         return resp

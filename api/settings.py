@@ -14,6 +14,7 @@ from pathlib import Path
 from graph.store import DEFAULT_STORE_URL
 
 STORE_SCHEMES = ("memory://", "neo4j://", "bolt://", "neo4j+s://", "bolt+s://")
+MIN_KEY = 8
 
 
 class SettingsError(ValueError):
@@ -24,13 +25,18 @@ class SettingsError(ValueError):
 class Settings:
     """Everything the API needs to start.
 
-    ``bundle`` is a directory written by ``kgrec train``; ``api_key`` guards writes (no key
-    configured means every write is refused with 401, never silently allowed).
+    ``bundle`` is a directory written by ``kgrec train``. Three roles, each a key or a
+    comma-separated list of keys (several at once, so keys can rotate): ``api_key`` (writer:
+    writes; none configured means every write is refused with 401, never silently allowed),
+    ``analyst_key`` (runs read-only Cypher on ``/v1/cypher``, may not write) and ``read_key``
+    (when set, reads need a key too: a reader's, an analyst's or a writer's).
     """
 
     bundle: str | None = None
     store: str = DEFAULT_STORE_URL
     api_key: str | None = None
+    analyst_key: str | None = None
+    read_key: str | None = None
     max_body: int = 1_048_576
     default_model: str | None = None
     default_k: int = 10
@@ -40,14 +46,16 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        """Read ``KGREC_BUNDLE``, ``KGREC_STORE``, ``KGREC_API_KEY``, ``KGREC_MAX_BODY``,
-        ``KGREC_DEFAULT_MODEL``, ``KGREC_DEFAULT_K``, ``KGREC_MAX_BATCH``, ``KGREC_MAX_REASONS``;
-        ``overrides`` win."""
+        """Read ``KGREC_BUNDLE``, ``KGREC_STORE``, ``KGREC_API_KEY``, ``KGREC_ANALYST_KEY``,
+        ``KGREC_READ_KEY``, ``KGREC_MAX_BODY``, ``KGREC_DEFAULT_MODEL``, ``KGREC_DEFAULT_K``,
+        ``KGREC_MAX_BATCH``, ``KGREC_MAX_REASONS``; ``overrides`` win."""
         env = os.environ if env is None else env
         values: dict[str, object] = {
             "bundle": env.get("KGREC_BUNDLE") or None,
             "store": env.get("KGREC_STORE") or DEFAULT_STORE_URL,
             "api_key": env.get("KGREC_API_KEY") or None,
+            "analyst_key": env.get("KGREC_ANALYST_KEY") or None,
+            "read_key": env.get("KGREC_READ_KEY") or None,
             "default_model": env.get("KGREC_DEFAULT_MODEL") or None,
         }
         for name, var in (("max_body", "KGREC_MAX_BODY"), ("default_k", "KGREC_DEFAULT_K"),
@@ -67,8 +75,9 @@ class Settings:
             raise SettingsError(f"KGREC_STORE: {self.store!r} is not memory://DIR or neo4j://HOST:PORT[/DATABASE]")
         if self.store.startswith("memory://") and not self.store[len("memory://"):]:
             raise SettingsError("KGREC_STORE: memory:// needs a directory path")
-        if self.api_key is not None and len(self.api_key) < 8:
-            raise SettingsError("KGREC_API_KEY: use at least 8 characters")
+        for var, raw in (("KGREC_API_KEY", self.api_key), ("KGREC_ANALYST_KEY", self.analyst_key),
+                         ("KGREC_READ_KEY", self.read_key)):
+            split_keys(var, raw)
         if not 1_024 <= self.max_body <= 1_073_741_824:
             raise SettingsError(f"KGREC_MAX_BODY: {self.max_body} is outside 1024..1073741824 bytes")
         if not 1 <= self.max_k <= 1000:
@@ -83,6 +92,29 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes).validated()  # type: ignore[arg-type]
+
+    @property
+    def writer_keys(self) -> tuple[bytes, ...]:
+        return split_keys("KGREC_API_KEY", self.api_key)
+
+    @property
+    def analyst_keys(self) -> tuple[bytes, ...]:
+        return split_keys("KGREC_ANALYST_KEY", self.analyst_key)
+
+    @property
+    def reader_keys(self) -> tuple[bytes, ...]:
+        """Every key that may read: readers', analysts' and writers'."""
+        return split_keys("KGREC_READ_KEY", self.read_key) + self.analyst_keys + self.writer_keys
+
+
+def split_keys(var: str, raw: str | None) -> tuple[bytes, ...]:
+    """The keys of a comma-separated setting (empty entries ignored), each at least 8 characters
+    of printable ASCII without spaces, as bytes for ``hmac.compare_digest``."""
+    keys = tuple(k.strip() for k in (raw or "").split(",") if k.strip())
+    for key in keys:
+        if len(key) < MIN_KEY or not key.isascii() or not key.isprintable() or " " in key:
+            raise SettingsError(f"{var}: each key needs at least {MIN_KEY} printable ASCII characters, no spaces")
+    return tuple(k.encode() for k in keys)
 
 
 def _int(var: str, raw: str) -> int:

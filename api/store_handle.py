@@ -1,9 +1,14 @@
 """The API's connection to the graph store: opened lazily, once per process, and survivable.
 
-Reads are served from the loaded bundle, so the API must start and keep answering when the
-store is down; only writes need it. The handle therefore opens the store on first use,
-reopens it after a failure, and turns every store failure into ``StoreUnavailable`` (503).
-It opens per process (checked by pid) because a Neo4j driver must not cross a gunicorn fork.
+The store is the truth for everything written after the bundle, so every request reads a little
+of it (``recommenders.live``); but the API must start and keep answering from the bundle when
+the store is down. The handle therefore opens the store on first use, reopens it after a
+failure, and turns every store failure into ``StoreUnavailable`` (503 for writes; reads fall
+back to the bundle). Other errors (a bug, a refused value) pass through untouched and never
+mark the store unavailable. It opens per process (checked by pid) because a Neo4j driver must
+not cross a gunicorn fork. An embedded store first takes in what other workers wrote
+(``refresh``) and writes under its directory lock (``exclusive``), so every worker sees every
+acknowledged write at its next request and no write is lost between workers.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ T = TypeVar("T")
 
 
 class StoreHandle:
-    """Serialises access to one store; ``MemoryStore`` (networkx) is not thread-safe."""
+    """One store per process; calls take turns unless the store is thread-safe (a driver)."""
 
     def __init__(self, url: str, ping_ttl: float = 2.0) -> None:
         self.url = url
@@ -32,6 +37,8 @@ class StoreHandle:
         self._lock = threading.RLock()
         self._ping_ttl = ping_ttl
         self._ping: tuple[float, bool] | None = None
+        #: Told about every failed store call (``"read"`` or ``"write"``): the API counts them.
+        self.on_error: Callable[[str], None] | None = None
 
     def _open(self) -> GraphStore:
         if self._store is not None and self._pid == os.getpid():
@@ -58,22 +65,37 @@ class StoreHandle:
                 log.warning("closing a failed store raised", exc_info=True)
 
     def call(self, fn: Callable[[GraphStore], T], write: bool = False) -> T:
-        """Run ``fn(store)`` (then ``flush`` for writes); any store failure is ``StoreUnavailable``."""
+        """Run ``fn(store)``: a read after taking in other processes' writes, a write inside the
+        store's ``exclusive()`` (which flushes, or rolls memory back when anything fails). Store
+        failures become ``StoreUnavailable``; anything else propagates as it is."""
         with self._lock:
             store = self._open()
-            try:
-                result = fn(store)
-                if write:
-                    store.flush()
-                return result
-            except StoreUnavailable:
+        if store.thread_safe:
+            return self._run(store, fn, write)
+        with self._lock:
+            return self._run(store, fn, write)
+
+    def _run(self, store: GraphStore, fn: Callable[[GraphStore], T], write: bool) -> T:
+        try:
+            if not write:
+                store.refresh()
+                return fn(store)
+            with store.exclusive():
+                return fn(store)
+        except StoreUnavailable:
+            self._failed(store, write)
+            raise
+        except (StoreError, OSError) as exc:
+            self._failed(store, write)
+            raise StoreUnavailable(f"store {self.url} refused the operation: {exc}") from exc
+
+    def _failed(self, store: GraphStore, write: bool) -> None:
+        with self._lock:
+            if self._store is store:
                 self._drop()
-                self._ping = None
-                raise
-            except (StoreError, OSError) as exc:
-                self._drop()
-                self._ping = None
-                raise StoreUnavailable(f"store {self.url} refused the operation: {exc}") from exc
+            self._ping = None
+        if self.on_error is not None:
+            self.on_error("write" if write else "read")
 
     def reachable(self) -> bool:
         """Whether the store answers; cached for ``ping_ttl`` seconds so health checks stay

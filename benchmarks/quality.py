@@ -41,7 +41,8 @@ SEED = 42
 VALIDATION_SEED = 43
 DATASETS = {"lastfm-2k": "lastfm", "ml-latest-small": "movielens"}
 KGREC_MODELS = (
-    "popularity", "itemcf", "usercf", "content", "association", "als", "bpr", "graph_walk", "social", "hybrid",
+    "popularity", "itemcf", "usercf", "content", "association", "als", "bpr", "graph_walk", "social", "ease", "multvae",
+    "hybrid",
 )
 
 

@@ -186,25 +186,25 @@ def batch_step(bundle: str, users: int, workers: int) -> dict[str, Any]:
 
     from recommenders.batch import LocalEngine, Payload
     from recommenders.batch_ray import RayEngine
-    from recommenders.batch_tasks import RecommendOptions, recommend_block
-    from recommenders.bundle import Bundle
+    from recommenders.batch_tasks import RecommendOptions, load_server, recommend_block
+    from recommenders.serving import Query
 
     t0 = time.perf_counter()
-    b = Bundle.load(bundle)
+    b = load_server(Path(bundle))
     out: dict[str, Any] = {"bundle_load_s": time.perf_counter() - t0}
     ids = list(b.snapshot.users.ids)[:users]
     out["users"] = len(ids)
-    options = RecommendOptions(k=10)
+    options = RecommendOptions(Query("", 10))
 
     def timed(engine: Any, key: str) -> list:
         t, cpu = time.perf_counter(), tree_cpu()
-        rows = [[(r.item_id, r.score, r.source) for _, r, _ in user_rows]
-                for _, user_rows in engine.run(recommend_block, options, ids)]
+        rows = [[(s.item, s.score, s.source) for s in served]
+                for _, (served, _known) in engine.run(recommend_block, options, ids)]
         out[f"{key}_users_per_s"] = len(ids) / (time.perf_counter() - t)
         out[f"{key}_cpu_s"] = tree_cpu() - cpu
         return rows
 
-    local = LocalEngine(Payload(load=Bundle.load, loaded=b))
+    local = LocalEngine(Payload(load=load_server, loaded=b))
     list(local.run(recommend_block, options, ids[:50]))  # warm-up: lazy imports, first-touch pages
     expected = timed(local, "local")
     with threadpool_limits(limits=1):
@@ -212,7 +212,7 @@ def batch_step(bundle: str, users: int, workers: int) -> dict[str, Any]:
     del local, b
     gc.collect()
     t0 = time.perf_counter()
-    with RayEngine(Payload(load=Bundle.load, directory=Path(bundle)), workers=workers) as ray_engine:
+    with RayEngine(Payload(load=load_server, directory=Path(bundle)), workers=workers) as ray_engine:
         out["ray_start_s"] = time.perf_counter() - t0
         list(ray_engine.run(recommend_block, options, ids[:50]))
         busy = ray_engine.busy_cpu()

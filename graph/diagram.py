@@ -23,6 +23,7 @@ POSITIONS: dict[Label, tuple[float, float]] = {
     Label.ITEM: (560, 250),
     Label.TAG: (900, 250),
     Label.ENTITY: (560, 470),
+    Label.STATE: (900, 470),
 }
 
 COLOURS: dict[Label, str] = {

@@ -8,23 +8,42 @@ since the last flush to a journal, and the whole graph is rewritten as one gzipp
 document only on compaction (bulk loads, ``clear``, a journal past ``journal_limit``, or
 ``compact()``); see ``graph.memory_file``. Every row is checked by ``graph.rows`` before it is
 written and again when it is read back: nothing a user can hand in is ever unpickled.
+
+A write is atomic in memory too: its rows are checked first, and a write or a flush that
+fails leaves no trace in what the store shows (``graph.memory_undo`` puts back what a failed
+write changed; a failed flush reloads the last durable state from the files).
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
 from graph.memory_file import FILE_NAME, JOURNAL_LIMIT, JOURNAL_NAME, LOCK_NAME, TABLE_NAMES, StoreFiles, graph_tables
-from graph.records import COUNT_KEYS, Fact, Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
-from graph.rows import check_rows
+from graph.memory_rows import _DISLIKED, _INTERACTED, TABLES, NodeKey, RowAppliers
+from graph.memory_undo import Undo
+from graph.records import (
+    COUNT_KEYS,
+    Dislike,
+    Fact,
+    Follow,
+    GraphRecords,
+    Interaction,
+    Item,
+    ItemTag,
+    Tag,
+    Tagging,
+    User,
+)
+from graph.rows import check_rows, distinct
 from graph.schema import ATTR_PREFIX, Label, Rel
-from graph.store import DISPLAY_PROPERTY, GraphStore, Neighbor, StoreError, neighbor_order
+from graph.store import DISPLAY_PROPERTY, Feedback, GraphStore, Neighbor, StoreError, neighbor_order
 
 if TYPE_CHECKING:
     from graph.snapshot import GraphSnapshot
@@ -38,49 +57,60 @@ REL_COUNT_KEY = {
     Rel.HAS_TAG: "item_tags",
     Rel.FOLLOWS: "follows",
     Rel.RELATED: "facts",
+    Rel.DISLIKED: "dislikes",
 }
 LABEL_COUNT_KEY = {Label.USER: "users", Label.ITEM: "items", Label.TAG: "tags"}
 
-NodeKey = tuple[Label, str]
 
 
-def _opt(props: dict[str, Any], **values: Any) -> dict[str, Any]:
-    """Add the present values: like Neo4j, a property is never stored as null."""
-    for k, v in values.items():
-        if v is not None:
-            props[k] = v
-    return props
-
-
-def _interaction(weight: float, rating: float | None, ts: int | None) -> dict[str, Any]:
-    props: dict[str, Any] = {"weight": weight}
-    return props if rating is None and ts is None else _opt(props, rating=rating, ts=ts)
-
-
-# Edge keys of the MultiDiGraph: they carry the uniqueness rule of each relationship type.
-_INTERACTED, _HAS_TAG, _FOLLOWS = Rel.INTERACTED.value, Rel.HAS_TAG.value, Rel.FOLLOWS.value
-_TAGGED, _RELATED = Rel.TAGGED.value, Rel.RELATED.value
-
-
-class MemoryStore(GraphStore):
+class MemoryStore(RowAppliers, GraphStore):
     """A networkx graph persisted atomically in ``directory`` (created on first flush)."""
 
     def __init__(self, directory: str | os.PathLike[str], journal_limit: int = JOURNAL_LIMIT) -> None:
         self.directory = Path(directory)
-        if self.directory.exists() and not self.directory.is_dir():
-            raise StoreError(f"{self.directory} is not a directory; memory:// needs a directory path")
         self.graph = nx.MultiDiGraph()
         self._rel_counts: Counter[Rel] = Counter()
         self._version = 0
         self._snapshot: tuple[int, GraphSnapshot] | None = None
         self._closed = False
+        self._undo: Undo | None = None
+        #: Moves with every change of an item's ``hidden`` flag (never reset: a token, not a count).
+        self._hidden_rev = 0
+        self._hidden_cache: tuple[int, frozenset[str]] | None = None
         self._files = StoreFiles(self.directory, journal_limit)
+        self._read_files()
+
+    def _read_files(self) -> None:
+        """(Re)build the graph from the document and the journal: the last durable state."""
+        if self.directory.exists() and not self.directory.is_dir():
+            raise StoreError(f"{self.directory} is not a directory; memory:// needs a directory path")
+        self.graph = nx.MultiDiGraph()
+        self._rel_counts.clear()
+        self._version += 1
+        self._hidden_rev += 1
+        self._files.discard_pending()  # operations recorded but never flushed go with the memory that held them
         tables, ops = self._files.read()
         for table in TABLE_NAMES:
             TABLES[table](self, tables[table])
         for op, rows in ops:
             self._apply(op, rows)
         self._dirty = False
+
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """Apply one write so that, if it raises, the graph and the pending journal are as before."""
+        self._touch()
+        undo = self._undo = Undo(self.graph, self._rel_counts)
+        pending = self._files.mark()
+        try:
+            yield
+        except BaseException:
+            undo.rollback(self._rel_counts)
+            self._files.reset_to(pending)
+            self._hidden_rev += 1  # a rolled-back write may have touched a hidden flag
+            raise
+        finally:
+            self._undo = None
 
     # -- node and edge primitives -------------------------------------------------------
     def _touch(self) -> None:
@@ -89,112 +119,15 @@ class MemoryStore(GraphStore):
         self._dirty = True
         self._version += 1
 
-    def _ensure(self, label: Label, keys: Iterable[str]) -> None:
-        """Create the missing nodes among ``keys`` with only their key (in bulk: it is hot)."""
-        graph = self.graph
-        missing = [k for k in dict.fromkeys(keys) if (label, k) not in graph]
-        if label is Label.ENTITY:
-            graph.add_nodes_from(((label, k), {"iri": k}) for k in missing)
-        elif label is Label.TAG:
-            graph.add_nodes_from(((label, k), {"id": k}) for k in missing)
-        else:
-            graph.add_nodes_from(((label, k), {"id": k, "attrs": {}}) for k in missing)
-
-    def _edges(self, rel: Rel, edges: Iterable[tuple[NodeKey, NodeKey, Any, dict[str, Any]]]) -> None:
-        """Upsert relationships whose end nodes exist; an existing key gets the new properties."""
-        has, add = self.graph.has_edge, self.graph.add_edge
-        new = 0
-        for src, dst, ekey, props in edges:
-            if not has(src, dst, ekey):
-                new += 1
-            add(src, dst, ekey, rel=rel, props=props)
-        self._rel_counts[rel] += new
-
-    def _remove_node(self, node: NodeKey) -> bool:
-        if node not in self.graph:
-            return False
-        for _, _, data in self.graph.in_edges(node, data=True):
-            self._rel_counts[data["rel"]] -= 1
-        for _, dst, data in self.graph.out_edges(node, data=True):
-            if dst != node:  # a self-loop was already counted among the in-edges
-                self._rel_counts[data["rel"]] -= 1
-        self.graph.remove_node(node)
-        return True
-
-    # -- rows: the persisted form of each kind, shared by upserts and by reading the file --
-    def _put_users(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
-        self._ensure(Label.USER, (r[0] for r in rows))
-        nodes = self.graph.nodes
-        for key, attrs in rows:
-            nodes[(Label.USER, key)]["attrs"] = dict(attrs)
-
-    def _put_items(self, rows: list[tuple[str, str | None, dict[str, Any]]]) -> None:
-        self._ensure(Label.ITEM, (r[0] for r in rows))
-        nodes = self.graph.nodes
-        for key, title, attrs in rows:
-            data = nodes[(Label.ITEM, key)]
-            data["attrs"] = dict(attrs)
-            if title is None:
-                data.pop("title", None)
-            else:
-                data["title"] = title
-
-    def _put_tags(self, rows: list[tuple[str, str | None, str | None]]) -> None:
-        self._ensure(Label.TAG, (r[0] for r in rows))
-        nodes = self.graph.nodes
-        for key, name, kind in rows:
-            _opt(nodes[(Label.TAG, key)], name=name, kind=kind)
-
-    def _put_entities(self, rows: list[tuple[str, str | None]]) -> None:
-        """Entities; a missing label keeps the one already known (as a Fact without a label does)."""
-        self._ensure(Label.ENTITY, (r[0] for r in rows))
-        nodes = self.graph.nodes
-        for key, label in rows:
-            _opt(nodes[(Label.ENTITY, key)], label=label)
-
-    def _put_interacted(self, rows: list[tuple[str, str, float, float | None, int | None]]) -> None:
-        self._ensure(Label.USER, (r[0] for r in rows))
-        self._ensure(Label.ITEM, (r[1] for r in rows))
-        self._edges(Rel.INTERACTED, (
-            ((Label.USER, u), (Label.ITEM, i), _INTERACTED, _interaction(w, rating, ts))
-            for u, i, w, rating, ts in rows
-        ))
-
-    def _put_tagged(self, rows: list[tuple[str, str, str, int | None]]) -> None:
-        self._ensure(Label.USER, (r[0] for r in rows))
-        self._ensure(Label.ITEM, (r[1] for r in rows))
-        self._ensure(Label.TAG, (r[2] for r in rows))
-        self._edges(Rel.TAGGED, (
-            ((Label.USER, u), (Label.ITEM, i), (_TAGGED, t), {"tag": t} if ts is None else {"tag": t, "ts": ts})
-            for u, i, t, ts in rows
-        ))
-
-    def _put_has_tag(self, rows: list[tuple[str, str, float]]) -> None:
-        self._ensure(Label.ITEM, (r[0] for r in rows))
-        self._ensure(Label.TAG, (r[1] for r in rows))
-        self._edges(Rel.HAS_TAG, (((Label.ITEM, i), (Label.TAG, t), _HAS_TAG, {"count": c}) for i, t, c in rows))
-
-    def _put_follows(self, rows: list[tuple[str, str, float]]) -> None:
-        self._ensure(Label.USER, (r[0] for r in rows))
-        self._ensure(Label.USER, (r[1] for r in rows))
-        self._edges(Rel.FOLLOWS, (((Label.USER, u), (Label.USER, f), _FOLLOWS, {"weight": w}) for u, f, w in rows))
-
-    def _put_related(self, rows: list[tuple[str, str, str]]) -> None:
-        self._ensure(Label.ITEM, (r[0] for r in rows))
-        self._ensure(Label.ENTITY, (r[2] for r in rows))
-        self._edges(Rel.RELATED, (
-            ((Label.ITEM, i), (Label.ENTITY, e), (_RELATED, p), {"predicate": p}) for i, p, e in rows
-        ))
-
     # -- writes -------------------------------------------------------------------------
     def _write(self, table: str, rows: list[tuple[Any, ...]]) -> int:
         """Check every row first (``graph.rows``, as Neo4jStore does), so a bad row leaves the
         whole batch unwritten and nothing unstorable ever reaches the files."""
         check_rows(table, rows)
-        self._touch()
-        TABLES[table](self, rows)
-        self._files.record(table, rows)
-        return len(rows)
+        with self._atomic():
+            TABLES[table](self, rows)
+            self._files.record(table, rows)
+        return distinct(table, rows)
 
     def _apply(self, op: str, rows: list[Any]) -> None:
         """Replay one journal operation (rows already checked by ``graph.memory_file``)."""
@@ -206,7 +139,10 @@ class MemoryStore(GraphStore):
                 self._remove_node((Label.ITEM, key))
         elif op == "delete_interactions":
             for user, item in rows:
-                self._remove_interaction(user, item)
+                self._remove_edge(user, item, Rel.INTERACTED)
+        elif op == "delete_dislikes":
+            for user, item in rows:
+                self._remove_edge(user, item, Rel.DISLIKED)
         else:
             TABLES[op](self, rows)
 
@@ -234,17 +170,29 @@ class MemoryStore(GraphStore):
     def upsert_facts(self, rows: Iterable[Fact]) -> int:
         """Checked as whole facts, stored (and journaled) as entities and RELATED edges."""
         facts = check_rows("facts", [(r.item, r.predicate, r.entity, r.entity_label) for r in rows])
-        self._touch()
-        for table, part in (("entities", [(e, lb) for _, _, e, lb in facts]),
-                            ("related", [(i, p, e) for i, p, e, _ in facts])):
-            TABLES[table](self, part)
-            self._files.record(table, part)
-        return len(facts)
+        with self._atomic():
+            for table, part in (("entities", [(e, lb) for _, _, e, lb in facts]),
+                                ("related", [(i, p, e) for i, p, e, _ in facts])):
+                TABLES[table](self, part)
+                self._files.record(table, part)
+        return distinct("facts", facts)
+
+    def upsert_dislikes(self, rows: Iterable[Dislike]) -> int:
+        return self._write("disliked", [(r.user, r.item, r.ts) for r in rows])
+
+    def set_hidden(self, ids: Iterable[str], hidden: bool) -> int:
+        rows = check_rows("hidden", [(k, hidden) for k in dict.fromkeys(ids)])
+        found = [r for r in rows if (Label.ITEM, r[0]) in self.graph]
+        with self._atomic():
+            self._put_hidden(found)
+            self._files.record("hidden", found)
+        return len(found)
 
     def _delete_nodes(self, label: Label, op: str, ids: Iterable[str]) -> int:
-        self._touch()
-        removed = [k for k in set(ids) if self._remove_node((label, k))]
-        self._files.record(op, removed)
+        keys = set(ids)
+        with self._atomic():
+            removed = [k for k in keys if self._remove_node((label, k))]
+            self._files.record(op, removed)
         return len(removed)
 
     def delete_users(self, ids: Iterable[str]) -> int:
@@ -253,24 +201,34 @@ class MemoryStore(GraphStore):
     def delete_items(self, ids: Iterable[str]) -> int:
         return self._delete_nodes(Label.ITEM, "delete_items", ids)
 
-    def _remove_interaction(self, user: str, item: str) -> bool:
+    def _remove_edge(self, user: str, item: str, rel: Rel) -> bool:
         u, i = (Label.USER, user), (Label.ITEM, item)
-        if not self.graph.has_edge(u, i, _INTERACTED):
+        if not self.graph.has_edge(u, i, rel.value):
             return False
-        self.graph.remove_edge(u, i, _INTERACTED)
-        self._rel_counts[Rel.INTERACTED] -= 1
+        if self._undo is not None:
+            self._undo.edge(u, i, rel.value)
+        self.graph.remove_edge(u, i, rel.value)
+        self._rel_counts[rel] -= 1
         return True
 
-    def delete_interactions(self, pairs: Iterable[tuple[str, str]]) -> int:
-        self._touch()
-        removed = [[u, i] for u, i in set(pairs) if self._remove_interaction(u, i)]
-        self._files.record("delete_interactions", removed)
+    def _delete_pairs(self, rel: Rel, op: str, pairs: Iterable[tuple[str, str]]) -> int:
+        unique = set(pairs)
+        with self._atomic():
+            removed = [[u, i] for u, i in unique if self._remove_edge(u, i, rel)]
+            self._files.record(op, removed)
         return len(removed)
+
+    def delete_interactions(self, pairs: Iterable[tuple[str, str]]) -> int:
+        return self._delete_pairs(Rel.INTERACTED, "delete_interactions", pairs)
+
+    def delete_dislikes(self, pairs: Iterable[tuple[str, str]]) -> int:
+        return self._delete_pairs(Rel.DISLIKED, "delete_dislikes", pairs)
 
     def clear(self) -> None:
         self._touch()
         self.graph.clear()
         self._rel_counts.clear()
+        self._hidden_rev += 1
         self._files.compact_next()
 
     def load(self, records: GraphRecords) -> dict[str, int]:
@@ -290,16 +248,55 @@ class MemoryStore(GraphStore):
         """Append the writes since the last flush to the journal as one fsync'd line, or compact
         (new document through a temp file and ``os.replace``, then no journal) when there is no
         document yet, after a bulk write or ``clear``, or once the journal passed ``journal_limit``.
-        Refuses when another process or store wrote the files since this one read them."""
+        Refuses when another process or store wrote the files since this one read them. A flush
+        that fails discards every write since the last good one, in memory too (the graph is
+        reloaded from the files), so what this store shows is always what is on disk."""
         if not self._dirty or self._closed:
             return
-        self._files.flush(lambda: graph_tables(self.graph))
+        try:
+            self._files.flush(lambda: graph_tables(self.graph))
+        except BaseException:
+            self._files.discard_pending()
+            try:
+                self._read_files()
+            except (StoreError, OSError):
+                self._closed = True  # the files are gone or damaged: refuse further use
+            raise
         self._dirty = False
 
     def close(self) -> None:
         if not self._closed:
             self.flush()
             self._closed = True
+
+    # -- several processes on one directory (API workers) ----------------------------------
+    def refresh(self) -> None:
+        """Apply what other processes appended to the journal since this one last looked (a
+        ``stat`` of two files when nothing changed), or re-read everything after a compaction.
+        Skipped while this store holds writes of its own that it has not flushed."""
+        if self._closed or self._dirty or not self._files.changed():
+            return
+        ops = self._files.poll()
+        if ops is None:
+            self._read_files()
+            return
+        for op, rows in ops:
+            self._apply(op, rows)
+        self._version += 1
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Lock the directory, take in other processes' writes, let the caller write, flush. If
+        anything fails the graph is re-read from the files, so memory never keeps a write that
+        was not made durable (no worker serves, and no later flush persists, a refused write)."""
+        with self._files.hold():
+            try:
+                self.refresh()
+                yield
+                self.flush()
+            except BaseException:
+                self._read_files()
+                raise
 
     # -- reads --------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
@@ -312,6 +309,34 @@ class MemoryStore(GraphStore):
             if rel in REL_COUNT_KEY:
                 out[REL_COUNT_KEY[rel]] += n
         return out
+
+    def _hidden_items(self) -> frozenset[str]:
+        cached = self._hidden_cache
+        if cached is None or cached[0] != self._hidden_rev:
+            nodes = self.graph.nodes(data=True)
+            hidden = frozenset(k for (label, k), d in nodes if label is Label.ITEM and d.get("hidden"))
+            cached = self._hidden_cache = (self._hidden_rev, hidden)
+        return cached[1]
+
+    def feedback(self, user: str, user_token: Hashable = None, hidden_token: Hashable = None) -> Feedback:
+        """From memory after ``refresh()``; the tokens are this store's change counters, so any
+        write anywhere makes a caller re-read a user (microseconds here)."""
+        self.refresh()
+        node = (Label.USER, user)
+        known = node in self.graph
+        interacted: dict[str, float] | None = None
+        disliked: frozenset[str] | None = None
+        if user_token != self._version:
+            interacted, dislikes = {}, set()
+            if known:
+                for _, (_, item), ekey, data in self.graph.out_edges(node, keys=True, data=True):
+                    if ekey == _INTERACTED:
+                        interacted[item] = float(data["props"]["weight"])
+                    elif ekey == _DISLIKED:
+                        dislikes.add(item)
+            disliked = frozenset(dislikes)
+        hidden = None if hidden_token == self._hidden_rev else self._hidden_items()
+        return Feedback(self._version, known, interacted, disliked, self._hidden_rev, hidden)
 
     def get_node(self, label: Label, key: str) -> dict[str, Any] | None:
         data = self.graph.nodes.get((Label(label), key))
@@ -375,6 +400,9 @@ class MemoryStore(GraphStore):
                 out.follows.append(Follow(src, dst, p["weight"]))
             elif rel is Rel.RELATED:
                 out.facts.append(Fact(src, p["predicate"], dst, nodes[(Label.ENTITY, dst)].get("label")))
+            elif rel is Rel.DISLIKED:
+                out.dislikes.append(Dislike(src, dst, p.get("ts")))
+        out.hidden = sorted(self._hidden_items())
         return out
 
     def snapshot(self) -> GraphSnapshot:
@@ -382,17 +410,3 @@ class MemoryStore(GraphStore):
         if self._snapshot is None or self._snapshot[0] != self._version:
             self._snapshot = (self._version, super().snapshot())
         return self._snapshot[1]
-
-
-#: The method that applies each persisted table's rows (shapes in ``graph.rows.FIELDS``).
-TABLES: dict[str, Callable[[MemoryStore, list[Any]], None]] = {
-    "users": MemoryStore._put_users,
-    "items": MemoryStore._put_items,
-    "tags": MemoryStore._put_tags,
-    "entities": MemoryStore._put_entities,
-    "interacted": MemoryStore._put_interacted,
-    "tagged": MemoryStore._put_tagged,
-    "has_tag": MemoryStore._put_has_tag,
-    "follows": MemoryStore._put_follows,
-    "related": MemoryStore._put_related,
-}

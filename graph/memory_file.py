@@ -41,12 +41,19 @@ JOURNAL_NAME = "journal.jsonl"
 #: a document and a journal from two different moments or appends while another compacts.
 LOCK_NAME = "graph.lock"
 FORMAT = "kgrec-memory-store"
+#: Compaction writes the new document here first (``rewrite``); a leftover is removed at open.
+TEMP_PREFIX, TEMP_SUFFIX = ".graph-", ".tmp"
+TEMP_PATTERN = f"{TEMP_PREFIX}*{TEMP_SUFFIX}"
 FORMAT_VERSION = 1
 
 #: Tables of the document, in the order they are applied (nodes first).
-TABLE_NAMES = ("users", "items", "tags", "entities", "interacted", "tagged", "has_tag", "follows", "related")
+TABLE_NAMES = ("users", "items", "tags", "entities", "interacted", "tagged", "has_tag", "follows", "related",
+               "disliked", "hidden")
+#: Tables added after the first format: a document written before them simply has none.
+OPTIONAL_TABLES = ("disliked", "hidden")
 #: Journal operations besides the table upserts: a list of keys, or of (user, item) pairs.
-DELETES = ("delete_users", "delete_items", "delete_interactions")
+DELETES = ("delete_users", "delete_items", "delete_interactions", "delete_dislikes")
+PAIR_DELETES = ("delete_interactions", "delete_dislikes")
 
 #: Journal bytes past which the next flush compacts instead of appending (~30k small writes).
 JOURNAL_LIMIT = 4 << 20
@@ -85,7 +92,7 @@ def _check_op(op: Any) -> list[Any]:
         for row in rows:
             check_row(name, row)
     elif name in DELETES:
-        pairs = name == "delete_interactions"
+        pairs = name in PAIR_DELETES
         for key in rows:
             keys = key if pairs and type(key) is list and len(key) == 2 else [key]
             if (pairs and keys is not key) or not all(type(k) is str and k for k in keys):
@@ -111,7 +118,7 @@ def read_document(path: Path) -> tuple[Tables, str | None]:
         raise StoreError(f"{path}: corrupt store file: generation {generation!r} is not a string")
     tables: Tables = {}
     for table in TABLE_NAMES:
-        rows = doc.get(table)
+        rows = doc.get(table, [] if table in OPTIONAL_TABLES else None)
         if not isinstance(rows, list):
             raise StoreError(f"{path}: corrupt store file: {table!r} is not a list")
         try:
@@ -137,12 +144,27 @@ class StoreFiles:
         self._pending: list[list[Any]] = []
         self._pending_rows = 0
         self._compact = False
+        #: Whether this process holds the exclusive lock (``hold()``): inner steps do not re-lock.
+        self._held = False
 
     def _signatures(self) -> tuple[Signature, Signature]:
         return (_signature(self.document), _signature(self.journal))
 
     @contextmanager
+    def hold(self) -> Iterator[None]:
+        """The exclusive lock for a read-modify-write spanning several steps (``MemoryStore.exclusive``)."""
+        with self._locked(exclusive=True):
+            self._held = True
+            try:
+                yield
+            finally:
+                self._held = False
+
+    @contextmanager
     def _locked(self, exclusive: bool) -> Iterator[None]:
+        if self._held:
+            yield  # flock is per open file: taking it again through a new descriptor would deadlock
+            return
         if not exclusive and not self.directory.is_dir():
             yield  # nothing to read, nothing to lock
             return
@@ -163,8 +185,35 @@ class StoreFiles:
 
     def read(self) -> tuple[Tables, list[list[Any]]]:
         """The document's tables (empty when there is none) and the journal operations after it."""
+        self.remove_stale_temp_files()
         with self._locked(exclusive=False):
             return self._read()
+
+    def remove_stale_temp_files(self) -> None:
+        """Delete compaction temp files a killed process left behind (``rewrite`` removes its
+        own on any error it lives through). Only while no other process holds the lock: a
+        live compaction's temp file is never touched."""
+        try:
+            stale = list(self.directory.glob(TEMP_PATTERN))
+        except OSError:
+            return
+        if not stale:
+            return
+        try:
+            fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return  # someone is flushing now; the next open cleans up
+        try:
+            for path in stale:
+                log.warning("removing %s, left by an interrupted compaction", path)
+                path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
 
     def _read(self) -> tuple[Tables, list[list[Any]]]:
         tables: Tables = {t: [] for t in TABLE_NAMES}
@@ -204,6 +253,40 @@ class StoreFiles:
         self.journal_bytes = len(data) - len(torn)
         return ops
 
+    def changed(self) -> bool:
+        """Whether the files differ from what this process last read or wrote (two ``stat`` calls)."""
+        return self._signatures() != self._seen
+
+    def poll(self) -> list[list[Any]] | None:
+        """What other processes appended to the journal since this one last looked, or None when
+        only a full re-read will do (the document was replaced by a compaction, or is new)."""
+        with self._locked(exclusive=False):
+            document, _ = self._signatures()
+            if document is None or document != self._seen[0]:
+                return None
+            try:
+                with self.journal.open("rb") as fh:
+                    fh.seek(self.journal_bytes)
+                    data = fh.read()
+            except FileNotFoundError:
+                return None
+            end = data.rfind(b"\n") + 1  # an unfinished last line is left for its writer to finish or cut
+            ops: list[list[Any]] = []
+            for n, line in enumerate(data[:end].split(b"\n")[:-1], 1):
+                try:
+                    entry = json.loads(line.decode("utf-8"))
+                    if not isinstance(entry, dict) or type(entry.get("ops")) is not list:
+                        raise ValueError("not a journal entry {base, ops}")
+                    if entry.get("base") != self.generation:
+                        return None
+                    ops.extend(_check_op(op) for op in entry["ops"])
+                except (UnicodeDecodeError, ValueError) as exc:
+                    at = f"after byte {self.journal_bytes} ({n})"
+                    raise StoreError(f"{self.journal}: corrupt line {at}: {exc}") from exc
+            self.journal_bytes += end
+            self._seen = self._signatures()
+            return ops
+
     def check_fresh(self) -> None:
         """Refuse to write over what another process or store wrote since this one read."""
         if self._signatures() != self._seen:
@@ -224,6 +307,20 @@ class StoreFiles:
         if op in TABLE_NAMES:
             rows = [[dict(v) if type(v) is dict else v for v in row] for row in rows]
         self._pending.append([op, rows])
+
+    def mark(self) -> tuple[int, int, bool]:
+        """Where the pending operations stand now, for ``reset_to`` if a write fails."""
+        return len(self._pending), self._pending_rows, self._compact
+
+    def reset_to(self, mark: tuple[int, int, bool]) -> None:
+        """Forget the operations recorded since ``mark`` (their write was rolled back)."""
+        count, rows, compact = mark
+        del self._pending[count:]
+        self._pending_rows, self._compact = rows, compact
+
+    def discard_pending(self) -> None:
+        """Forget every recorded operation (a failed flush: the graph is reread from the files)."""
+        self._pending, self._pending_rows, self._compact = [], 0, False
 
     def compact_next(self) -> None:
         """Make the next flush rewrite the document (bulk loads, ``clear``, ``compact()``)."""
@@ -268,7 +365,7 @@ class StoreFiles:
         generation = secrets.token_hex(8)
         doc = {"format": FORMAT, "version": FORMAT_VERSION, "generation": generation, **tables}
         self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".graph-", suffix=".tmp", dir=self.directory)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=self.directory)
         try:
             with os.fdopen(fd, "wb") as raw:
                 with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as gz:
@@ -295,12 +392,14 @@ def graph_tables(graph: nx.MultiDiGraph) -> Tables:
             doc["users"].append((key, data["attrs"]))
         elif label is Label.ITEM:
             doc["items"].append((key, data.get("title"), data["attrs"]))
+            if data.get("hidden"):
+                doc["hidden"].append((key, True))
         elif label is Label.TAG:
             doc["tags"].append((key, data.get("name"), data.get("kind")))
         else:
             doc["entities"].append((key, data.get("label")))
     rows = {Rel.INTERACTED: doc["interacted"], Rel.TAGGED: doc["tagged"], Rel.HAS_TAG: doc["has_tag"],
-            Rel.FOLLOWS: doc["follows"], Rel.RELATED: doc["related"]}
+            Rel.FOLLOWS: doc["follows"], Rel.RELATED: doc["related"], Rel.DISLIKED: doc["disliked"]}
     for (_, src), (_, dst), data in graph.edges(data=True):
         rel, p = data["rel"], data["props"]
         if rel is Rel.INTERACTED:
@@ -311,6 +410,8 @@ def graph_tables(graph: nx.MultiDiGraph) -> Tables:
             rows[rel].append((src, dst, p["count"]))
         elif rel is Rel.FOLLOWS:
             rows[rel].append((src, dst, p["weight"]))
+        elif rel is Rel.DISLIKED:
+            rows[rel].append((src, dst, p.get("ts")))
         else:
             rows[rel].append((src, p["predicate"], dst))
     return doc

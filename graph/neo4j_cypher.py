@@ -15,6 +15,8 @@ CONSTRAINTS = (
     "CREATE CONSTRAINT kgrec_item_id IF NOT EXISTS FOR (n:Item) REQUIRE n.id IS UNIQUE",
     "CREATE CONSTRAINT kgrec_tag_id IF NOT EXISTS FOR (n:Tag) REQUIRE n.id IS UNIQUE",
     "CREATE CONSTRAINT kgrec_entity_iri IF NOT EXISTS FOR (n:Entity) REQUIRE n.iri IS UNIQUE",
+    "CREATE CONSTRAINT kgrec_state_id IF NOT EXISTS FOR (n:KgrecState) REQUIRE n.id IS UNIQUE",
+    "CREATE INDEX kgrec_item_hidden IF NOT EXISTS FOR (n:Item) ON (n.hidden)",
 )
 
 # -- writes ------------------------------------------------------------------------------------
@@ -50,6 +52,11 @@ MERGE_NODES: dict[Label, str] = {
     Label.TAG: "UNWIND $ids AS key MERGE (:Tag {id: key})",
     Label.ENTITY: "UNWIND $ids AS key MERGE (:Entity {iri: key})",
 }
+
+# Writes that change a user's INTERACTED or DISLIKED relationships give the user a new random
+# ``rev`` in the same transaction (random, so concurrent writers can never land on one value):
+# a server that cached the user's feedback under the old value knows to read it again.
+TOUCH_USERS = "UNWIND $ids AS key MERGE (u:User {id: key}) SET u.rev = randomUUID()"
 
 UPSERT_INTERACTIONS = """
 UNWIND $rows AS row
@@ -92,6 +99,26 @@ SET e.label = coalesce(row.label, e.label)
 MERGE (i)-[:RELATED {predicate: row.predicate}]->(e)
 """
 
+UPSERT_DISLIKES = """
+UNWIND $rows AS row
+MATCH (u:User {id: row.user})
+MATCH (i:Item {id: row.item})
+MERGE (u)-[r:DISLIKED]->(i)
+SET r.ts = row.ts
+"""
+
+# Hidden flags: a missing item is skipped (counted out of ``found``); the state node gets a
+# new random ``hidden_rev`` so every server re-reads the hidden set at its next request.
+SET_HIDDEN = """
+UNWIND $ids AS key
+OPTIONAL MATCH (n:Item {id: key})
+SET n.hidden = CASE WHEN $hidden THEN true ELSE null END
+WITH count(n) AS found
+MERGE (s:KgrecState {id: $state})
+SET s.hidden_rev = randomUUID()
+RETURN found
+"""
+
 DELETE_NODES: dict[Label, str] = {
     Label.USER: """
 UNWIND $ids AS key
@@ -99,18 +126,31 @@ MATCH (n:User {id: key})
 DETACH DELETE n
 RETURN count(*) AS deleted
 """,
+    # Deleting a hidden item changes the hidden set: the state node gets a new hidden_rev.
     Label.ITEM: """
 UNWIND $ids AS key
 MATCH (n:Item {id: key})
-DETACH DELETE n
-RETURN count(*) AS deleted
+WITH collect(n) AS nodes, sum(CASE WHEN n.hidden THEN 1 ELSE 0 END) AS hidden
+FOREACH (n IN nodes | DETACH DELETE n)
+FOREACH (_ IN CASE WHEN hidden > 0 THEN [1] ELSE [] END |
+  MERGE (s:KgrecState {id: $state}) SET s.hidden_rev = randomUUID())
+RETURN size(nodes) AS deleted
 """,
 }
 
 DELETE_INTERACTIONS = """
 UNWIND $rows AS row
-MATCH (:User {id: row.user})-[r:INTERACTED]->(:Item {id: row.item})
+MATCH (u:User {id: row.user})-[r:INTERACTED]->(:Item {id: row.item})
 DELETE r
+SET u.rev = randomUUID()
+RETURN count(*) AS deleted
+"""
+
+DELETE_DISLIKES = """
+UNWIND $rows AS row
+MATCH (u:User {id: row.user})-[r:DISLIKED]->(:Item {id: row.item})
+DELETE r
+SET u.rev = randomUUID()
 RETURN count(*) AS deleted
 """
 
@@ -138,7 +178,27 @@ CALL () { MATCH ()-[r:TAGGED]->() RETURN count(r) AS taggings }
 CALL () { MATCH ()-[r:HAS_TAG]->() RETURN count(r) AS item_tags }
 CALL () { MATCH ()-[r:FOLLOWS]->() RETURN count(r) AS follows }
 CALL () { MATCH ()-[r:RELATED]->() RETURN count(r) AS facts }
-RETURN users, items, tags, interactions, taggings, item_tags, follows, facts
+CALL () { MATCH ()-[r:DISLIKED]->() RETURN count(r) AS dislikes }
+RETURN users, items, tags, interactions, taggings, item_tags, follows, facts, dislikes
+"""
+
+# What a server reads on every request: one user's feedback and the hidden items, each part
+# shipped only when its token differs from the caller's. The tokens are read before the data,
+# so a write committing in between leaves newer data under an older token (re-read next time),
+# never the reverse. Degrees join ``rev`` in the user token because a deleted item removes
+# relationships of users whose ``rev`` it does not touch.
+FEEDBACK = """
+OPTIONAL MATCH (u:User {id: $user})
+OPTIONAL MATCH (s:KgrecState {id: $state})
+WITH u, [coalesce(u.rev, ''), COUNT { (u)-[:INTERACTED]->() }, COUNT { (u)-[:DISLIKED]->() }] AS user_token,
+     coalesce(s.hidden_rev, '') AS hidden_token
+RETURN u IS NOT NULL AS known, user_token, hidden_token,
+       CASE WHEN user_token = $user_token THEN null
+            ELSE COLLECT { MATCH (u)-[r:INTERACTED]->(i:Item) RETURN [i.id, r.weight] } END AS interacted,
+       CASE WHEN user_token = $user_token THEN null
+            ELSE COLLECT { MATCH (u)-[:DISLIKED]->(i:Item) RETURN i.id } END AS disliked,
+       CASE WHEN hidden_token = $hidden_token THEN null
+            ELSE COLLECT { MATCH (h:Item) WHERE h.hidden = true RETURN h.id } END AS hidden
 """
 
 GET_NODE: dict[Label, str] = {
@@ -197,6 +257,7 @@ HAS_RELATIONSHIP: dict[Rel, str] = {
     Rel.FOLLOWS: "MATCH (:User {id: $src})-[r:FOLLOWS]->(:User {id: $dst}) RETURN count(r) > 0 AS found",
     Rel.RELATED: "MATCH (:Item {id: $src})-[r:RELATED]->(:Entity {iri: $dst}) RETURN count(r) > 0 AS found",
     Rel.RECOMMENDED: "MATCH (:User {id: $src})-[r:RECOMMENDED]->(:Item {id: $dst}) RETURN count(r) > 0 AS found",
+    Rel.DISLIKED: "MATCH (:User {id: $src})-[r:DISLIKED]->(:Item {id: $dst}) RETURN count(r) > 0 AS found",
 }
 
 # Export: a few records per kind whose columns are parallel lists. Shipping a few flat lists
@@ -241,6 +302,12 @@ RETURN e.label IS NULL AS no_label, collect(i.id) AS item, collect(r.predicate) 
        collect(e.iri) AS entity, collect(e.label) AS label
 """
 
+EXPORT_DISLIKES = """
+MATCH (u:User)-[r:DISLIKED]->(i:Item)
+RETURN r.ts IS NULL AS no_ts, collect(u.id) AS user, collect(i.id) AS item, collect(r.ts) AS ts
+"""
+EXPORT_HIDDEN = "MATCH (n:Item) WHERE n.hidden = true RETURN collect(n.id) AS id"
+
 #: The export query of each ``GraphRecords`` field, run together in one read transaction.
 EXPORT: dict[str, str] = {
     "users": EXPORT_USERS,
@@ -251,4 +318,6 @@ EXPORT: dict[str, str] = {
     "item_tags": EXPORT_ITEM_TAGS,
     "follows": EXPORT_FOLLOWS,
     "facts": EXPORT_FACTS,
+    "dislikes": EXPORT_DISLIKES,
+    "hidden": EXPORT_HIDDEN,
 }

@@ -11,7 +11,8 @@ picked from a dict keyed by the ``graph.schema`` enum), and every batch is check
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from itertools import islice, repeat
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -21,13 +22,18 @@ from graph.neo4j_cypher import (
     CLEAR_RELATIONSHIPS,
     CONSTRAINTS,
     COUNTS,
+    DELETE_DISLIKES,
     DELETE_INTERACTIONS,
     DELETE_NODES,
     EXPORT,
+    FEEDBACK,
     GET_NODE,
     HAS_RELATIONSHIP,
     MERGE_NODES,
     NEIGHBORS,
+    SET_HIDDEN,
+    TOUCH_USERS,
+    UPSERT_DISLIKES,
     UPSERT_FACTS,
     UPSERT_FOLLOWS,
     UPSERT_INTERACTIONS,
@@ -39,6 +45,7 @@ from graph.neo4j_cypher import (
 )
 from graph.records import (
     COUNT_KEYS,
+    Dislike,
     Fact,
     Follow,
     GraphRecords,
@@ -49,14 +56,16 @@ from graph.records import (
     Tagging,
     User,
 )
-from graph.rows import check_rows
-from graph.schema import ATTR_PREFIX, ENDPOINTS, KEY, Label, Rel
-from graph.store import DISPLAY_PROPERTY, GraphStore, Neighbor, StoreError, StoreUnavailable, neighbor_order
+from graph.rows import check_rows, distinct
+from graph.schema import ATTR_PREFIX, ENDPOINTS, KEY, STATE_ID, Label, Rel
+from graph.store import DISPLAY_PROPERTY, Feedback, GraphStore, Neighbor, StoreError, StoreUnavailable, neighbor_order
 
 #: Rows per write transaction: big enough to amortise round trips, small enough for the heap.
 BATCH_SIZE = 10_000
 #: Relationships / nodes removed per transaction by ``clear()``.
 CLEAR_BATCH = 50_000
+#: Seconds to connect (TCP and Bolt handshake) and to retry a failed transaction.
+CONNECT_TIMEOUT, RETRY_BUDGET = 2.0, 2.0
 
 T = TypeVar("T")
 
@@ -81,6 +90,8 @@ def _node_out(label: Label, props: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"id": props["id"]}
         if label is Label.ITEM and props.get("title") is not None:
             out["title"] = props["title"]
+        if label is Label.ITEM and props.get("hidden"):
+            out["hidden"] = True
         out["attrs"] = {k[len(ATTR_PREFIX) :]: v for k, v in props.items() if k.startswith(ATTR_PREFIX)}
         return out
     names = ("id", "name", "kind") if label is Label.TAG else ("iri", "label")
@@ -89,6 +100,8 @@ def _node_out(label: Label, props: dict[str, Any]) -> dict[str, Any]:
 
 class Neo4jStore(GraphStore):
     """A Neo4j 5 database; opened with ``Neo4jStore.from_url`` or ``open_store("neo4j://…")``."""
+
+    thread_safe = True  # one driver, a session per call
 
     def __init__(
         self,
@@ -107,10 +120,14 @@ class Neo4jStore(GraphStore):
             self._driver = neo4j.GraphDatabase.driver(
                 uri,
                 auth=auth,
-                connection_timeout=5.0,
-                connection_acquisition_timeout=30.0,
-                # Retries cover deadlocks and restarts; a dead server should become a 503 fast.
-                max_transaction_retry_time=5.0,
+                # A dead or frozen server must become a 503 in seconds: connecting, and the Bolt
+                # handshake of a new connection (bounded by the acquisition timeout), give up
+                # after 2 s; reads on an open connection end at the server's keep-alive hint
+                # (connection.recv_timeout_seconds, twice server.bolt.connection_keep_alive).
+                connection_timeout=CONNECT_TIMEOUT,
+                connection_acquisition_timeout=CONNECT_TIMEOUT,
+                # Retries cover deadlocks and restarts, within this budget.
+                max_transaction_retry_time=RETRY_BUDGET,
                 notifications_min_severity="OFF",
             )
         except (ValueError, neo4j.exceptions.ConfigurationError) as exc:
@@ -198,18 +215,54 @@ class Neo4jStore(GraphStore):
 
         return self._read(self._neo4j.unit_of_work(timeout=timeout)(work) if timeout else work)
 
+    @contextmanager
+    def read_stream(
+        self, query: str, params: dict[str, Any] | None = None, timeout: float | None = None, fetch_size: int = 1000
+    ) -> Iterator[Iterator[dict[str, Any]]]:
+        """Rows of a read-only query as plain dicts, pulled ``fetch_size`` at a time while the
+        caller iterates. Leaving the block rolls the transaction back, which stops the query at
+        the server: a caller that wants 10 rows of a billion reads 10 (and the batch they came in).
+        Not retried (a stream cannot be replayed); ``timeout`` is enforced by the server."""
+        session = self._driver.session(database=self.database, default_access_mode=self._neo4j.READ_ACCESS,
+                                       fetch_size=fetch_size)
+        try:
+            tx = self._call(session.begin_transaction, timeout=timeout)
+            try:
+                yield self._records(self._call(tx.run, query, params or {}))
+            finally:
+                with suppress(Exception):  # a dead connection cannot roll back; the server drops it
+                    tx.close()
+        finally:
+            with suppress(Exception):
+                session.close()
+
+    def _records(self, result: Any) -> Iterator[dict[str, Any]]:
+        it = iter(result)
+        while (record := self._call(next, it, None)) is not None:
+            yield record.data()
+
+    def plan(self, query: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The server's plan of ``query`` (``EXPLAIN``: planned, never run), as plain dicts."""
+        explain = "EXPLAIN\n" + query  # the analyst's own text, prefixed; values stay parameters
+        summary = self._read(lambda tx: tx.run(explain, params or {}).consume())
+        return dict(summary.plan or {})
+
     def run_write(self, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run a parameterised query in a managed (retried) write transaction, as plain dicts."""
         return self._write(lambda tx: tx.run(query, params or {}).data())
 
     def _write_rows(
-        self, query: str, rows: list[dict[str, Any]], ends: Sequence[tuple[Label, str]] = ()
+        self, query: str, rows: list[dict[str, Any]], ends: Sequence[tuple[Label, str]] = (),
+        touch: str | None = None,
     ) -> int:
         """Write ``rows`` in batches, one transaction each; ``ends`` names the (label, field)
-        of every end node, which the batch MERGEs first so the rows can MATCH them."""
+        of every end node, which the batch MERGEs first so the rows can MATCH them; ``touch``
+        names the user field whose users get a new ``rev`` (their feedback changed)."""
         for batch in _batches(rows, self.batch_size):
 
             def work(tx: Any, b: list[dict[str, Any]] = batch) -> None:
+                if touch is not None:
+                    tx.run(TOUCH_USERS, ids=sorted({row[touch] for row in b})).consume()
                 for label, field_name in ends:
                     tx.run(MERGE_NODES[label], ids=sorted({row[field_name] for row in b})).consume()
                 tx.run(query, rows=b).consume()
@@ -218,60 +271,86 @@ class Neo4jStore(GraphStore):
         return len(rows)
 
     # -- writes ---------------------------------------------------------------------------
-    # Every batch is checked whole by ``graph.rows`` (as MemoryStore's are) before any of it is sent.
+    # Every batch is checked whole by ``graph.rows`` (as MemoryStore's are) before any of it is sent;
+    # each returns how many distinct nodes or relationships it wrote (``graph.rows.distinct``).
     def upsert_users(self, rows: Iterable[User]) -> int:
         data = check_rows("users", [(r.id, r.attrs) for r in rows])
-        return self._write_rows(UPSERT_USERS, [{"id": i, "attrs": _attrs_in(a)} for i, a in data])
+        self._write_rows(UPSERT_USERS, [{"id": i, "attrs": _attrs_in(a)} for i, a in data])
+        return distinct("users", data)
 
     def upsert_items(self, rows: Iterable[Item]) -> int:
         data = check_rows("items", [(r.id, r.title, r.attrs) for r in rows])
-        return self._write_rows(UPSERT_ITEMS, [{"id": i, "title": t, "attrs": _attrs_in(a)} for i, t, a in data])
+        self._write_rows(UPSERT_ITEMS, [{"id": i, "title": t, "attrs": _attrs_in(a)} for i, t, a in data])
+        return distinct("items", data)
 
     def upsert_tags(self, rows: Iterable[Tag]) -> int:
         data = check_rows("tags", [(r.id, r.name, r.kind) for r in rows])
-        return self._write_rows(UPSERT_TAGS, [{"id": i, "name": n, "kind": k} for i, n, k in data])
+        self._write_rows(UPSERT_TAGS, [{"id": i, "name": n, "kind": k} for i, n, k in data])
+        return distinct("tags", data)
 
     def upsert_interactions(self, rows: Iterable[Interaction]) -> int:
         data = check_rows("interacted", [(r.user, r.item, r.weight, r.rating, r.ts) for r in rows])
-        return self._write_rows(
+        self._write_rows(
             UPSERT_INTERACTIONS,
             [{"user": u, "item": i, "weight": w, "rating": rt, "ts": ts} for u, i, w, rt, ts in data],
-            [(Label.USER, "user"), (Label.ITEM, "item")],
+            [(Label.ITEM, "item")], touch="user",
         )
+        return distinct("interacted", data)
+
+    def upsert_dislikes(self, rows: Iterable[Dislike]) -> int:
+        data = check_rows("disliked", [(r.user, r.item, r.ts) for r in rows])
+        self._write_rows(
+            UPSERT_DISLIKES, [{"user": u, "item": i, "ts": ts} for u, i, ts in data], [(Label.ITEM, "item")],
+            touch="user",
+        )
+        return distinct("disliked", data)
+
+    def set_hidden(self, ids: Iterable[str], hidden: bool) -> int:
+        rows = check_rows("hidden", [(k, hidden) for k in dict.fromkeys(ids)])
+        found = 0
+        for batch in _batches([k for k, _ in rows], self.batch_size):
+            found += self._write(lambda tx, b=batch: tx.run(
+                SET_HIDDEN, ids=b, hidden=hidden, state=STATE_ID).single()["found"])
+        return found
 
     def upsert_taggings(self, rows: Iterable[Tagging]) -> int:
         data = check_rows("tagged", [(r.user, r.item, r.tag, r.ts) for r in rows])
         ends = [(Label.USER, "user"), (Label.ITEM, "item"), (Label.TAG, "tag")]
-        return self._write_rows(
+        self._write_rows(
             UPSERT_TAGGINGS, [{"user": u, "item": i, "tag": t, "ts": ts} for u, i, t, ts in data], ends
         )
+        return distinct("tagged", data)
 
     def upsert_item_tags(self, rows: Iterable[ItemTag]) -> int:
         data = check_rows("has_tag", [(r.item, r.tag, r.count) for r in rows])
-        return self._write_rows(
+        self._write_rows(
             UPSERT_ITEM_TAGS, [{"item": i, "tag": t, "count": c} for i, t, c in data],
             [(Label.ITEM, "item"), (Label.TAG, "tag")],
         )
+        return distinct("has_tag", data)
 
     def upsert_follows(self, rows: Iterable[Follow]) -> int:
         data = check_rows("follows", [(r.user, r.friend, r.weight) for r in rows])
-        return self._write_rows(
+        self._write_rows(
             UPSERT_FOLLOWS, [{"user": u, "friend": f, "weight": w} for u, f, w in data],
             [(Label.USER, "user"), (Label.USER, "friend")],
         )
+        return distinct("follows", data)
 
     def upsert_facts(self, rows: Iterable[Fact]) -> int:
         data = check_rows("facts", [(r.item, r.predicate, r.entity, r.entity_label) for r in rows])
-        return self._write_rows(
+        self._write_rows(
             UPSERT_FACTS, [{"item": i, "predicate": p, "entity": e, "label": lb} for i, p, e, lb in data],
             [(Label.ITEM, "item"), (Label.ENTITY, "entity")],
         )
+        return distinct("facts", data)
 
     def _delete_nodes(self, label: Label, ids: Iterable[str]) -> int:
         keys = sorted(set(ids))
         deleted = 0
         for batch in _batches(keys, self.batch_size):
-            deleted += self._write(lambda tx, b=batch: tx.run(DELETE_NODES[label], ids=b).single()["deleted"])
+            deleted += self._write(lambda tx, b=batch: tx.run(DELETE_NODES[label], ids=b, state=STATE_ID)
+                                   .single()["deleted"])
         return deleted
 
     def delete_users(self, ids: Iterable[str]) -> int:
@@ -280,12 +359,18 @@ class Neo4jStore(GraphStore):
     def delete_items(self, ids: Iterable[str]) -> int:
         return self._delete_nodes(Label.ITEM, ids)
 
-    def delete_interactions(self, pairs: Iterable[tuple[str, str]]) -> int:
+    def _delete_pairs(self, query: str, pairs: Iterable[tuple[str, str]]) -> int:
         rows = [{"user": u, "item": i} for u, i in sorted(set(pairs))]
         deleted = 0
         for batch in _batches(rows, self.batch_size):
-            deleted += self._write(lambda tx, b=batch: tx.run(DELETE_INTERACTIONS, rows=b).single()["deleted"])
+            deleted += self._write(lambda tx, b=batch: tx.run(query, rows=b).single()["deleted"])
         return deleted
+
+    def delete_interactions(self, pairs: Iterable[tuple[str, str]]) -> int:
+        return self._delete_pairs(DELETE_INTERACTIONS, pairs)
+
+    def delete_dislikes(self, pairs: Iterable[tuple[str, str]]) -> int:
+        return self._delete_pairs(DELETE_DISLIKES, pairs)
 
     def clear(self) -> None:
         """Delete relationships, then nodes, in bounded batches (one huge transaction would
@@ -309,6 +394,19 @@ class Neo4jStore(GraphStore):
     def counts(self) -> dict[str, int]:
         row = self._read(lambda tx: tx.run(COUNTS).single())
         return {k: int(row[k]) for k in COUNT_KEYS}
+
+    def feedback(self, user: str, user_token: Hashable = None, hidden_token: Hashable = None) -> Feedback:
+        """One read transaction (``FEEDBACK``): a few bytes when the caller's tokens are current."""
+        params = {"user": user, "state": STATE_ID, "hidden_token": hidden_token,
+                  "user_token": None if user_token is None else list(user_token)}  # type: ignore[call-overload]
+        row = self._read(lambda tx: tx.run(FEEDBACK, params).single())
+        inter, disl, hidden = row["interacted"], row["disliked"], row["hidden"]
+        return Feedback(
+            user_token=tuple(row["user_token"]), known=bool(row["known"]),
+            interacted=None if inter is None else {i: float(w) for i, w in inter},
+            disliked=None if disl is None else frozenset(disl),
+            hidden_token=row["hidden_token"], hidden=None if hidden is None else frozenset(hidden),
+        )
 
     def get_node(self, label: Label, key: str) -> dict[str, Any] | None:
         label = Label(label)
@@ -378,4 +476,9 @@ class Neo4jStore(GraphStore):
         for c in g["facts"]:
             labels = repeat(None) if c["no_label"] else c["label"]
             out.facts += map(Fact, c["item"], c["predicate"], c["entity"], labels)
+        for c in g["dislikes"]:
+            stamps = repeat(None) if c["no_ts"] else c["ts"]
+            out.dislikes += map(Dislike, c["user"], c["item"], stamps)
+        for c in g["hidden"]:
+            out.hidden += sorted(c["id"])
         return out

@@ -32,6 +32,7 @@ from rdflib import OWL, RDF, RDFS, XSD, Graph, Literal, Namespace, URIRef
 from rdflib.term import Node
 
 from graph.records import (
+    Dislike,
     Fact,
     Follow,
     GraphRecords,
@@ -120,6 +121,7 @@ def triples(records: GraphRecords) -> Iterator[tuple[Node, Node, Node]]:
             yield a, KG.key, Literal(key)
             yield a, KG.value, _value(value)
 
+    hidden = set(records.hidden)
     for u in records.users:
         s = user(u.id)
         yield s, RDF.type, KG.User
@@ -131,6 +133,8 @@ def triples(records: GraphRecords) -> Iterator[tuple[Node, Node, Node]]:
         yield s, KG.id, Literal(i.id)
         if i.title is not None:
             yield s, KG["title"], Literal(i.title)
+        if i.id in hidden:
+            yield s, KG.hidden, Literal(True)
         yield from attrs(s, i.attrs)
     for t in records.tags:
         s = tag(t.id)
@@ -168,6 +172,13 @@ def triples(records: GraphRecords) -> Iterator[tuple[Node, Node, Node]]:
         yield s, KG.user, user(r.user)
         yield s, KG.friend, user(r.friend)
         yield s, KG.weight, _number(r.weight)
+    for r in records.dislikes:
+        s = URIRef(f"{ID_BASE}dislike/{_q(r.user)}/{_q(r.item)}")
+        yield s, RDF.type, KG.Dislike
+        yield s, KG.user, user(r.user)
+        yield s, KG.item, item(r.item)
+        if r.ts is not None:
+            yield s, KG.ts, _number(r.ts)
     labels: dict[str, str | None] = {}
     for f in records.facts:  # the last label given wins, as in build_snapshot
         if f.entity_label is not None or f.entity not in labels:
@@ -274,7 +285,7 @@ class _Reader:
                 key = g.value(s, key_prop)
                 self.declared[label][s] = str(key) if key is not None else self._fallback_key(label, s)
         self.owned: set[Node] = {s for nodes in self.declared.values() for s in nodes}
-        for cls in (KG.Interaction, KG.Tagging, KG.ItemTag, KG.Follow):
+        for cls in (KG.Interaction, KG.Tagging, KG.ItemTag, KG.Follow, KG.Dislike):
             self.owned.update(g.subjects(RDF.type, cls))
         for label in (Label.USER, Label.ITEM):
             for s in self.declared[label]:
@@ -325,6 +336,8 @@ class _Reader:
         for s, key in self.declared[Label.ITEM].items():
             title = g.value(s, KG["title"])
             rec.items.append(Item(key, None if title is None else str(title), self._attrs(s)))
+            if _python(g.value(s, KG.hidden) or Literal(False)) is True:
+                rec.hidden.append(key)
         for s, key in self.declared[Label.TAG].items():
             name, kind = g.value(s, KG.name), g.value(s, KG.kind)
             rec.tags.append(Tag(key, key if name is None else str(name), "tag" if kind is None else str(kind)))
@@ -422,6 +435,9 @@ class _Reader:
         for s, (u, f) in each(KG.Follow, (user, (KG.friend, Label.USER))):
             with reported():
                 rec.follows.append(Follow(u, f, num(s, KG.weight, 1.0, "positive")))
+        for s, (u, i) in each(KG.Dislike, (user, item)):
+            with reported():
+                rec.dislikes.append(Dislike(u, i, num(s, KG.ts, None, "int")))
 
 
 class _Bad(ValueError):

@@ -80,6 +80,15 @@ class Fact:
     entity_label: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Dislike:
+    """(:User)-[:DISLIKED {ts}]->(:Item); one per (user, item): never recommend it to them again."""
+
+    user: str
+    item: str
+    ts: int | None = None
+
+
 @dataclass
 class GraphRecords:
     """A whole graph as lists of records: what loaders produce and stores export."""
@@ -92,7 +101,10 @@ class GraphRecords:
     item_tags: list[ItemTag] = field(default_factory=list)
     follows: list[Follow] = field(default_factory=list)
     facts: list[Fact] = field(default_factory=list)
+    dislikes: list[Dislike] = field(default_factory=list)
+    #: Ids of items flagged ``hidden`` (never recommended nor listed as similar).
+    hidden: list[str] = field(default_factory=list)
 
 
 #: The keys of ``GraphStore.counts()`` and ``kgrec stats --json``.
-COUNT_KEYS = ("users", "items", "tags", "interactions", "taggings", "item_tags", "follows", "facts")
+COUNT_KEYS = ("users", "items", "tags", "interactions", "taggings", "item_tags", "follows", "facts", "dislikes")

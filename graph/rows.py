@@ -4,7 +4,10 @@ A write is a list of plain tuples (one shape per table, below); every row is che
 anything is written, and one bad row refuses the whole batch with ``StoreError``. The checks
 are what MemoryStore's file and Neo4j's property types can both hold: non-empty string keys,
 finite numbers, integer timestamps and flat scalar attributes. MemoryStore also runs them on
-every row it reads back from disk.
+every row it reads back from disk (``check_row``: the shape only, so a store written before a
+rule was tightened still opens); writes (``check_rows``) also hold every value to
+``graph.values`` — storable text, URL-addressable user and item ids, 64-bit integers, sane
+timestamps — so nothing either store cannot hold, or the API cannot address, is ever written.
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from graph import values
+from graph.records import Dislike, Fact, Follow, Interaction, Item, ItemTag, Tag, Tagging, User
 from graph.store import StoreError
 
 Check = Callable[[object], bool]
+Problem = Callable[[Any], "str | None"]
 
 
 # One function per field kind, kept flat because reading a store file runs them on every row.
@@ -39,6 +45,10 @@ def _int_or_none(v: object) -> bool:
     return v is None or type(v) is int
 
 
+def _bool(v: object) -> bool:
+    return type(v) is bool
+
+
 def _attrs(v: object) -> bool:
     return type(v) is dict and all(
         type(k) is str and k != "" and (type(x) in (str, int, bool) or (type(x) is float and math.isfinite(x)))
@@ -52,6 +62,7 @@ _MEANING = {
     _num: "a finite number",
     _num_or_none: "a finite number or None",
     _int_or_none: "an integer or None",
+    _bool: "true or false",
     _attrs: "a flat dict of string keys to str/int/float/bool values",
 }
 
@@ -70,9 +81,40 @@ FIELDS: dict[str, tuple[tuple[str, Check], ...]] = {
     "follows": (("follow user", _id), ("follow friend", _id), ("follow weight", _num)),
     "related": (("fact item", _id), ("fact predicate", _id), ("fact entity", _id)),
     "facts": (("fact item", _id), ("fact predicate", _id), ("fact entity", _id), ("fact entity label", _str_or_none)),
+    "disliked": (("dislike user", _id), ("dislike item", _id), ("dislike ts", _int_or_none)),
+    "hidden": (("hidden item", _id), ("hidden flag", _bool)),
 }
 
 _CHECKS = {table: tuple(check for _, check in fields) for table, fields in FIELDS.items()}
+
+
+def _optional(problem: Problem) -> Problem:
+    return lambda v: None if v is None else problem(v)
+
+
+def _attrs_problem(v: dict[object, object]) -> str | None:
+    bad = values.attrs_problem(v)
+    return None if bad is None else f"{bad[0]!r} {bad[1]}"
+
+
+_ID, _KEY = values.id_problem, values.key_problem
+_TEXT, _NUM, _TS = _optional(values.text_problem), values.number_problem, _optional(values.ts_problem)
+
+#: Each table's value rules (``graph.values``), in tuple order; run on writes after the shape check.
+VALUE_RULES: dict[str, tuple[Problem, ...]] = {
+    "users": (_ID, _attrs_problem),
+    "items": (_ID, _TEXT, _attrs_problem),
+    "tags": (_KEY, _TEXT, _TEXT),
+    "entities": (_KEY, _TEXT),
+    "interacted": (_ID, _ID, _NUM, _optional(values.number_problem), _TS),
+    "tagged": (_ID, _ID, _KEY, _TS),
+    "has_tag": (_ID, _KEY, _NUM),
+    "follows": (_ID, _ID, _NUM),
+    "related": (_ID, _KEY, _KEY),
+    "facts": (_ID, _KEY, _KEY, _TEXT),
+    "disliked": (_ID, _ID, _TS),
+    "hidden": (_ID, lambda v: None),
+}
 
 
 def check_row(table: str, row: Any) -> Any:
@@ -93,6 +135,15 @@ def _explain(table: str, row: Any) -> str:
     return f"{row!r} is not a {table} row"
 
 
+def value_problem(table: str, row: Any) -> str | None:
+    """What is wrong with the values of a row of the right shape, naming the field; or None."""
+    for value, (what, _), problem in zip(row, FIELDS[table], VALUE_RULES[table], strict=True):
+        found = problem(value)
+        if found is not None:
+            return f"{what} {value!r:.80} {found}"
+    return None
+
+
 def check_rows(table: str, rows: list[Any]) -> list[Any]:
     """``rows`` when every one is valid; otherwise StoreError naming the first bad row (1-based)."""
     for n, row in enumerate(rows, 1):
@@ -100,4 +151,51 @@ def check_rows(table: str, rows: list[Any]) -> list[Any]:
             check_row(table, row)
         except ValueError as exc:
             raise StoreError(f"bad {table} row {n}: {exc}; nothing of this batch was written") from None
+        problem = value_problem(table, row)
+        if problem is not None:
+            raise StoreError(f"bad {table} row {n}: {problem}; nothing of this batch was written")
     return rows
+
+
+def distinct(table: str, rows: list[Any]) -> int:
+    """How many distinct nodes or relationships ``rows`` write: rows with the same key (a user
+    id, a (user, item) pair, a (user, item, tag) tagging...) are one upsert, the last row's
+    values winning. This is what the stores' upserts return."""
+    width = KEY_WIDTH[table]
+    return len({tuple(row[:width]) for row in rows})
+
+
+#: How many leading fields of each table's row form its key (``graph.schema``'s uniqueness rules).
+KEY_WIDTH = {"users": 1, "items": 1, "tags": 1, "entities": 1, "interacted": 2, "tagged": 3, "has_tag": 2,
+             "follows": 2, "related": 3, "facts": 3, "disliked": 2, "hidden": 1}
+
+
+#: The table and row shape of each record kind, as the stores write them.
+RECORD_ROWS: dict[type, tuple[str, Callable[[Any], tuple[Any, ...]]]] = {
+    User: ("users", lambda r: (r.id, r.attrs)),
+    Item: ("items", lambda r: (r.id, r.title, r.attrs)),
+    Tag: ("tags", lambda r: (r.id, r.name, r.kind)),
+    Interaction: ("interacted", lambda r: (r.user, r.item, r.weight, r.rating, r.ts)),
+    Tagging: ("tagged", lambda r: (r.user, r.item, r.tag, r.ts)),
+    ItemTag: ("has_tag", lambda r: (r.item, r.tag, r.count)),
+    Follow: ("follows", lambda r: (r.user, r.friend, r.weight)),
+    Fact: ("facts", lambda r: (r.item, r.predicate, r.entity, r.entity_label)),
+    Dislike: ("disliked", lambda r: (r.user, r.item, r.ts)),
+}
+
+
+def record_problem(record: Any) -> str | None:
+    """What no store would accept in a ``graph.records`` record (or in each record of a tuple or
+    list of them), the same answer ``check_rows`` gives at write time; None when it is fine."""
+    if isinstance(record, tuple | list):
+        return next((p for p in map(record_problem, record) if p is not None), None)
+    kind = RECORD_ROWS.get(type(record))
+    if kind is None:
+        return None
+    table, to_row = kind
+    row = to_row(record)
+    try:
+        check_row(table, row)
+    except ValueError as exc:
+        return str(exc)
+    return value_problem(table, row)

@@ -16,6 +16,9 @@ class Label(StrEnum):
     ITEM = "Item"
     TAG = "Tag"
     ENTITY = "Entity"
+    #: One node (``{id: "serving"}``) holding counters that let API workers notice global
+    #: changes (hidden items) with one cheap read; never exported, counted or recommended.
+    STATE = "KgrecState"
 
 
 class Rel(StrEnum):
@@ -27,6 +30,8 @@ class Rel(StrEnum):
     FOLLOWS = "FOLLOWS"
     RELATED = "RELATED"
     RECOMMENDED = "RECOMMENDED"
+    #: Negative feedback: the user does not want the item recommended again.
+    DISLIKED = "DISLIKED"
 
 
 #: The key property of each label (a unique constraint in Neo4j).
@@ -35,6 +40,7 @@ KEY: dict[Label, str] = {
     Label.ITEM: "id",
     Label.TAG: "id",
     Label.ENTITY: "iri",
+    Label.STATE: "id",
 }
 
 #: (source label, type, target label) of every relationship type.
@@ -45,21 +51,31 @@ ENDPOINTS: dict[Rel, tuple[Label, Label]] = {
     Rel.FOLLOWS: (Label.USER, Label.USER),
     Rel.RELATED: (Label.ITEM, Label.ENTITY),
     Rel.RECOMMENDED: (Label.USER, Label.ITEM),
+    Rel.DISLIKED: (Label.USER, Label.ITEM),
 }
 
 #: Property names each element may carry (besides free-form user/item attributes).
 PROPERTIES: dict[Label | Rel, tuple[str, ...]] = {
-    Label.USER: ("id",),
-    Label.ITEM: ("id", "title"),
+    Label.USER: ("id", "rev"),
+    Label.ITEM: ("id", "title", "hidden"),
     Label.TAG: ("id", "name", "kind"),
     Label.ENTITY: ("iri", "label"),
+    Label.STATE: ("id", "hidden_rev"),
     Rel.INTERACTED: ("weight", "rating", "ts"),
     Rel.TAGGED: ("tag", "ts"),
     Rel.HAS_TAG: ("count",),
     Rel.FOLLOWS: ("weight",),
     Rel.RELATED: ("predicate",),
     Rel.RECOMMENDED: ("model", "score", "rank", "at"),
+    Rel.DISLIKED: ("ts",),
 }
+
+#: ``User.rev`` is bumped by every write that changes the user's INTERACTED or DISLIKED
+#: relationships, and ``KgrecState.hidden_rev`` by every change of an item's ``hidden`` flag,
+#: so a server can tell with one small read whether what it cached is still current.
+USER_REV = "rev"
+HIDDEN_REV = "hidden_rev"
+STATE_ID = "serving"
 
 #: Prefix of free-form attribute properties on users and items (``attr_age``), so that
 #: they can never collide with the reserved names above.

@@ -72,6 +72,14 @@ class GraphSnapshot:
     user_attrs: tuple[dict[str, Any], ...]
     item_attrs: tuple[dict[str, Any], ...]
     fingerprint: str = ""
+    #: users × items, 1 where the user DISLIKED the item (never served to them; no model trains on it).
+    dislikes: sp.csr_matrix | None = None
+    #: Ids of items flagged hidden when the snapshot was taken (never served).
+    hidden: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if self.dislikes is None:
+            object.__setattr__(self, "dislikes", sp.csr_matrix((len(self.users), len(self.items)), dtype=np.float32))
 
     @property
     def counts(self) -> dict[str, int]:
@@ -84,6 +92,7 @@ class GraphSnapshot:
             "item_tags": int(self.item_tags.nnz),
             "follows": int(self.follows.nnz),
             "facts": len(self.facts),
+            "dislikes": int(self.dislikes.nnz),
         }
 
     def user_items(self, user: int) -> np.ndarray:
@@ -131,6 +140,7 @@ class GraphSnapshot:
             facts=self.facts, item_titles=self.item_titles, tag_names=self.tag_names,
             tag_kinds=self.tag_kinds, entity_labels=self.entity_labels,
             user_attrs=self.user_attrs, item_attrs=self.item_attrs,
+            dislikes=self.dislikes, hidden=self.hidden,
         )
         return _with_fingerprint(snap)
 
@@ -144,6 +154,7 @@ class GraphSnapshot:
             **_csr_arrays("item_tags", self.item_tags),
             **_csr_arrays("user_tags", self.user_tags),
             **_csr_arrays("follows", self.follows),
+            **_csr_arrays("dislikes", self.dislikes),
             "ratings": self.ratings,
             "timestamps": self.timestamps,
             "taggings": _plain(self.taggings, TAGGING_FIELDS),
@@ -165,6 +176,7 @@ class GraphSnapshot:
             "entity_labels": list(self.entity_labels),
             "user_attrs": list(self.user_attrs),
             "item_attrs": list(self.item_attrs),
+            "hidden": sorted(self.hidden),
         }
         (d / "snapshot.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
@@ -191,6 +203,8 @@ class GraphSnapshot:
             tag_kinds=tuple(meta["tag_kinds"]), entity_labels=tuple(meta["entity_labels"]),
             user_attrs=tuple(meta["user_attrs"]), item_attrs=tuple(meta["item_attrs"]),
             fingerprint=meta["fingerprint"],
+            dislikes=_csr_from(a, "dislikes", (len(users), len(items))) if "dislikes.data" in a else None,
+            hidden=frozenset(meta.get("hidden", ())),
         )
         if _fingerprint(snap) != snap.fingerprint:
             raise ValueError(f"{d}: snapshot content does not match its fingerprint")
@@ -250,6 +264,11 @@ def build_snapshot(records: GraphRecords) -> GraphSnapshot:
         sorted({(items.index[f.item], pred_index[f.predicate], entities.index[f.entity]) for f in records.facts}),
         dtype=FACT_FIELDS,
     )
+    # Dislikes and hidden flags of nodes the rest of the graph does not hold are left out: an
+    # item nobody interacted with is never recommended anyway.
+    dl = [(users.index[r.user], items.index[r.item], 1.0) for r in records.dislikes
+          if r.user in users.index and r.item in items.index]
+    dislikes = _csr(*_cols(dl, 3), (nu, ni))
 
     titles: dict[str, str | None] = {i.id: i.title for i in records.items}
     tag_rec = {t.id: t for t in records.tags}
@@ -270,6 +289,7 @@ def build_snapshot(records: GraphRecords) -> GraphSnapshot:
         entity_labels=tuple(ent_labels.get(e) for e in entities.ids),
         user_attrs=tuple(uattrs.get(u, {}) for u in users.ids),
         item_attrs=tuple(iattrs.get(i, {}) for i in items.ids),
+        dislikes=dislikes, hidden=frozenset(h for h in records.hidden if h in items.index),
     )
     return _with_fingerprint(snap)
 
@@ -337,6 +357,10 @@ def _fingerprint(s: GraphSnapshot) -> str:
     add(_plain(s.facts, FACT_FIELDS))
     add([list(s.item_titles), list(s.tag_names), list(s.tag_kinds), list(s.entity_labels)])
     add([list(s.user_attrs), list(s.item_attrs)])
+    if s.dislikes.nnz or s.hidden:  # absent from graphs without them, so their fingerprints are unchanged
+        add(s.dislikes.indptr.astype(np.int64))
+        add(s.dislikes.indices.astype(np.int64))
+        add(sorted(s.hidden))
     c = s.counts
     return "u{users}-i{items}-x{interactions}-".format(**c) + h.hexdigest()[:16]
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from graph.records import (
+    Dislike,
     Fact,
     Follow,
     GraphRecords,
@@ -52,6 +54,24 @@ class Neighbor:
     props: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Feedback:
+    """What the store holds now about one user's feedback, and which items are hidden.
+
+    Tokens change whenever the part they guard changes; a part is ``None`` when the caller's
+    token was still current (nothing to ship), so a server that caches per user pays one small
+    read per request. ``interacted`` is the user's whole INTERACTED history (item -> weight),
+    ``disliked`` the items they DISLIKED; ``known`` says whether the user node exists.
+    """
+
+    user_token: Hashable
+    known: bool
+    interacted: dict[str, float] | None
+    disliked: frozenset[str] | None
+    hidden_token: Hashable
+    hidden: frozenset[str] | None
+
+
 #: The stored property that names a node in ``Neighbor.name`` (users: their ``name`` attribute).
 DISPLAY_PROPERTY: dict[Label, str] = {
     Label.USER: "attr_name",
@@ -74,6 +94,9 @@ class GraphStore(ABC):
     node or relationship with the latest properties, so a failed load can simply be rerun.
     Writes that name a node that does not exist yet create it with only its key.
     """
+
+    #: Whether several threads may call the store at once (a driver) or must take turns (networkx).
+    thread_safe: ClassVar[bool] = False
 
     # -- writes -------------------------------------------------------------------------
     @abstractmethod
@@ -101,6 +124,18 @@ class GraphStore(ABC):
     def upsert_facts(self, rows: Iterable[Fact]) -> int: ...
 
     @abstractmethod
+    def upsert_dislikes(self, rows: Iterable[Dislike]) -> int:
+        """Negative feedback, one DISLIKED per (user, item); independent of INTERACTED."""
+
+    @abstractmethod
+    def delete_dislikes(self, pairs: Iterable[tuple[str, str]]) -> int: ...
+
+    @abstractmethod
+    def set_hidden(self, ids: Iterable[str], hidden: bool) -> int:
+        """Flag existing items as hidden (or not); returns how many of them exist. A hidden item
+        keeps its relationships (it still shapes others' scores) but is never served."""
+
+    @abstractmethod
     def delete_users(self, ids: Iterable[str]) -> int:
         """Delete users and every relationship touching them; returns how many existed."""
 
@@ -116,6 +151,16 @@ class GraphStore(ABC):
 
     def flush(self) -> None:  # noqa: B027 - optional hook: write-through stores need nothing
         """Make every write so far durable. Stores that write through need do nothing."""
+
+    def refresh(self) -> None:  # noqa: B027 - optional hook: stores that read live need nothing
+        """Take in what other processes wrote since this one last looked (an embedded store
+        keeps a copy in memory); stores that read the database on every call need nothing."""
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold off other writers for a read-modify-write (an embedded store locks its files and
+        refreshes first; a database serialises writes itself, so the default does nothing)."""
+        yield
 
     # -- reads --------------------------------------------------------------------------
     @abstractmethod
@@ -141,6 +186,11 @@ class GraphStore(ABC):
     def export(self) -> GraphRecords:
         """The whole graph as records (RDF export, snapshots)."""
 
+    @abstractmethod
+    def feedback(self, user: str, user_token: Hashable = None, hidden_token: Hashable = None) -> Feedback:
+        """One user's current feedback and the hidden items, shipping only the parts whose
+        token changed (see ``Feedback``): what servers read on every request."""
+
     def snapshot(self) -> GraphSnapshot:
         """An immutable array view of the graph; the same data gives the same fingerprint."""
         from graph.snapshot import build_snapshot
@@ -159,7 +209,10 @@ class GraphStore(ABC):
             "item_tags": self.upsert_item_tags(records.item_tags),
             "follows": self.upsert_follows(records.follows),
             "facts": self.upsert_facts(records.facts),
+            "dislikes": self.upsert_dislikes(records.dislikes),
         }
+        if records.hidden:
+            self.set_hidden(records.hidden, True)
         self.flush()
         return written
 
@@ -181,10 +234,12 @@ class GraphStore(ABC):
         self.close()
 
 
-def open_store(url: str | None = None) -> GraphStore:
+def open_store(url: str | None = None, existing: bool = False) -> GraphStore:
     """Open a store by URL.
 
-    ``memory://PATH``: everything after ``memory://`` is a directory (relative allowed).
+    ``memory://PATH``: everything after ``memory://`` is a directory (relative allowed); it is
+    created by the first write, or, with ``existing``, must already be there (commands that only
+    read: a mistyped path is an error, not an empty graph).
     ``neo4j://HOST:PORT[/DATABASE]`` or ``bolt://…``: credentials come from
     ``KGREC_NEO4J_USER`` / ``KGREC_NEO4J_PASSWORD``, never from the URL.
     """
@@ -195,6 +250,8 @@ def open_store(url: str | None = None) -> GraphStore:
         path = url[len("memory://") :]
         if not path:
             raise StoreError("memory:// needs a directory path, e.g. memory://data/graph")
+        if existing and not os.path.isdir(path):
+            raise StoreError(f"no memory store at {path} (nothing was loaded there; see `kgrec load`)")
         return MemoryStore(path)
     for scheme in ("neo4j://", "bolt://", "neo4j+s://", "bolt+s://"):
         if url.startswith(scheme):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from graph.records import GraphRecords
+from graph.rows import record_problem
 
 T = TypeVar("T")
 
@@ -31,6 +32,7 @@ REASONS: dict[str, str] = {
     "date": "an impossible date",
     "duplicate": "the same key appeared earlier in the file",
     "self_loop": "a user follows themself",
+    "value": "a value no store can hold (control characters, '/' in a user or item id, out of range)",
 }
 
 
@@ -170,6 +172,10 @@ class Table:
                 rec = parse(fields)
             except RowError as exc:
                 self.report.reject(self.name, n, exc.reason, exc.detail)
+                continue
+            problem = record_problem(rec)
+            if problem is not None:  # the stores' own rules (graph.values), so a load never fails half-way
+                self.report.reject(self.name, n, "value", problem)
                 continue
             if key is not None:
                 k = key(rec)

@@ -8,13 +8,16 @@ cold user gets an empty list, never an exception: the fallback chain fills the g
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from graph.schema import Label, Rel
 from graph.snapshot import GraphSnapshot
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -126,3 +129,56 @@ class Recommender(ABC):
     @classmethod
     @abstractmethod
     def load(cls, directory: str | Path, snapshot: GraphSnapshot) -> Recommender: ...
+
+
+# -- optional abilities, declared by the classes that have them (and checked with isinstance) --
+@runtime_checkable
+class ScoresAllItems(Protocol):
+    """Scores every item of the snapshot for a known user, so a server can filter (tags, hidden
+    items, dislikes) on the whole vector instead of asking for ever longer lists."""
+
+    #: Only items scored above zero are recommended (no evidence, no item); factor models: False.
+    positive_only: ClassVar[bool]
+
+    def score_user(self, user_id: str) -> np.ndarray | None:
+        """All item scores (read-only), or None when the user is unknown or cold."""
+        ...
+
+
+@runtime_checkable
+class FoldsInHistory(Protocol):
+    """Scores a history newer than the fit (feedback posted since the bundle) without refitting.
+    Weights are the raw interaction weights; a negative weight is negative evidence (a dislike)."""
+
+    positive_only: ClassVar[bool]
+
+    def score_history(self, history: Mapping[str, float]) -> np.ndarray | None:
+        """All item scores for ``history`` (item id -> weight), or None when nothing in it is known."""
+        ...
+
+
+@runtime_checkable
+class ExplainsHistory(Protocol):
+    """Explains an item scored from a folded-in history with the model's own evidence."""
+
+    def explain_history(self, history: Mapping[str, float], item_id: str) -> list[Reason]: ...
+
+
+@runtime_checkable
+class RecommendsAnonymously(Protocol):
+    """Serves users the graph has never seen (no history at all), and says why."""
+
+    def anonymous_scores(self) -> np.ndarray:
+        """Every item's score for someone we know nothing about (higher is better, > 0 to serve)."""
+        ...
+
+    def recommend_anonymous(self, k: int = 10, exclude: Collection[str] | None = None) -> list[Recommendation]: ...
+
+    def explain_anonymous(self, item_id: str) -> list[Reason]: ...
+
+
+@runtime_checkable
+class SimilarItems(Protocol):
+    """Items like a given item, from the model's own fitted similarity (no scores for a user)."""
+
+    def similar_items(self, item_id: str, k: int = 10) -> list[Recommendation]: ...

@@ -2,7 +2,10 @@
 
 A job is a *payload* — what every worker loads once (a bundle directory, or fitted models
 packed the same way) — and a *block task*: a module-level function ``task(context, users,
-options) -> one result per user``, where ``context`` is the loaded payload. An engine cuts
+options, states) -> one result per user``, where ``context`` is the loaded payload and
+``states`` each user's value of the caller's ``state`` function (what the store knows beyond
+the bundle), computed in this process as the block is handed out, or None without one: the
+store is read where its credentials are, and workers need no access to it. An engine cuts
 the users into blocks, runs the task on each block wherever it runs them, and yields
 ``(user, result)`` in the order the users were given, whatever order the blocks finish in.
 So the output of every engine is the output of one process, byte for byte, and the caller
@@ -24,8 +27,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
 
-#: (context, users, options) -> one result per user, in the users' order.
-BlockTask = Callable[[Any, Sequence[str], Any], list[Any]]
+#: (context, users, options, states) -> one result per user, in the users' order.
+BlockTask = Callable[[Any, Sequence[str], Any, Sequence[Any] | None], list[Any]]
+#: A block as handed to ``_run_blocks``: its users and their states (or None).
+Block = tuple[list[str], list[Any] | None]
 #: Blocks per worker the users are cut into by default: enough to even out slow blocks,
 #: few enough that per-block overhead (a Ray round trip, about a millisecond) stays small.
 BLOCKS_PER_WORKER = 8
@@ -74,22 +79,24 @@ class BatchEngine(ABC):
         self.block = block
         self.address = address
 
-    def run(self, task: BlockTask, options: Any, users: Sequence[str],
-            desc: str = "users") -> Iterator[tuple[str, Any]]:
-        """``(user, result)`` for every user, in the given order, with a progress bar."""
+    def run(self, task: BlockTask, options: Any, users: Sequence[str], desc: str = "users",
+            state: Callable[[str], Any] | None = None) -> Iterator[tuple[str, Any]]:
+        """``(user, result)`` for every user, in the given order, with a progress bar;
+        ``state(user)`` is read here for each user when its block is handed out."""
         from tqdm import tqdm
 
         blocks = blocks_of(users, self.block or block_size(len(users), self.workers))
+        work = ((b, None if state is None else [state(u) for u in b]) for b in blocks)
         with tqdm(total=len(users), unit="user", desc=desc, disable=None) as bar:
-            for block, results in zip(blocks, self._run_blocks(task, options, blocks), strict=True):
+            for block, results in zip(blocks, self._run_blocks(task, options, work), strict=True):
                 if len(results) != len(block):
                     raise RuntimeError(f"{task.__name__} returned {len(results)} results for {len(block)} users")
                 yield from zip(block, results, strict=True)
                 bar.update(len(block))
 
     @abstractmethod
-    def _run_blocks(self, task: BlockTask, options: Any, blocks: list[list[str]]) -> Iterator[list[Any]]:
-        """Each block's results, in the blocks' order."""
+    def _run_blocks(self, task: BlockTask, options: Any, blocks: Iterator[Block]) -> Iterator[list[Any]]:
+        """Each block's results, in the blocks' order (``blocks`` is consumed lazily)."""
 
     @abstractmethod
     def close(self) -> None:
@@ -113,12 +120,12 @@ class LocalEngine(BatchEngine):
         super().__init__(payload, workers, block, address)
         self._context: Any = payload.loaded
 
-    def _run_blocks(self, task: BlockTask, options: Any, blocks: list[list[str]]) -> Iterator[list[Any]]:
+    def _run_blocks(self, task: BlockTask, options: Any, blocks: Iterator[Block]) -> Iterator[list[Any]]:
         if self._context is None:
             assert self.payload.directory is not None, "a payload needs a directory or a loaded copy"
             self._context = self.payload.load(self.payload.directory)
-        for block in blocks:
-            yield task(self._context, block, options)
+        for users, states in blocks:
+            yield task(self._context, users, options, states)
 
     def close(self) -> None:
         """Nothing to release: the blocks ran in this process."""

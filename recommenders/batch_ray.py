@@ -6,6 +6,8 @@ actor fetches that one object, unpacks it into its own temporary directory and l
 (``Payload.load``) in its constructor, so a bundle is read once per actor, not once per
 block, and the cluster needs no shared filesystem: the same code runs on a laptop's local
 cluster and on machines that see none of the driver's files (they need kgrec installed).
+Per-user store state (``BatchEngine.run``'s ``state``) is read by the driver as each block is
+submitted and travels with that block; workers never connect to the store.
 
 Scheduling: each actor has at most ``DEPTH`` blocks queued; a finished block frees its
 actor at once (``ray.wait``), and finished blocks are held until every block before them is
@@ -25,7 +27,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from recommenders.batch import BatchEngine, BatchError, BlockTask, Payload
+from recommenders.batch import BatchEngine, BatchError, Block, BlockTask, Payload
 from recommenders.ray_session import ray_session, thread_env
 
 #: Blocks queued per actor (one running, one waiting: no idle gap between blocks).
@@ -63,10 +65,10 @@ class _Worker:
     def ready(self) -> bool:
         return True
 
-    def run(self, task: BlockTask, options: Any, users: list[str]) -> list[Any]:
+    def run(self, task: BlockTask, options: Any, users: list[str], states: list[Any] | None) -> list[Any]:
         started = time.process_time()
         try:
-            return task(self.context, users, options)
+            return task(self.context, users, options, states)
         finally:
             self.busy_cpu += time.process_time() - started
 
@@ -112,21 +114,23 @@ class RayEngine(BatchEngine):
         for a in self._actors:
             ray.kill(a)
 
-    def _run_blocks(self, task: BlockTask, options: Any, blocks: list[list[str]]) -> Iterator[list[Any]]:
+    def _run_blocks(self, task: BlockTask, options: Any, blocks: Iterator[Block]) -> Iterator[list[Any]]:
         import ray
 
         load = [0] * len(self._actors)
         inflight: dict[Any, tuple[int, int]] = {}
         finished: dict[int, Any] = {}
         submitted = yielded = 0
-        while yielded < len(blocks):
-            while submitted < len(blocks) and submitted - yielded < WINDOW * len(self._actors):
+        pending: Block | None = next(blocks, None)
+        while pending is not None or yielded < submitted:
+            while pending is not None and submitted - yielded < WINDOW * len(self._actors):
                 a = min(range(len(load)), key=load.__getitem__)
                 if load[a] >= DEPTH:
                     break
-                inflight[self._actors[a].run.remote(task, options, blocks[submitted])] = (submitted, a)
+                inflight[self._actors[a].run.remote(task, options, *pending)] = (submitted, a)
                 load[a] += 1
                 submitted += 1
+                pending = next(blocks, None)
             if yielded in finished:
                 yield _result(finished.pop(yielded))
                 yielded += 1

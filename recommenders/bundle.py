@@ -3,7 +3,8 @@
 Layout of a bundle directory::
 
     manifest.json        {"format", "created", "seed", "snapshot": {fingerprint, counts},
-                          "models": [{"name", "path", "config"}], "fallback": [names]}
+                          "models": [{"name", "path", "config"}], "fallback": [names],
+                          "files": {relative path: sha256}}
     snapshot/            GraphSnapshot.save (snapshot.npz + snapshot.json)
     models/<name>/       Recommender.save: model.json + arrays.npz (allow_pickle=False)
 
@@ -13,6 +14,11 @@ them, refusing a snapshot with another fingerprint (``recommenders.scored`` docu
 format its subclasses share; a recommender with other files — e.g. ``kge`` vectors as
 safetensors — keeps them in its own directory the same way). The bundle is written to a
 temporary sibling directory and renamed into place, so a crash never leaves half a bundle.
+
+Bundles are tamper-evident (``recommenders.integrity``): the manifest records a SHA-256 of
+every file, and loading refuses — with one ``BundleError`` line, before any file is parsed —
+a bundle whose files differ, are missing or extra, or whose manifest paths leave the folder;
+each model's arrays are then checked against the snapshot's dimensions and for NaN.
 """
 
 from __future__ import annotations
@@ -29,8 +35,8 @@ from typing import Any
 
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Recommender
-from recommenders.fallback import FallbackChain
 from recommenders.hybrid import Hybrid
+from recommenders.integrity import MANIFEST, BundleError, confined, digest_files, verify_files
 from recommenders.registry import create, get
 
 BUNDLE_FORMAT = 1
@@ -40,40 +46,50 @@ LAST_RESORT = "popularity"
 
 @dataclass
 class Bundle:
-    """A loaded bundle: the snapshot, the models by name, and the fallback chain."""
+    """A loaded bundle: the snapshot, the models by name, and the manifest (with the fallback
+    order). ``recommenders.serving.Server.from_bundle`` serves it."""
 
     snapshot: GraphSnapshot
     models: dict[str, Recommender]
-    chain: FallbackChain
     manifest: dict[str, Any] = field(default_factory=dict)
 
-    def chain_for(self, model: str | None = None) -> FallbackChain:
-        """The bundle's chain, or ``model`` first followed by the last resort."""
-        if model is None:
-            return self.chain
-        if model not in self.models:
-            raise ValueError(f"model {model!r} is not in this bundle; it has: {', '.join(self.models)}")
-        order = [model] + ([LAST_RESORT] if model != LAST_RESORT else [])
-        return FallbackChain([self.models[n] for n in order])
+    @property
+    def fallback(self) -> list[str]:
+        """The order in which models fill a list (the default model first, popularity last)."""
+        return list(self.manifest.get("fallback") or self.models)
 
     @classmethod
     def load(cls, directory: str | Path) -> Bundle:
+        """The bundle in ``directory``, verified first; ``BundleError`` (one line) otherwise."""
         d = Path(directory)
-        path = d / "manifest.json"
+        path = d / MANIFEST
         if not path.is_file():
             raise FileNotFoundError(f"{d}: no manifest.json; not a kgrec bundle")
+        try:
+            return cls._load(d, path)
+        except BundleError:
+            raise
+        except Exception as exc:  # a damaged file of any kind: say so in one line, not a traceback
+            raise BundleError(f"{d}: cannot be loaded: {type(exc).__name__}: {exc}") from exc
+
+    @classmethod
+    def _load(cls, d: Path, path: Path) -> Bundle:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        if manifest.get("format") != BUNDLE_FORMAT:
-            raise ValueError(f"{d}: bundle format {manifest.get('format')} is not {BUNDLE_FORMAT}")
+        if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+            raise BundleError(f"{d}: bundle format {manifest.get('format') if isinstance(manifest, dict) else '?'} "
+                              f"is not {BUNDLE_FORMAT}")
+        verify_files(d, manifest.get("files"))
         snapshot = GraphSnapshot.load(d / "snapshot")
         expected = manifest["snapshot"]["fingerprint"]
         if snapshot.fingerprint != expected:
-            raise ValueError(f"{d}: snapshot {snapshot.fingerprint} is not the one the manifest names ({expected})")
+            raise BundleError(f"{d}: snapshot {snapshot.fingerprint} is not the one the manifest names ({expected})")
         models: dict[str, Recommender] = {}
         for entry in manifest["models"]:
-            models[entry["name"]] = get(entry["name"]).load(d / entry["path"], snapshot)
-        chain = FallbackChain([models[n] for n in manifest["fallback"]])
-        return cls(snapshot, models, chain, manifest)
+            models[entry["name"]] = get(entry["name"]).load(confined(d, entry["path"], "model path"), snapshot)
+        missing = [n for n in manifest["fallback"] if n not in models]
+        if missing:
+            raise BundleError(f"{d}: the fallback order names models the bundle lacks: {', '.join(missing)}")
+        return cls(snapshot, models, manifest)
 
 
 def fit_models(snapshot: GraphSnapshot, names: Sequence[str], seed: int = 42,
@@ -123,8 +139,9 @@ def save_bundle(directory: str | Path, snapshot: GraphSnapshot, models: dict[str
             "snapshot": {"fingerprint": snapshot.fingerprint, "counts": snapshot.counts},
             "models": entries,
             "fallback": _with_last_resort(list(models)),
+            "files": digest_files(tmp),
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         if d.exists():
             old = d.with_name(f".{d.name}.old-{os.getpid()}")
             d.rename(old)

@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Reason, TopReasons
+from recommenders.integrity import Dim
 from recommenders.scored import (
     ScoredRecommender,
     csr_restore,
@@ -71,6 +72,8 @@ class Content(ScoredRecommender):
         inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
         self._vectors = sp.csr_matrix(sp.diags(inv) @ v)
         self._vectors.sort_indices()
+
+    ARRAYS: ClassVar[dict[str, tuple[Dim, ...]]] = {"vectors": ("items", None)}
 
     def _state(self) -> dict[str, np.ndarray]:
         return csr_state("vectors", self._vectors)

@@ -32,7 +32,9 @@ import scipy.sparse as sp
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Reason, TopReasons
 from recommenders.graph_walk_explain import explain_top
+from recommenders.integrity import Dim
 from recommenders.scored import (
+    HistoryScored,
     ScoredRecommender,
     csr_restore,
     csr_state,
@@ -73,7 +75,7 @@ def _power(m: sp.csr_matrix, alpha: float) -> sp.csr_matrix:
     return m
 
 
-class GraphWalk(ScoredRecommender):
+class GraphWalk(ScoredRecommender, HistoryScored):
     name: ClassVar[str] = "graph_walk"
     Config = GraphWalkConfig
 
@@ -134,6 +136,8 @@ class GraphWalk(ScoredRecommender):
         self._sim = sp.csr_matrix(self._s_user + self._s_tag)
         self._sim.sort_indices()
 
+    ARRAYS: ClassVar[dict[str, tuple[Dim, ...]]] = {"s_user": ("items", "items"), "s_tag": ("items", "items")}
+
     def _state(self) -> dict[str, np.ndarray]:
         return {**csr_state("s_user", self._s_user), **csr_state("s_tag", self._s_tag)}
 
@@ -160,12 +164,13 @@ class GraphWalk(ScoredRecommender):
     def _history_scores(self, items: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
         """The walk from a history newer than the fit (the API's feedback): the same first
         step as ``_start`` (row-normalised weights to the power alpha) through the item→item
-        walks; the friends' part is left out because a bare history names no user."""
+        walks; the friends' part is left out because a bare history names no user. A disliked
+        item (negative weight) walks with negative mass, pushing its neighbours down."""
         w = weight_vector(weights, self.config.interaction_weighting)
-        total = w.sum()
+        total = w[w > 0].sum()
         if total <= 0:
             return None
-        return weighted_row_sum(self._sim, items, np.power(w / total, self.config.alpha))
+        return weighted_row_sum(self._sim, items, np.sign(w) * np.power(np.abs(w) / total, self.config.alpha))
 
     def _explain(self, u: int, i: int, score: float) -> list[Reason]:
         return list(self._explain_top(u, i, score, None).reasons)

@@ -44,6 +44,7 @@ import scipy.sparse as sp
 
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Reason, Recommendation, Recommender, TopReasons, top_reasons
+from recommenders.integrity import Dim, check_arrays
 from recommenders.scored import MODEL_FORMAT, config_from_json, read_model_meta
 
 GLOBAL_FEATURES = ("log_audience", "tag_cosine", "log_friends", "n_sources")
@@ -51,6 +52,13 @@ GLOBAL_FEATURES = ("log_audience", "tag_cosine", "log_friends", "n_sources")
 EXPLAINING_COMPONENTS = 3
 #: How many of each known user's ranked items ``fit`` keeps for serving without scoring.
 PRECOMPUTED = 200
+
+
+#: The hybrid's own arrays (``recommenders.integrity.check_arrays``): per-feature weights and
+#: standardisation, and (``TOP_ARRAYS``) the precomputed lists of every user.
+ARRAYS: dict[str, tuple[Dim, ...]] = {"weights": (None,), "mean": (None,), "std": (None,)}
+TOP_ARRAYS: dict[str, tuple[Dim, ...]] = {"top_indptr": (None,), "top_items": (None,), "top_scores": (None,),
+                                          "top_complete": ("users",)}
 
 
 @dataclass(frozen=True)
@@ -439,12 +447,14 @@ class Hybrid(Recommender):
         model._prepare(snapshot)
         model.components = {c: get(c).load(d / "components" / c, snapshot) for c in model.config.components}
         with np.load(d / "arrays.npz", allow_pickle=False) as z:
-            model._weights, model._mean, model._std = z["weights"], z["mean"], z["std"]
-            keys = ("indptr", "items", "scores", "complete")
-            if all(f"top_{key}" in z for key in keys):  # models saved before precomputation score live
-                model._top = {key: z[f"top_{key}"] for key in keys}
-                if len(model._top["indptr"]) != len(snapshot.users) + 1:
-                    raise ValueError(f"{d}: precomputed lists do not match the snapshot's users")
+            arrays = {k: z[k] for k in z.files}
+        check_arrays(arrays, {**ARRAYS, **(TOP_ARRAYS if "top_indptr" in arrays else {})}, snapshot, d / "arrays.npz")
+        model._weights, model._mean, model._std = arrays["weights"], arrays["mean"], arrays["std"]
+        keys = ("indptr", "items", "scores", "complete")
+        if all(f"top_{key}" in arrays for key in keys):  # models saved before precomputation score live
+            model._top = {key: arrays[f"top_{key}"] for key in keys}
+            if len(model._top["indptr"]) != len(snapshot.users) + 1:
+                raise ValueError(f"{d}: precomputed lists do not match the snapshot's users")
         return model
 
     def weights(self) -> dict[str, float]:

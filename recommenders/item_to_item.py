@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from graph.snapshot import GraphSnapshot
-from recommenders.base import Reason, TopReasons
+from recommenders.base import Reason, Recommendation, SimilarItems, TopReasons
+from recommenders.integrity import Dim
 from recommenders.scored import (
+    HistoryScored,
     RowEntries,
     ScoredRecommender,
     csr_restore,
@@ -25,6 +28,7 @@ from recommenders.scored import (
     interaction_weights,
     ranked_shares,
     row_positions,
+    top_k,
     weight_vector,
     weighted_row_sum,
 )
@@ -32,7 +36,7 @@ from recommenders.scored import (
 BLOCK = 2048
 
 
-class ItemToItem(ScoredRecommender):
+class ItemToItem(ScoredRecommender, HistoryScored, SimilarItems):
     """Subclasses build ``self._sim`` (items × items, CSR) in ``_fit``; the rest is shared."""
 
     _sim: sp.csr_matrix
@@ -53,6 +57,18 @@ class ItemToItem(ScoredRecommender):
         """The same ``weights @ S`` as ``_scores``, for a history newer than the fit."""
         vals = weight_vector(weights, self.config.interaction_weighting)
         return weighted_row_sum(self._sim, items, vals)
+
+    def similar_items(self, item_id: str, k: int = 10) -> list[Recommendation]:
+        """The item's row of the fitted item×item matrix (its kept neighbours), strongest first."""
+        snap = self._snap()
+        j = snap.items.get(item_id)
+        if j is None or k <= 0:
+            return []
+        row = np.zeros(len(snap.items))
+        a, b = self._sim.indptr[j], self._sim.indptr[j + 1]
+        row[self._sim.indices[a:b]] = self._sim.data[a:b]
+        row[j] = 0.0
+        return [Recommendation(snap.items.ids[i], float(row[i]), self.name) for i in top_k(row, k)]
 
     @abstractmethod
     def _reason_text(self, u: int, j: int, i: int, co_users: int, sim: float) -> str: ...
@@ -99,6 +115,8 @@ class ItemToItem(ScoredRecommender):
             reasons.append(self._paths.co_interaction(u, j, v, i, float(shares[k]), text))
         omitted = shares[rest]
         return TopReasons(tuple(reasons), len(rest), float(omitted.sum()), float(np.abs(omitted).sum()))
+
+    ARRAYS: ClassVar[dict[str, tuple[Dim, ...]]] = {"sim": ("items", "items")}
 
     def _state(self) -> dict[str, np.ndarray]:
         return csr_state("sim", self._sim)

@@ -13,7 +13,7 @@ shortest graph path from the user to the item.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import ClassVar
@@ -24,7 +24,7 @@ from embeddings.artifact import KGEArtifact
 from embeddings.train import TrainConfig
 from embeddings.triples import INTERACTED, USES_TAG, item_label, tag_label, user_label
 from graph.snapshot import GraphSnapshot
-from recommenders.base import Reason, Recommendation
+from recommenders.base import ExplainsHistory, FoldsInHistory, Reason, Recommendation, SimilarItems
 from recommenders.paths import ITEM, PathBuilder
 from recommenders.scored import MODEL_FORMAT, ScoredRecommender, config_from_json, read_model_meta, top_k
 
@@ -44,7 +44,7 @@ class KGEConfig(TrainConfig):
         return TrainConfig(**{f.name: getattr(self, f.name) for f in fields(self) if f.name in names})
 
 
-class KGE(ScoredRecommender):
+class KGE(ScoredRecommender, FoldsInHistory, ExplainsHistory, SimilarItems):
     name: ClassVar[str] = "kge"
     additive: ClassVar[bool] = False
     positive_only: ClassVar[bool] = False
@@ -119,28 +119,18 @@ class KGE(ScoredRecommender):
         h = self._user_vector(u)
         return None if h is None else self._score_vector(h)
 
-    # -- feedback after training (used by the API's overlay) ---------------------------------
+    # -- feedback after training (written since the bundle; see recommenders.live) -----------
     def _history_items(self, history: Mapping[str, float]) -> np.ndarray:
         snap = self._snap()
         return np.array(sorted(j for j in (snap.items.get(x) for x in history) if j is not None), dtype=np.int64)
 
-    def recommend_from_history(
-        self, history: Mapping[str, float], k: int = 10, exclude: Collection[str] | None = None
-    ) -> list[Recommendation]:
-        """Top-k for a user given only the items they interacted with (folded in)."""
-        items = self._history_items(history)
-        h = self.fold_in(items)
-        if h is None or k <= 0:
-            return []
-        scores = self._score_vector(h)
-        scores[items] = -np.inf
-        snap = self._snap()
-        if exclude:
-            scores[[j for j in (snap.items.get(x) for x in exclude) if j is not None]] = -np.inf
-        return [Recommendation(snap.items.ids[j], float(scores[j]), self.name)
-                for j in top_k(scores, k, positive_only=False)]
+    def score_history(self, history: Mapping[str, float]) -> np.ndarray | None:
+        """Scores for a user given only the items they interacted with (folded in from the
+        positively weighted ones: an embedding has no negative fold-in)."""
+        h = self.fold_in(self._history_items({x: w for x, w in history.items() if w > 0}))
+        return None if h is None else self._score_vector(h)
 
-    def explain_from_history(self, history: Mapping[str, float], item_id: str) -> list[Reason]:
+    def explain_history(self, history: Mapping[str, float], item_id: str) -> list[Reason]:
         """Evidence for an item given a folded-in history: the nearest history items (the
         recent interactions are not in the graph yet, so each path is the item alone)."""
         i = self._snap().items.get(item_id)

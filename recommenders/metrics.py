@@ -73,6 +73,22 @@ def accuracy_at_k(ranked: Sequence[int], relevant: set[int], k: int) -> dict[str
     }
 
 
+def block_ndcg(scores: np.ndarray, relevant: np.ndarray, k: int, positive_only: bool = True) -> np.ndarray:
+    """NDCG@k of each row's ranking against the row's relevant items (a boolean matrix):
+    best first, ties by index, only positive (or, without ``positive_only``, finite) scores
+    listed — what ``recommenders.scored.top_k`` serves — for many users at once (validation)."""
+    k = min(k, scores.shape[1])
+    part = np.sort(np.argpartition(-scores, k - 1, axis=1)[:, :k], axis=1)
+    vals = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    top, vals = np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
+    listed = vals > 0 if positive_only else np.isfinite(vals)
+    hits = np.take_along_axis(relevant, top, axis=1) & listed
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.concatenate([[0.0], np.cumsum(discounts)])[np.minimum(relevant.sum(axis=1), k)]
+    return np.divide(hits @ discounts, ideal, out=np.zeros(len(scores)), where=ideal > 0)
+
+
 # -- beyond accuracy ----------------------------------------------------------------------
 
 

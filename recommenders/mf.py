@@ -25,6 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Reason, TopReasons
+from recommenders.integrity import Dim
 from recommenders.scored import ScoredRecommender, interaction_weights
 
 
@@ -33,6 +34,10 @@ def _confidence(snapshot: GraphSnapshot, scheme: str) -> sp.csr_matrix:
         x = bm25_weight(interaction_weights(snapshot, "raw").tocoo(), K1=100, B=0.8)
         return sp.csr_matrix(x, dtype=np.float32)
     return sp.csr_matrix(interaction_weights(snapshot, scheme), dtype=np.float32)
+
+
+#: What both factor models save: one row of factors per user and per item.
+FACTORS: dict[str, tuple[Dim, ...]] = {"user_factors": ("users", None), "item_factors": ("items", None)}
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,8 @@ class ALS(ScoredRecommender):
             cu = c.alpha * conf.data[a:b].astype(np.float64)
             out[u] = np.linalg.solve(base + (yu.T * (cu - 1.0)) @ yu, yu.T @ cu)
         return out
+
+    ARRAYS: ClassVar[dict[str, tuple[Dim, ...]]] = FACTORS
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"user_factors": self._users, "item_factors": self._items}
@@ -174,6 +181,8 @@ class BPR(ScoredRecommender):
         model.fit(self._binary, show_progress=False)
         self._users = np.asarray(model.user_factors, dtype=np.float64)
         self._items = np.asarray(model.item_factors, dtype=np.float64)
+
+    ARRAYS: ClassVar[dict[str, tuple[Dim, ...]]] = FACTORS
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"user_factors": self._users, "item_factors": self._items}

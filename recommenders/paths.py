@@ -33,6 +33,16 @@ CO_INTERACTION: Shape = (
 SHARED_TAG: Shape = ((Label.USER, Label.ITEM, Label.TAG, Label.ITEM), (FWD_INTERACTED, FWD_HAS_TAG, BACK_HAS_TAG))
 #: You -> a friend -> the item (social).
 FRIEND: Shape = ((Label.USER, Label.USER, Label.ITEM), (FWD_FOLLOWS, FWD_INTERACTED))
+#: You -> a friend -> their friend -> the item (trust propagated over two hops).
+FRIEND_OF_FRIEND: Shape = (
+    (Label.USER, Label.USER, Label.USER, Label.ITEM),
+    (FWD_FOLLOWS, FWD_FOLLOWS, FWD_INTERACTED),
+)
+
+#: An item <- a user -> another item (shared audience): why two items are similar.
+ITEM_CO_AUDIENCE: Shape = ((Label.ITEM, Label.USER, Label.ITEM), (BACK_INTERACTED, FWD_INTERACTED))
+#: An item -> a tag <- another item (shared tag): why two items are similar.
+ITEM_SHARED_TAG: Shape = ((Label.ITEM, Label.TAG, Label.ITEM), (FWD_HAS_TAG, BACK_HAS_TAG))
 
 #: Replay queries, keyed by shape; parameters are the node keys ``$n0 .. $nK`` in path order.
 CYPHER: dict[Shape, str] = {
@@ -48,6 +58,16 @@ CYPHER: dict[Shape, str] = {
     ),
     FRIEND: (
         "MATCH p = (u:User {id: $n0})-[:FOLLOWS]->(f:User {id: $n1})-[:INTERACTED]->(i:Item {id: $n2}) RETURN p"
+    ),
+    FRIEND_OF_FRIEND: (
+        "MATCH p = (u:User {id: $n0})-[:FOLLOWS]->(f:User {id: $n1})-[:FOLLOWS]->(g:User {id: $n2})"
+        "-[:INTERACTED]->(i:Item {id: $n3}) RETURN p"
+    ),
+    ITEM_CO_AUDIENCE: (
+        "MATCH p = (a:Item {id: $n0})<-[:INTERACTED]-(u:User {id: $n1})-[:INTERACTED]->(b:Item {id: $n2}) RETURN p"
+    ),
+    ITEM_SHARED_TAG: (
+        "MATCH p = (a:Item {id: $n0})-[:HAS_TAG]->(t:Tag {id: $n1})<-[:HAS_TAG]-(b:Item {id: $n2}) RETURN p"
     ),
 }
 
@@ -111,6 +131,19 @@ class PathBuilder:
 
     def friend(self, u: int, f: int, i: int, contribution: float, text: str, kind: str = "cause") -> Reason:
         return self.reason(FRIEND, (self.user(u), self.user(f), self.item(i)), contribution, text, kind)
+
+    def item_co_audience(self, a: int, v: int, b: int, contribution: float, text: str,
+                         kind: str = "evidence") -> Reason:
+        return self.reason(ITEM_CO_AUDIENCE, (self.item(a), self.user(v), self.item(b)), contribution, text, kind)
+
+    def item_shared_tag(self, a: int, t: int, b: int, contribution: float, text: str,
+                        kind: str = "evidence") -> Reason:
+        return self.reason(ITEM_SHARED_TAG, (self.item(a), self.tag(t), self.item(b)), contribution, text, kind)
+
+    def friend_of_friend(self, u: int, f: int, g: int, i: int, contribution: float, text: str,
+                         kind: str = "cause") -> Reason:
+        nodes = (self.user(u), self.user(f), self.user(g), self.item(i))
+        return self.reason(FRIEND_OF_FRIEND, nodes, contribution, text, kind)
 
 
 def path_exists(snapshot: GraphSnapshot, reason: Reason) -> bool:

@@ -14,7 +14,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph.snapshot import GraphSnapshot
-from recommenders.base import Reason, Recommendation
+from recommenders.base import Reason, Recommendation, RecommendsAnonymously
+from recommenders.integrity import Dim
 from recommenders.scored import ScoredRecommender, top_k
 
 DAY = 86_400
@@ -31,7 +32,7 @@ class PopularityConfig:
     seed: int = 42
 
 
-class Popularity(ScoredRecommender):
+class Popularity(ScoredRecommender, RecommendsAnonymously):
     name: ClassVar[str] = "popularity"
     Config = PopularityConfig
 
@@ -60,6 +61,8 @@ class Popularity(ScoredRecommender):
             pop = self._audience.copy()
         top = pop.max(initial=0.0)
         self._pop = pop / top if top > 0 else pop
+
+    ARRAYS: ClassVar[dict[str, tuple[Dim, ...]]] = {"pop": ("items",)}
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"pop": self._pop}
@@ -114,10 +117,15 @@ class Popularity(ScoredRecommender):
         score = float(self._pop[i] if self.config.mode != "tag" else self._audience[i])
         return [self._paths.popular(i, score, f"{int(self._audience[i])} people interacted with {snap.title(i)}")]
 
+    def anonymous_scores(self) -> np.ndarray:
+        """Global popularity (the audience in ``tag`` mode, which needs a user's tags)."""
+        self._snap()
+        return np.array(self._pop if self.config.mode != "tag" else self._audience, dtype=np.float64, copy=True)
+
     def recommend_anonymous(self, k: int = 10, exclude: Collection[str] | None = None) -> list[Recommendation]:
         """The globally popular items, for a user the graph does not know."""
         snap = self._snap()
-        scores = np.array(self._pop if self.config.mode != "tag" else self._audience, dtype=np.float64, copy=True)
+        scores = self.anonymous_scores()
         if exclude:
             scores[[j for j in (snap.items.get(x) for x in exclude) if j is not None]] = -np.inf
         return [Recommendation(snap.items.ids[j], float(scores[j]), self.name) for j in top_k(scores, k)]

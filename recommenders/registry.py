@@ -12,11 +12,13 @@ from typing import Any
 from recommenders.association import Association
 from recommenders.base import Recommender
 from recommenders.content import Content
+from recommenders.ease import EASE
 from recommenders.graph_walk import GraphWalk
 from recommenders.hybrid import Hybrid
 from recommenders.itemcf import ItemCF
 from recommenders.kge import KGE
 from recommenders.mf import ALS, BPR
+from recommenders.multvae import MultVAE
 from recommenders.popularity import Popularity
 from recommenders.social import Social
 from recommenders.usercf import UserCF
@@ -33,6 +35,8 @@ REGISTRY: dict[str, type[Recommender]] = {
     Social.name: Social,
     Hybrid.name: Hybrid,
     KGE.name: KGE,
+    EASE.name: EASE,
+    MultVAE.name: MultVAE,
 }
 
 

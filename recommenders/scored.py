@@ -26,16 +26,31 @@ import numpy as np
 import scipy.sparse as sp
 
 from graph.snapshot import GraphSnapshot
-from recommenders.base import Reason, Recommendation, Recommender, TopReasons, top_reasons
+from recommenders.base import (
+    FoldsInHistory,
+    Reason,
+    Recommendation,
+    Recommender,
+    ScoresAllItems,
+    TopReasons,
+    top_reasons,
+)
+from recommenders.integrity import Dim, check_arrays
 from recommenders.paths import PathBuilder
 
 MODEL_FORMAT = 1
 
 
-class ScoredRecommender(Recommender):
+class ScoredRecommender(Recommender, ScoresAllItems):
     """Recommend by scoring all items of one user; see the module docstring."""
 
     Config: ClassVar[type]
+    #: The arrays ``_state`` saves, by name, with their dimensions in snapshot counts ("users",
+    #: "items", "tags") or None for any length; a sparse matrix is one name (``csr_state``).
+    #: ``load`` refuses arrays that do not match (``recommenders.integrity.check_arrays``).
+    ARRAYS: ClassVar[dict[str, tuple[Dim, ...]]] = {}
+    #: Arrays that may hold NaN or infinities; every other float array must be finite.
+    NAN_OK: ClassVar[frozenset[str]] = frozenset()
     #: Only items with a score above zero are recommended (no evidence, no item): the
     #: fallback chain fills the rest. Factor models set this to False.
     positive_only: ClassVar[bool] = True
@@ -153,32 +168,6 @@ class ScoredRecommender(Recommender):
                 out.append(self._explain_top(u, i, float(scores[i]), limit))
         return out
 
-    # -- feedback after training (the API's overlay of recent interactions) -----------------
-    def _history_scores(self, items: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
-        """Scores of every item for a history given as item indices and raw weights, without
-        refitting; None when this recommender cannot fold a history in (the default)."""
-        return None
-
-    def recommend_from_history(self, history: Mapping[str, float], k: int = 10,
-                               exclude: Collection[str] | None = None) -> list[Recommendation]:
-        """Top-k for a history that includes interactions newer than the fit (the API folds in
-        feedback this way); items unknown to the snapshot are ignored, history items never returned."""
-        snap = self._snap()
-        known = sorted((j, float(w)) for j, w in ((snap.items.get(x), w) for x, w in history.items()) if j is not None)
-        if not known or k <= 0:
-            return []
-        items = np.fromiter((j for j, _ in known), dtype=np.int64, count=len(known))
-        weights = np.fromiter((w for _, w in known), dtype=np.float64, count=len(known))
-        scores = self._history_scores(items, weights)
-        if scores is None:
-            return []
-        scores = np.array(scores, dtype=np.float64, copy=True)
-        scores[items] = -np.inf
-        if exclude:
-            scores[[j for j in (snap.items.get(x) for x in exclude) if j is not None]] = -np.inf
-        top = top_k(scores, k, positive_only=self.positive_only)
-        return [Recommendation(snap.items.ids[j], float(scores[j]), self.name) for j in top]
-
     # -- persistence ------------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
         snap = self._snap()
@@ -199,8 +188,35 @@ class ScoredRecommender(Recommender):
         model._paths = PathBuilder(snapshot)
         model._prepare(snapshot)
         with np.load(d / "arrays.npz", allow_pickle=False) as z:
-            model._restore({k: z[k] for k in z.files})
+            arrays = {k: z[k] for k in z.files}
+        check_arrays(arrays, cls.ARRAYS, snapshot, d / "arrays.npz", cls.NAN_OK)
+        model._restore(arrays)
         return model
+
+
+class HistoryScored(FoldsInHistory):
+    """Mixin for a ``ScoredRecommender`` that can score a history newer than its fit (feedback
+    posted since the bundle): it provides ``_history_scores`` from item indices and weights."""
+
+    snapshot: GraphSnapshot | None
+
+    @abstractmethod
+    def _history_scores(self, items: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
+        """Scores of every item for a history given as item indices and raw weights (a
+        negative weight is a dislike), without refitting; None when there is nothing to say."""
+
+    def score_history(self, history: Mapping[str, float]) -> np.ndarray | None:
+        """Items unknown to the snapshot are ignored; None when none is known."""
+        snap = self.snapshot
+        if snap is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted")
+        known = sorted((j, float(w)) for j, w in ((snap.items.get(x), w) for x, w in history.items()) if j is not None)
+        if not known:
+            return None
+        items = np.fromiter((j for j, _ in known), dtype=np.int64, count=len(known))
+        weights = np.fromiter((w for _, w in known), dtype=np.float64, count=len(known))
+        scores = self._history_scores(items, weights)
+        return None if scores is None else np.asarray(scores, dtype=np.float64)
 
 
 def read_model_meta(d: Path, name: str, snapshot: GraphSnapshot) -> dict[str, Any]:
@@ -319,14 +335,16 @@ def best_witness(snapshot: GraphSnapshot, item_users: sp.csc_matrix, j: int, i: 
 
 
 def weight_vector(weights: np.ndarray, scheme: str) -> np.ndarray:
-    """One user's raw interaction weights under ``interaction_weights``' scheme."""
+    """One user's raw interaction weights under ``interaction_weights``' scheme; the sign is
+    kept, so a negative weight (a dislike folded into a history) stays negative evidence."""
+    w = np.asarray(weights, dtype=np.float64)
     if scheme == "binary":
-        return np.ones_like(weights, dtype=np.float64)
+        return np.sign(w)
     if scheme == "log":
-        return np.log1p(weights.astype(np.float64))
+        return np.sign(w) * np.log1p(np.abs(w))
     if scheme != "raw":
         raise ValueError(f"unknown weighting {scheme!r}; expected binary, log or raw")
-    return weights.astype(np.float64)
+    return w.copy()
 
 
 def weighted_row_sum(m: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:

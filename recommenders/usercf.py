@@ -17,6 +17,7 @@ from implicit.nearest_neighbours import bm25_weight
 
 from graph.snapshot import GraphSnapshot
 from recommenders.base import Reason, TopReasons
+from recommenders.integrity import Dim
 from recommenders.scored import (
     ScoredRecommender,
     csr_restore,
@@ -62,6 +63,8 @@ class UserCF(ScoredRecommender):
         data = sim.data[keep] / (norms[sim.row[keep]] * norms[sim.col[keep]] + cfg.shrink)
         sim = sp.csr_matrix((data, (sim.row[keep], sim.col[keep])), shape=sim.shape)
         self._sim = keep_top_per_row(sim, cfg.neighbours)
+
+    ARRAYS: ClassVar[dict[str, tuple[Dim, ...]]] = {"sim": ("users", "users")}
 
     def _state(self) -> dict[str, np.ndarray]:
         return csr_state("sim", self._sim)

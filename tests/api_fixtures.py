@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from api.bundle_loader import load_engine
-from api.engine import Engine
-from api.overlay import InteractionOverlay
+from api.bundle_loader import load_server
 from graph.memory import MemoryStore
 from graph.records import GraphRecords
 from graph.snapshot import GraphSnapshot
 from recommenders.bundle import fit_models, save_bundle
 from recommenders.registry import REGISTRY
+from recommenders.serving import Server
 
 API_KEY = "test-key-0123456789"
+ANALYST_KEY = "analyst-key-0123456789"
 #: The models the API tests serve: the walk, the neighbourhood and the last resort.
 MODELS = [m for m in ("graph_walk", "itemcf", "popularity") if m in REGISTRY]
 
@@ -30,5 +30,5 @@ def fill_store(records: GraphRecords, directory: Path) -> str:
     return f"memory://{directory}"
 
 
-def fresh_engine(bundle_dir: Path) -> Engine:
-    return load_engine(bundle_dir, InteractionOverlay(), default_model="graph_walk")
+def fresh_server(bundle_dir: Path) -> Server:
+    return load_server(bundle_dir, default_model="graph_walk")

@@ -10,7 +10,7 @@ import pytest
 
 from api.app import create_app
 from api.settings import Settings, SettingsError
-from tests.api_fixtures import API_KEY, fill_store, fresh_engine, train_bundle
+from tests.api_fixtures import API_KEY, fill_store, fresh_server, train_bundle
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
@@ -30,7 +30,7 @@ def store_dir(synthetic, tmp_path) -> Path:
 @pytest.fixture()
 def app(bundle_dir, store_dir):
     settings = Settings(bundle=str(bundle_dir), store=f"memory://{store_dir}", api_key=API_KEY, max_body=4096)
-    return create_app(settings, engine=fresh_engine(bundle_dir))
+    return create_app(settings, server=fresh_server(bundle_dir))
 
 
 @pytest.fixture()
@@ -71,6 +71,9 @@ def test_app_loads_bundle_from_settings(bundle_dir, store_dir):
         ({"KGREC_MAX_BODY": "lots"}, "KGREC_MAX_BODY"),
         ({"KGREC_MAX_BODY": "10"}, "KGREC_MAX_BODY"),
         ({"KGREC_API_KEY": "short"}, "KGREC_API_KEY"),
+        ({"KGREC_API_KEY": "good-key-123456,short"}, "KGREC_API_KEY"),
+        ({"KGREC_ANALYST_KEY": "has a space in it"}, "KGREC_ANALYST_KEY"),
+        ({"KGREC_READ_KEY": "n\u00f6n-ascii-key"}, "KGREC_READ_KEY"),
         ({"KGREC_DEFAULT_K": "0"}, "KGREC_DEFAULT_K"),
         ({"KGREC_MAX_REASONS": "0"}, "KGREC_MAX_REASONS"),
     ],
@@ -243,7 +246,7 @@ def test_writes_need_the_api_key(client, snapshot):
 
 
 def test_writes_refused_when_no_key_is_configured(bundle_dir, store_dir, snapshot):
-    app = create_app(Settings(bundle=str(bundle_dir), store=f"memory://{store_dir}"), engine=fresh_engine(bundle_dir))
+    app = create_app(Settings(bundle=str(bundle_dir), store=f"memory://{store_dir}"), server=fresh_server(bundle_dir))
     err = assert_error(app.test_client().post("/v1/users", json={"id": "x"}, headers=AUTH), 401)
     assert "KGREC_API_KEY" in err["message"]
 
@@ -259,7 +262,7 @@ def test_writes_refused_when_no_key_is_configured(bundle_dir, store_dir, snapsho
         ('{"user": "", "item": "i0001"}', "user"),
         ('{"user": "a", "item": "i0001", "weight": -1}', "weight"),
         ('{"user": "a", "item": "i0001", "weight": "heavy"}', "weight"),
-        ('{"user": "a", "item": "i0001", "ts": -5}', "ts"),
+        ('{"user": "a", "item": "i0001", "ts": 99999999999999}', "ts"),
         ('{"user": "a", "item": "i0001", "colour": "red"}', "colour"),
         ('[{"user": "a", "item": "i0001"}, {"user": "b"}]', "[1].item"),
     ],
@@ -357,17 +360,33 @@ def test_store_unreachable_at_startup_still_serves_reads(bundle_dir, tmp_path, s
     blocker = tmp_path / "blocked"
     blocker.write_text("a file where the store directory should be")
     app = create_app(Settings(bundle=str(bundle_dir), store=f"memory://{blocker}", api_key=API_KEY),
-                     engine=fresh_engine(bundle_dir))
+                     server=fresh_server(bundle_dir))
     c = app.test_client()
     assert c.get(f"/v1/users/{busy_user(snapshot)}/recommendations").status_code == 200
     assert_error(c.post("/v1/users", json={"id": "x"}, headers=AUTH), 503)
 
 
 def test_reason_serialisation_matches_reason_to_dict(app, snapshot):
-    from api.engine import reason_json
+    from recommenders.served import reason_json
+    from recommenders.serving import Query
 
-    engine = app.extensions["kgrec.engine"]
+    server = app.extensions["kgrec.server"]
     user = busy_user(snapshot)
-    for served in engine.recommend(user, 3, explain=True):
+    for served in server.recommend(Query(user, 3, explain=True)):
         for reason in served.reasons:
             assert reason_json(reason) == reason.to_dict()
+
+
+def test_id_filters_take_commas_in_their_repeatable_form(app, snapshot):
+    """``tags=a,b`` splits on commas; ``tag=`` (repeatable) takes each value whole, so an id that
+    holds a comma can be named; both forms combine."""
+    c = app.test_client()
+    user = busy_user(snapshot)
+    listed = c.get(f"/v1/users/{user}/recommendations?k=5").get_json()["recommendations"]
+    first, second = listed[0]["item"], listed[1]["item"]
+    both = c.get(f"/v1/users/{user}/recommendations?k=5&exclude_item={first}&exclude={second}").get_json()
+    assert not {first, second} & {r["item"] for r in both["recommendations"]}
+    comma = c.get(f"/v1/users/{user}/recommendations?k=5&tag=no,such&not_tag=x,y").get_json()
+    assert comma["recommendations"] == []  # one tag id "no,such", which no item carries
+    split = c.get(f"/v1/users/{user}/recommendations?k=5&not_tags=no,such").get_json()
+    assert len(split["recommendations"]) == 5

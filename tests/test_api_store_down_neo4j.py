@@ -9,7 +9,7 @@ import pytest
 
 from api.app import create_app
 from api.settings import Settings
-from tests.api_fixtures import API_KEY, fresh_engine, train_bundle
+from tests.api_fixtures import ANALYST_KEY, API_KEY, fresh_server, train_bundle
 
 
 def closed_port() -> int:
@@ -21,8 +21,9 @@ def closed_port() -> int:
 @pytest.fixture(scope="module")
 def client(snapshot, tmp_path_factory):
     bundle = train_bundle(snapshot, tmp_path_factory.mktemp("neo4j-down") / "bundle")
-    settings = Settings(bundle=str(bundle), store=f"bolt://127.0.0.1:{closed_port()}", api_key=API_KEY)
-    return create_app(settings, engine=fresh_engine(bundle)).test_client()
+    settings = Settings(bundle=str(bundle), store=f"bolt://127.0.0.1:{closed_port()}", api_key=API_KEY,
+                        analyst_key=ANALYST_KEY)
+    return create_app(settings, server=fresh_server(bundle)).test_client()
 
 
 def test_reads_served_writes_refused_when_neo4j_is_down(client, snapshot):
@@ -40,3 +41,10 @@ def test_reads_served_writes_refused_when_neo4j_is_down(client, snapshot):
     # nothing reached the overlay either: the user's history is the bundle's
     assert client.get(f"/v1/users/{user}").get_json()["interactions"] == len(
         snapshot.user_items(snapshot.users.index[user]))
+
+
+def test_cypher_answers_503_when_neo4j_is_down(client):
+    resp = client.post("/v1/cypher", json={"query": "RETURN 1 AS one"},
+                       headers={"Authorization": f"Bearer {ANALYST_KEY}"})
+    assert resp.status_code == 503, resp.get_json()
+    assert resp.get_json()["error"]["code"] == "store_unavailable"

@@ -11,11 +11,12 @@ from recommenders.batch import LocalEngine, Payload, block_size, blocks_of, engi
 from recommenders.batch_ray import pack_directory, unpack_directory
 
 
-def _echo(context: dict, users: Sequence[str], options: str) -> list[str]:
-    return [f"{context['prefix']}{options}{u}" for u in users]
+def _echo(context: dict, users: Sequence[str], options: str, states: Sequence[str] | None) -> list[str]:
+    return [f"{context['prefix']}{options}{u}{'' if states is None else '=' + s}"
+            for u, s in zip(users, states or users, strict=True)]
 
 
-def _short(context: dict, users: Sequence[str], options: None) -> list[str]:
+def _short(context: dict, users: Sequence[str], options: None, states: None) -> list[str]:
     return list(users)[:-1]
 
 
@@ -33,6 +34,21 @@ def test_local_engine_keeps_the_users_order_whatever_the_block(block: int) -> No
     with LocalEngine(Payload(load=dict, loaded={"prefix": "p:"}), block=block) as engine:
         out = list(engine.run(_echo, "x-", users))
     assert out == [(u, f"p:x-{u}") for u in users]
+
+
+def test_each_users_state_is_read_here_as_its_block_is_handed_out() -> None:
+    users = [f"u{i}" for i in range(7)]
+    read: list[str] = []
+
+    def state(user: str) -> str:
+        read.append(user)
+        return user.upper()
+
+    with LocalEngine(Payload(load=dict, loaded={"prefix": ""}), block=3) as engine:
+        out = engine.run(_echo, "", users, state=state)
+        assert next(out) == ("u0", "u0=U0") and read == ["u0", "u1", "u2"]
+        assert list(out) == [(u, f"{u}={u.upper()}") for u in users[1:]]
+    assert read == users
 
 
 def test_local_engine_loads_a_directory_payload_once(tmp_path: Path) -> None:

@@ -69,10 +69,13 @@ def test_batch_jsonl_with_a_chosen_model(bundle: Path, tmp_path: Path) -> None:
               "--model", "social", "--explain", "--k", "2")
     lines = [json.loads(x) for x in out.splitlines()]
     assert [x["user"] for x in lines] == ["u0003", "ghost"]
-    assert lines[1]["known"] is False
-    first = lines[0]["items"][0]
-    assert first["source"] == "social"
-    assert abs(sum(r["contribution"] for r in first["reasons"]) - first["score"]) < 1e-6
+    assert lines[1]["known_user"] is False and lines[0]["known_user"] is True
+    assert lines[0]["model"] == "social"
+    first = lines[0]["recommendations"][0]
+    assert first["source"] == "social" and first["rank"] == 1
+    shown = sum(r["contribution"] for r in first["reasons"])
+    assert abs(shown + first["omitted_contribution"] - first["score"]) < 1e-6
+    assert {r["source"] for r in lines[1]["recommendations"]} == {"popularity"}
 
 
 def test_bad_input_is_refused_clearly(bundle: Path, tmp_path: Path) -> None:

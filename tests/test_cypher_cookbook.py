@@ -16,7 +16,7 @@ from graph.schema import Label, Rel
 REQUIRED = {
     "graph_summary", "user_history", "also_played", "shared_tags", "friends_like", "tag_neighbourhood",
     "explain_recommendation", "user_recommendations", "model_overlap", "popularity_bias",
-    "vector_neighbours", "taste_communities",
+    "vector_neighbours", "taste_communities", "user_dislikes", "hidden_items",
 }
 
 

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from api.cli import main
 from graph.cypher import Cookbook, run
+from graph.records import Dislike
 from graph.snapshot import build_snapshot
 from graph.store import open_store
 from graph.writeback import recommendation_rows, write_recommendations
@@ -73,6 +74,10 @@ class World:
 @pytest.fixture(scope="module")
 def world(neo4j_uri: str) -> Iterator[tuple[object, World]]:
     g = generate(users=60, items=90, seed=11)
+    played = sorted((x.user, x.item) for x in g.records.interactions)
+    g.records.dislikes = [Dislike(u, i, 1_700_000_000 + n) for n, (u, i) in enumerate(played[:3])]
+    g.records.dislikes += [Dislike(played[0][0], "i0089", 1_600_000_000)]
+    g.records.hidden = ["i0001", "i0002"]
     w = World(g)
     snap = build_snapshot(g.records)
     store = open_store(neo4j_uri)
@@ -123,6 +128,8 @@ def test_graph_summary(world) -> None:
         ("relationship", "HAS_TAG"): len(r.item_tags),
         ("relationship", "FOLLOWS"): len(r.follows),
         ("relationship", "RECOMMENDED"): n_recs,
+        ("relationship", "DISLIKED"): len(r.dislikes),
+        ("node", "KgrecState"): 1,  # holds the hidden items' change token
     }
     rows = q(store, "graph_summary")
     assert {(x["kind"], x["name"]): x["count"] for x in rows} == expected
@@ -352,11 +359,31 @@ def test_model_summary(world) -> None:
         assert math.isfinite(x["max_score"])
 
 
+def test_user_dislikes(world) -> None:
+    store, w = world
+    user = w.records.dislikes[0].user
+    rows = q(store, "user_dislikes", user=user, limit=10)
+    mine = sorted((d for d in w.records.dislikes if d.user == user), key=lambda d: (-d.ts, d.item))
+    assert [x["item"] for x in rows] == [d.item for d in mine]
+    assert [x["also_played"] for x in rows] == [d.item in w.played[user] for d in mine]
+    assert any(x["also_played"] for x in rows) and not all(x["also_played"] for x in rows)
+
+
+def test_hidden_items(world) -> None:
+    store, w = world
+    rows = q(store, "hidden_items", limit=10)
+    assert sorted(x["item"] for x in rows) == sorted(w.records.hidden)
+    for x in rows:
+        assert x["played"] == len(w.audience[x["item"]])
+        assert x["disliked"] == sum(d.item == x["item"] for d in w.records.dislikes)
+
+
 def test_every_cookbook_query_is_exercised() -> None:
     tested = {name.removeprefix("test_") for name in globals() if name.startswith("test_")}
     covered = {"graph_summary", "user_history", "also_played", "shared_tags", "friends_like", "tag_neighbourhood",
                "explain_recommendation", "user_recommendations", "model_overlap", "popularity_bias",
-               "vector_neighbours", "taste_communities", "similar_users", "model_summary"}
+               "vector_neighbours", "taste_communities", "similar_users", "model_summary", "user_dislikes",
+               "hidden_items"}
     assert {q.name for q in Cookbook().list()} == covered
     assert all(any(c in t for t in tested) for c in covered)
 

@@ -17,7 +17,7 @@ from werkzeug.serving import make_server
 
 from api.app import create_app
 from api.settings import Settings
-from tests.api_fixtures import API_KEY, fill_store, fresh_engine, train_bundle
+from tests.api_fixtures import API_KEY, fill_store, fresh_server, train_bundle
 
 pytestmark = pytest.mark.browser
 
@@ -42,7 +42,7 @@ def base_url(snapshot, synthetic, tmp_path_factory):
     root = tmp_path_factory.mktemp("pages")
     bundle = train_bundle(snapshot, root / "bundle")
     store = fill_store(synthetic.records, root / "store")
-    app = create_app(Settings(bundle=str(bundle), store=store, api_key=API_KEY), engine=fresh_engine(bundle))
+    app = create_app(Settings(bundle=str(bundle), store=store, api_key=API_KEY), server=fresh_server(bundle))
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

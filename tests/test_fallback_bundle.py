@@ -1,4 +1,4 @@
-"""The fallback chain fills every gap, and bundles load in a fresh process."""
+"""The read path's chain fills every gap, and bundles load in a fresh process."""
 
 from __future__ import annotations
 
@@ -12,40 +12,47 @@ import scipy.sparse as sp
 
 from graph.snapshot import GraphSnapshot
 from recommenders.bundle import Bundle, fit_models, save_bundle
-from recommenders.fallback import FallbackChain
 from recommenders.registry import create
+from recommenders.serving import Query, Server
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def chain(snapshot: GraphSnapshot) -> FallbackChain:
-    return FallbackChain([create("graph_walk").fit(snapshot), create("popularity").fit(snapshot)])
+def server(snapshot: GraphSnapshot) -> Server:
+    models = {"graph_walk": create("graph_walk").fit(snapshot), "popularity": create("popularity").fit(snapshot)}
+    return Server(snapshot, models, ["graph_walk", "popularity"])
 
 
-def test_unknown_user_gets_the_fallback(chain: FallbackChain) -> None:
-    recs = chain.recommend("nobody-knows-me", k=7)
+def test_unknown_user_gets_the_fallback(server: Server) -> None:
+    recs = server.recommend(Query("nobody-knows-me", 7, explain=True))
     assert len(recs) == 7
     assert {r.source for r in recs} == {"popularity"}
-    assert chain.recommend("nobody-knows-me", k=7, exclude={recs[0].item_id})[0].item_id == recs[1].item_id
-    reasons = chain.explain("nobody-knows-me", recs[0].item_id)
-    assert len(reasons) == 1 and reasons[0].contribution == recs[0].score
-    assert reasons[0].nodes[0].id == recs[0].item_id
+    again = server.recommend(Query("nobody-knows-me", 7, exclude=frozenset({recs[0].item})))
+    assert again[0].item == recs[1].item
+    assert len(recs[0].reasons) == 1 and recs[0].reasons[0].contribution == recs[0].score
+    assert recs[0].reasons[0].nodes[0].id == recs[0].item
+    used, reasons = server.explain("nobody-knows-me", recs[0].item)
+    assert used == "popularity" and reasons == list(recs[0].reasons)
 
 
-def test_short_lists_are_filled_without_duplicates(chain: FallbackChain, snapshot: GraphSnapshot) -> None:
+def test_short_lists_are_filled_without_duplicates(server: Server, snapshot: GraphSnapshot) -> None:
     user = snapshot.users.ids[0]
     seen = {snapshot.items.ids[j] for j in snapshot.user_items(0)}
     audience = snapshot.interactions.getnnz(axis=0)
     k = sum(1 for j, n in enumerate(audience) if n > 0 and snapshot.items.ids[j] not in seen)
-    own = chain.recommenders[0].recommend(user, k=k)
+    own = server.models["graph_walk"].recommend(user, k=k)
     assert len(own) < k, "graph_walk should not reach every item; pick a larger k"
-    recs = chain.recommend(user, k=k)
-    ids = [r.item_id for r in recs]
+    recs = server.recommend(Query(user, k))
+    ids = [r.item for r in recs]
     assert len(ids) == len(set(ids)) == k
     assert not set(ids) & seen
     assert [r.source for r in recs[: len(own)]] == ["graph_walk"] * len(own)
+    assert [r.item for r in recs[: len(own)]] == [r.item_id for r in own]
     assert {r.source for r in recs[len(own) :]} == {"popularity"}
+    assert [r.rank for r in recs] == list(range(1, k + 1))
+    only = server.recommend(Query(user, k, fallback=False))
+    assert [r.item for r in only] == [r.item_id for r in own]
 
 
 def test_cold_user_is_served_by_the_next_recommender(snapshot: GraphSnapshot) -> None:
@@ -56,11 +63,12 @@ def test_cold_user_is_served_by_the_next_recommender(snapshot: GraphSnapshot) ->
     cold = snapshot.with_interactions(sp.csr_matrix(m))
     cold = GraphSnapshot(**{**cold.__dict__, "follows": sp.csr_matrix(follows)})
     user = cold.users.ids[0]
-    chain = FallbackChain([create("itemcf").fit(cold), create("social").fit(cold), create("popularity").fit(cold)])
-    assert chain.recommenders[0].recommend(user) == []
-    recs = chain.recommend(user, k=5)
+    models = {n: create(n).fit(cold) for n in ("itemcf", "social", "popularity")}
+    server = Server(cold, models, ["itemcf", "social", "popularity"])
+    assert models["itemcf"].recommend(user) == []
+    recs = server.recommend(Query(user, 5, explain=True))
     assert len(recs) == 5 and {r.source for r in recs} == {"popularity"}
-    assert chain.explain(user, recs[0].item_id, source="popularity")
+    assert all(r.reasons for r in recs)
 
 
 def test_bundle_loads_in_a_fresh_process(snapshot: GraphSnapshot, tmp_path: Path) -> None:
@@ -75,14 +83,15 @@ def test_bundle_loads_in_a_fresh_process(snapshot: GraphSnapshot, tmp_path: Path
     script = (
         "import json, sys\n"
         "from recommenders.bundle import Bundle\n"
-        "b = Bundle.load(sys.argv[1])\n"
-        "print(json.dumps([[r.item_id, r.score, r.source] for r in b.chain.recommend(sys.argv[2], k=10)]))\n"
+        "from recommenders.serving import Query, Server\n"
+        "s = Server.from_bundle(Bundle.load(sys.argv[1]))\n"
+        "print(json.dumps([[r.item, r.score, r.source] for r in s.recommend(Query(sys.argv[2], 10))]))\n"
     )
     done = subprocess.run([sys.executable, "-c", script, str(out), user], capture_output=True, text=True,
                           cwd=ROOT, env={"PYTHONPATH": str(ROOT)}, check=True)
-    here = Bundle.load(out).chain.recommend(user, k=10)
-    assert json.loads(done.stdout) == [[r.item_id, r.score, r.source] for r in here]
-    assert [r.item_id for r in here] == [r.item_id for r in models["graph_walk"].recommend(user, k=10)][: len(here)]
+    here = Server.from_bundle(Bundle.load(out)).recommend(Query(user, 10))
+    assert json.loads(done.stdout) == [[r.item, r.score, r.source] for r in here]
+    assert [r.item for r in here] == [r.item_id for r in models["graph_walk"].recommend(user, k=10)][: len(here)]
 
 
 def test_bundle_refuses_overwrite_and_tampering(snapshot: GraphSnapshot, tmp_path: Path) -> None:
@@ -100,8 +109,10 @@ def test_bundle_refuses_overwrite_and_tampering(snapshot: GraphSnapshot, tmp_pat
         Bundle.load(tmp_path / "nothing-here")
 
 
-def test_chain_for_a_model(snapshot: GraphSnapshot, tmp_path: Path) -> None:
-    bundle = Bundle.load(save_bundle(tmp_path / "b", snapshot, fit_models(snapshot, ["itemcf", "social"])))
-    assert bundle.chain_for("social").names == ["social", "popularity"]
-    with pytest.raises(ValueError, match="not in this bundle"):
-        bundle.chain_for("als")
+def test_a_model_first_then_the_bundles_chain(snapshot: GraphSnapshot, tmp_path: Path) -> None:
+    server = Server.from_bundle(Bundle.load(save_bundle(tmp_path / "b", snapshot,
+                                                        fit_models(snapshot, ["itemcf", "social"]))))
+    assert server.order("social") == ["social", "itemcf", "popularity"]
+    assert server.order() == ["itemcf", "social", "popularity"]
+    with pytest.raises(ValueError, match="not in the bundle"):
+        server.order("als")

@@ -1,18 +1,23 @@
 """Feedback folded into the walk and neighbourhood recommenders without retraining.
 
-``recommend_from_history`` must score a history exactly as ``recommend`` scores the same
-history at fit time (item-CF is a pure function of the history; the walk too, minus the
-friends' paths), and through the API a user's new interactions must steer what they get.
+``score_history`` must score a history exactly as ``score_user`` scores the same history at
+fit time (item-CF is a pure function of the history; the walk too, minus the friends'
+paths), a dislike must push its neighbours down, and through the API a user's new
+interactions must steer what they get.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from api.app import create_app
-from api.engine import folds_in
 from api.settings import Settings
-from tests.api_fixtures import API_KEY, fill_store, fresh_engine, train_bundle
+from graph.snapshot import GraphSnapshot
+from recommenders.base import FoldsInHistory
+from recommenders.registry import create
+from tests.api_fixtures import API_KEY, fill_store, fresh_server, train_bundle
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
@@ -26,33 +31,39 @@ def bundle_dir(snapshot, tmp_path_factory):
 def client(bundle_dir, synthetic, tmp_path):
     store = fill_store(synthetic.records, tmp_path / "store")
     return create_app(Settings(bundle=str(bundle_dir), store=store, api_key=API_KEY),
-                      engine=fresh_engine(bundle_dir)).test_client()
+                      server=fresh_server(bundle_dir)).test_client()
 
 
 def test_itemcf_fold_in_equals_fit_time_scoring(bundle_dir, snapshot):
-    engine = fresh_engine(bundle_dir)
-    itemcf = engine.models["itemcf"]
-    assert folds_in(itemcf)
+    server = fresh_server(bundle_dir)
+    itemcf = server.models["itemcf"]
+    assert isinstance(itemcf, FoldsInHistory)
     for user in snapshot.users.ids[:25]:
-        fit = itemcf.recommend(user, 10)
-        folded = itemcf.recommend_from_history(engine.history(user), 10)
-        assert [r.item_id for r in folded] == [r.item_id for r in fit]
-        assert [r.score for r in folded] == pytest.approx([r.score for r in fit], rel=1e-9)
+        folded = itemcf.score_history(server.bundle_history(user))
+        np.testing.assert_allclose(folded, itemcf.score_user(user), rtol=1e-9)
 
 
-def test_graph_walk_fold_in_equals_fit_time_scoring_without_friends(bundle_dir, snapshot):
-    engine = fresh_engine(bundle_dir)
-    walk = engine.models["graph_walk"]
-    assert folds_in(walk)
-    lonely = [u for u in snapshot.users.ids if snapshot.follows[snapshot.users.index[u]].nnz == 0]
-    users = lonely[:10] or snapshot.users.ids[:10]
-    for user in users:
-        fit = walk.score_user(user)
-        folded = walk.recommend_from_history(engine.history(user), 10)
-        if lonely:
-            for r in folded:
-                assert r.score == pytest.approx(fit[snapshot.items.index[r.item_id]], rel=1e-9)
-        assert folded
+def test_graph_walk_fold_in_equals_fit_time_scoring_without_friends(snapshot):
+    """On a graph without follows the walk is a pure function of the history, as folded in."""
+    lonely = GraphSnapshot(**{**snapshot.__dict__, "follows": sp.csr_matrix(snapshot.follows.shape)})
+    walk = create("graph_walk").fit(lonely)
+    assert isinstance(walk, FoldsInHistory)
+    for u, user in enumerate(lonely.users.ids[:10]):
+        history = {lonely.items.ids[j]: float(w) for j, w in zip(lonely.user_items(u), lonely.interactions[u].data,
+                                                                 strict=True)}
+        np.testing.assert_allclose(walk.score_history(history), walk.score_user(user), rtol=1e-9)
+
+
+@pytest.mark.parametrize("model", ["graph_walk", "itemcf"])
+def test_a_dislike_is_negative_evidence(bundle_dir, snapshot, model):
+    """Folding in a dislike lowers exactly the items its row of the model reaches, and only them."""
+    rec = fresh_server(bundle_dir).models[model]
+    history = {snapshot.items.ids[j]: 1.0 for j in snapshot.user_items(5)}
+    disliked = next(i for i in snapshot.items.ids if i not in history)
+    base = rec.score_history(history)
+    with_dislike = rec.score_history({**history, disliked: -1.0})
+    lowered = with_dislike < base - 1e-12
+    assert lowered.any() and not (with_dislike > base + 1e-12).any()
 
 
 @pytest.mark.parametrize("model", ["graph_walk", "itemcf"])

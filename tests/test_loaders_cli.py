@@ -103,10 +103,20 @@ def test_replace_empties_the_store_first(tmp_path: Path) -> None:
 
 
 def test_demo_builds_and_describes_the_graph(tmp_path: Path) -> None:
-    code, out, err = _kgrec("demo", "--users", "60", "--items", "80", "--store", f"memory://{tmp_path / 'g'}")
+    code, out, err = _kgrec("demo", "--users", "60", "--items", "80", "--store", f"memory://{tmp_path / 'g'}",
+                            "--out", str(tmp_path / "bundle"))
     assert code == 0, err
     assert "users" in out and "community" in out and "top tags" in out
     assert _counts(tmp_path / "g")["users"] == 60
+    assert (tmp_path / "bundle" / "manifest.json").is_file()
+    assert f"kgrec recommend --bundle {tmp_path / 'bundle'}" in out
+
+
+def test_stats_on_a_missing_memory_store_exits_1_in_one_line(tmp_path: Path) -> None:
+    code, out, err = _kgrec("stats", "--store", f"memory://{tmp_path / 'typo'}")
+    assert code == 1 and out == ""
+    assert err.strip() == f"Error: no memory store at {tmp_path / 'typo'} (nothing was loaded there; see `kgrec load`)"
+    assert not (tmp_path / "typo").exists()
 
 
 # -- downloads ----------------------------------------------------------------------------------

@@ -140,3 +140,28 @@ def test_csv_header_may_start_with_a_byte_order_mark(tmp_path: Path) -> None:
     d.mkdir()
     _write(d / "interactions.csv", "\ufeffuser,item,weight\r\nu1,i1,2\r\n")
     assert [(r.user, r.item, r.weight) for r in csv_dir.load(d).records.interactions] == [("u1", "i1", 2.0)]
+
+
+def test_values_no_store_can_hold_are_rejected_per_row_by_the_stores_own_rules(tmp_path: Path) -> None:
+    """The loaders apply graph.values like the API and the stores: a '/' in a user id, a control
+    character in a title, a timestamp past year 9999 each reject their row (reason ``value``), the
+    rest loads, and the store takes every row kept."""
+    from graph.memory import MemoryStore
+
+    d = tmp_path / "data"
+    d.mkdir()
+    _write(d / "interactions.csv", "user,item,weight,rating,ts\nu1,i1,1,,\nu/2,i1,1,,\nu3,i1,1,,99999999999999\n"
+           "u4,..,1,,\nu5,i2,1,,-5\n")
+    _write(d / "items.csv", "item,title\ni1,Blue\ni2,Bell\x07 Song\n")
+    _write(d / "tags.csv", "tag,name\njazz/bebop,Jazz or bebop\n")
+    loaded = csv_dir.load(d)
+    rejected = [(r.file, r.line, r.reason) for r in loaded.report.rejects]
+    assert rejected == [("interactions.csv", 3, "value"), ("interactions.csv", 4, "value"),
+                        ("interactions.csv", 5, "value"), ("items.csv", 3, "value")]
+    assert "contains '/'" in loaded.report.rejects[0].detail
+    assert "control character U+0007" in loaded.report.rejects[3].detail
+    assert {(x.user, x.item, x.ts) for x in loaded.records.interactions} == {("u1", "i1", None), ("u5", "i2", -5)}
+    assert [t.id for t in loaded.records.tags] == ["jazz/bebop"]  # a tag id is never a URL path segment
+    store = MemoryStore(tmp_path / "g")
+    store.load(loaded.records)
+    assert store.counts()["interactions"] == 2

@@ -13,13 +13,13 @@ from rdflib import Graph
 from api.cli import main
 from graph.memory import MemoryStore
 from graph.rdf import KG, export_rdf, import_rdf, node_iri
-from graph.records import Fact, GraphRecords, Interaction, Item, User
+from graph.records import Dislike, Fact, GraphRecords, Interaction, Item, User
 from graph.schema import Label, Rel
 from graph.snapshot import build_snapshot
 from graph.store import StoreError
 from loaders.synthetic import generate
 
-CYPHERISH = "') DETACH DELETE n //"
+CYPHERISH = "') DETACH DELETE n; MATCH (m) RETURN ('"
 
 
 @pytest.fixture(scope="module")
@@ -27,15 +27,17 @@ def records() -> GraphRecords:
     """A small synthetic graph plus awkward ids, attribute types, exact floats and facts."""
     r = generate(users=30, items=50, seed=3).records
     r.users += [User("Björk", {"age": 57, "vip": True, "score": 1 / 3, "city": "Reykjavík"}), User(CYPHERISH)]
-    r.items += [Item("東京事変", "東京事変 🎸", {"year": 2004}), Item("a/b c?d#e", None)]
+    r.items += [Item("東京事変", "東京事変 🎸", {"year": 2004}), Item("a%2Fb c?d#e", None)]
     r.interactions += [
         Interaction("Björk", "東京事変", 0.1 + 0.2, 4.5, 1_234_567_890),
-        Interaction(CYPHERISH, "a/b c?d#e", 123456789.123456789),
+        Interaction(CYPHERISH, "a%2Fb c?d#e", 123456789.123456789),
     ]
     r.facts += [
         Fact("東京事変", "http://dbpedia.org/ontology/genre", "http://dbpedia.org/resource/J-pop", "J-pop"),
         Fact("東京事変", "plain predicate", "not an IRI", None),
     ]
+    r.dislikes += [Dislike("Björk", "a%2Fb c?d#e", 1_234_567_999), Dislike(CYPHERISH, "東京事変")]
+    r.hidden += ["東京事変"]
     return r
 
 
@@ -60,7 +62,10 @@ def test_export_then_import_gives_an_equal_graph(store: MemoryStore, records: Gr
     assert target.get_node(Label.USER, "Björk") == {
         "id": "Björk", "attrs": {"age": 57, "vip": True, "score": 1 / 3, "city": "Reykjavík"},
     }
-    assert target.get_node(Label.ITEM, "a/b c?d#e") == {"id": "a/b c?d#e", "attrs": {}}
+    assert target.get_node(Label.ITEM, "a%2Fb c?d#e") == {"id": "a%2Fb c?d#e", "attrs": {}}
+    assert target.get_node(Label.ITEM, "東京事変")["hidden"] is True
+    assert target.has_relationship((Label.USER, "Björk"), Rel.DISLIKED, (Label.ITEM, "a%2Fb c?d#e"))
+    assert target.counts()["dislikes"] == 2
     weight = target.neighbors(Label.USER, CYPHERISH, [Rel.INTERACTED])[0].props["weight"]
     assert weight == 123456789.123456789
     # Importing the same file again changes nothing.

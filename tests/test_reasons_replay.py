@@ -11,9 +11,12 @@ from graph.snapshot import GraphSnapshot, build_snapshot
 from graph.store import open_store
 from loaders.synthetic import generate
 from recommenders.base import Reason
+from recommenders.paths import CYPHER
 from recommenders.registry import create
+from recommenders.serving import Server
 
-#: The recommenders whose reasons are replayed, with small settings where fitting is slow.
+#: The recommenders whose reasons are replayed, with small settings where fitting is slow
+#: (social with its two-hop and popularity shares on, so every path shape is replayed).
 REPLAYED = {
     "popularity": {"mode": "tag"},
     "itemcf": {},
@@ -23,7 +26,9 @@ REPLAYED = {
     "als": {"iterations": 5},
     "bpr": {"iterations": 20},
     "graph_walk": {},
-    "social": {},
+    "social": {"two_hop": 0.5, "shrinkage": 2.0},
+    "ease": {},
+    "multvae": {"hidden_dim": 32, "latent_dim": 8, "epochs": 5, "device": "cpu", "threads": 1},
 }
 
 
@@ -34,6 +39,19 @@ def reasons_of(snapshot: GraphSnapshot, users: int = 4, per_user: int = 2) -> It
             for rec in model.recommend(user, k=per_user):
                 for reason in model.explain(user, rec.item_id)[:6]:
                     yield name, reason
+    yield from similar_reasons(snapshot)
+
+
+def similar_reasons(snapshot: GraphSnapshot, items: int = 6) -> Iterator[tuple[str, Reason]]:
+    """What the read path shows for similar items (shared tags and shared listeners), with and
+    without a model of its own similarity."""
+    for models in ({"popularity": create("popularity").fit(snapshot)},
+                   {"itemcf": create("itemcf").fit(snapshot), "popularity": create("popularity").fit(snapshot)}):
+        server = Server(snapshot, models, list(models), max_reasons=6)
+        for item in snapshot.items.ids[:items]:
+            for served in server.similar(item, 3, explain=True):
+                for reason in served.reasons or ():
+                    yield f"similar:{served.source}", reason
 
 
 def test_every_hop_is_a_memory_store_relationship(tmp_path) -> None:
@@ -42,7 +60,9 @@ def test_every_hop_is_a_memory_store_relationship(tmp_path) -> None:
         store.load(g.records)
         snapshot = store.snapshot()
         checked = 0
+        shapes = set()
         for name, reason in reasons_of(snapshot):
+            shapes.add(reason.cypher)
             for k, rel in enumerate(reason.rels):
                 a, b = reason.nodes[k], reason.nodes[k + 1]
                 src, dst = (a, b) if rel.forward else (b, a)
@@ -51,6 +71,7 @@ def test_every_hop_is_a_memory_store_relationship(tmp_path) -> None:
                 )
                 checked += 1
     assert checked > 0
+    assert shapes == set(CYPHER.values()), "a path shape no recommender's reasons replayed"
 
 
 @pytest.mark.neo4j
@@ -61,12 +82,12 @@ def test_every_reason_cypher_returns_its_path(neo4j_uri: str) -> None:
     try:
         store.clear()
         store.load(g.records)
-        replayed = 0
+        replayed = set()
         for name, reason in reasons_of(snapshot):
             rows = store.run_read(reason.cypher, reason.params)
             assert rows, f"{name}: the Cypher of “{reason.text}” found nothing"
-            replayed += 1
-        assert replayed > 0
+            replayed.add(reason.cypher)
+        assert replayed == set(CYPHER.values()), "a path shape was never replayed on Neo4j"
     finally:
         store.clear()
         store.close()

@@ -27,6 +27,8 @@ COVERED: dict[str, list[dict]] = {
     "hybrid": [{"components": ("graph_walk", "itemcf", "social", "popularity"), "candidates": 30}],
     "kge": [{"dim": 16, "epochs": 3, "batch_size": 512, "progress": False, "test_fraction": 0.0,
              "validation_fraction": 0.0}],
+    "multvae": [{"hidden_dim": 48, "latent_dim": 16, "epochs": 10, "batch_size": 32, "device": "cpu", "threads": 1}],
+    "ease": [{}, {"lam": 20.0, "min_users": 1, "interaction_weighting": "log"}, {"memory_mb": 0.1}],
 }
 CASES = [(name, cfg) for name, cfgs in COVERED.items() for cfg in cfgs]
 IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in c.items()) or 'default'}" for n, c in CASES]

@@ -9,7 +9,8 @@ popularity within a community.
 
 Every recommender runs with its shipped defaults; kge only skips the 2% of interactions it
 holds out by default for link-prediction metrics (``test_fraction=0``), which would otherwise
-take training edges away from this small graph and spend time on an evaluation not checked here.
+take training edges away from this small graph and spend time on an evaluation not checked here;
+multvae trains on one thread (torch's two threads wait on each other for a network this small).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ K = 10
 MARGIN = {"content": 1.2}
 DEFAULT_MARGIN = 1.5
 #: Settings other than the shipped defaults, each with its reason in the docstring above.
-SMALL_GRAPH_CONFIG: dict[str, dict] = {"kge": {"test_fraction": 0.0, "progress": False}}
+SMALL_GRAPH_CONFIG: dict[str, dict] = {"kge": {"test_fraction": 0.0, "progress": False}, "multvae": {"threads": 1}}
 PERSONALISED = [n for n in REGISTRY if n != "popularity"]
 
 

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from api.cli import main
+from graph.records import Dislike, Interaction
 from graph.snapshot import build_snapshot
 from graph.writeback import (
     REPLACE_RECOMMENDATIONS,
@@ -192,16 +193,51 @@ def test_cli_writes_a_bundle_models_top_k(store, graph, neo4j_uri: str, tmp_path
     assert len(store.run_read(READ_RECS, {})) == len(expected)
 
 
-def test_cli_on_two_ray_workers_writes_the_same_relationships(store, graph, neo4j_uri: str, tmp_path: Path) -> None:
+def test_cli_on_two_ray_workers_writes_what_one_process_writes(store, graph, neo4j_uri: str,
+                                                                 tmp_path: Path) -> None:
+    """--engine ray reads the store's state in the driver and ships it with each block: the
+    same relationships as one process, dislikes and hidden items included."""
     pytest.importorskip("ray")
     snap = build_snapshot(graph.records)
     models = fit_models(snap, ["itemcf"], seed=1)
     bundle = save_bundle(tmp_path / "bundle", snap, models, seed=1)
-    out = CliRunner().invoke(main, ["writeback", "--bundle", str(bundle), "--model", "itemcf", "--k", "4", "--store",
-                                    neo4j_uri, "--engine", "ray", "--workers", "2"])
+    u0 = snap.users.ids[0]
+    first = models["itemcf"].recommend(u0, 2)
+    store.upsert_dislikes([Dislike(u0, first[0].item_id)])
+    store.set_hidden([first[1].item_id], True)
+    args = ["writeback", "--bundle", str(bundle), "--model", "itemcf", "--k", "4", "--store", neo4j_uri]
+    out = CliRunner().invoke(main, args)
     assert out.exit_code == 0, out.output
-    expected = list(recommendation_rows(models["itemcf"], snap.users.ids, 4))
-    assert recs(store, "itemcf") == as_stored("itemcf", expected)
+    here = recs(store, "itemcf")
+    out = CliRunner().invoke(main, [*args, "--engine", "ray", "--workers", "2"])
+    assert out.exit_code == 0, out.output
+    on_ray = recs(store, "itemcf")
+    assert on_ray == here and len(on_ray) == len(snap.users.ids)
+    assert not {first[0].item_id, first[1].item_id} & {i for i, _s, _r in on_ray[("itemcf", u0)]}
+    assert all(len(v) == 4 for v in on_ray.values())
+
+
+def test_cli_writes_nothing_disliked_hidden_or_played_since_the_bundle(store, graph, neo4j_uri: str,
+                                                                          tmp_path: Path) -> None:
+    """Write-back goes through the read path with the store's state: what a user disliked or
+    played after the bundle, and hidden items, are never written as recommendations."""
+    snap = build_snapshot(graph.records)
+    models = fit_models(snap, ["itemcf"], seed=1)
+    bundle = save_bundle(tmp_path / "bundle", snap, models, seed=1)
+    before = {u: [r.item_id for r in models["itemcf"].recommend(u, 4)] for u in snap.users.ids[:6]}
+    u0, u1 = snap.users.ids[0], snap.users.ids[1]
+    hidden = before[snap.users.ids[2]][0]
+    store.upsert_dislikes([Dislike(u0, before[u0][0])])
+    store.upsert_interactions([Interaction(u1, before[u1][0], 2.0)])
+    store.set_hidden([hidden], True)
+    args = ["writeback", "--bundle", str(bundle), "--model", "itemcf", "--k", "4", "--store", neo4j_uri, "--json"]
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == 0, out.output
+    stored = {user: [i for i, _s, _r in v] for (_m, user), v in recs(store, "itemcf").items()}
+    assert before[u0][0] not in stored[u0] and before[u0][1:] == stored[u0][:3]
+    assert before[u1][0] not in stored[u1] and before[u1][1:] == stored[u1][:3]
+    assert all(hidden not in v for v in stored.values())
+    assert all(len(v) == 4 for v in stored.values()) and len(stored) == len(snap.users.ids)
 
 
 def test_cli_refuses_an_unknown_model_with_exit_2(tmp_path: Path, graph, neo4j_uri: str) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from werkzeug.wrappers import Response
 
-from api.blueprints.context import engine, store
+from api.blueprints.context import server, store
 from api.openapi import build_spec
+from recommenders.base import FoldsInHistory, SimilarItems
 
 bp = Blueprint("admin", __name__)
 
@@ -14,21 +15,26 @@ bp = Blueprint("admin", __name__)
 @bp.get("/health")
 def health() -> Response:
     """200 whenever the bundle is loaded (reads work); ``degraded`` when the store is down."""
-    eng, handle = engine(), store()
+    srv, handle = server(), store()
     reachable = handle.reachable()
-    stats = eng.overlay.stats()
     return jsonify({
         "status": "ok" if reachable else "degraded",
         "store": {"url": handle.url, "reachable": reachable},
-        "bundle": {"loaded": True, "fingerprint": eng.fingerprint, "models": sorted(eng.models)},
-        "overlay": {"users": stats.users, "interactions": stats.interactions},
+        "bundle": {"loaded": True, "fingerprint": srv.snapshot.fingerprint, "models": sorted(srv.models)},
     })
 
 
 @bp.get("/models")
 def models() -> Response:
-    eng = engine()
-    return jsonify({"default": eng.default_model, "fingerprint": eng.fingerprint, "models": eng.model_info()})
+    srv = server()
+    info = [
+        {"name": name, "additive": bool(type(m).additive), "default": name == srv.default_model,
+         "fallback": name in srv.chain, "folds_in_feedback": isinstance(m, FoldsInHistory),
+         "similar_items": isinstance(m, SimilarItems)}
+        for name, m in sorted(srv.models.items())
+    ]
+    return jsonify({"default": srv.default_model, "fingerprint": srv.snapshot.fingerprint, "chain": srv.chain,
+                    "models": info})
 
 
 @bp.get("/openapi.json")

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from flask import current_app
 
-from api.engine import Engine
 from api.settings import Settings
 from api.store_handle import StoreHandle
+from recommenders.live import LiveState
+from recommenders.serving import Server
 
 
-def engine() -> Engine:
-    return current_app.extensions["kgrec.engine"]
+def server() -> Server:
+    return current_app.extensions["kgrec.server"]
+
+
+def live() -> LiveState:
+    return current_app.extensions["kgrec.live"]
 
 
 def settings() -> Settings:

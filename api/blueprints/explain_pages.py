@@ -6,8 +6,11 @@ from flask import Blueprint, abort, render_template, request
 from werkzeug.wrappers import Response
 
 from api import params
-from api.blueprints.context import engine, settings
+from api.blueprints.context import live, server, settings, store
 from api.path_drawing import cypher_snippet, layout
+from graph.schema import Label
+from graph.store import StoreUnavailable
+from recommenders.serving import Query
 
 bp = Blueprint("explain_pages", __name__, template_folder="../templates", static_folder="../static",
                static_url_path="/static")
@@ -25,33 +28,43 @@ def snippet(reason):  # type: ignore[no-untyped-def]
 
 @bp.get("/")
 def index() -> str:
-    eng = engine()
-    users = eng.snapshot.users.ids[:8]
-    items = eng.snapshot.items.ids[:8]
-    return render_template("index.html", users=users, items=[(i, eng.title(i)) for i in items],
-                           fingerprint=eng.fingerprint)
+    srv = server()
+    users = srv.snapshot.users.ids[:8]
+    items = srv.snapshot.items.ids[:8]
+    return render_template("index.html", users=users, items=[(i, srv.title(i)) for i in items],
+                           fingerprint=srv.snapshot.fingerprint)
 
 
 @bp.get("/users/<user_id>")
 def user_page(user_id: str) -> str:
-    eng = engine()
+    """The same list as ``GET /v1/users/{id}/recommendations?explain=true``, for people."""
+    srv = server()
     k = params.parse_k(request.args.get("k"), settings().default_k, 50)
-    model = params.parse_model(request.args.get("model"), set(eng.models))
-    served = eng.recommend(user_id, k, model, explain=True)
-    history = sorted(eng.history(user_id).items(), key=lambda kv: (-kv[1], kv[0]))[:12]
+    model = params.parse_model(request.args.get("model"), set(srv.models))
+    state = live().state(user_id).state
+    served = srv.recommend(Query(user_id, k, model, explain=True), state)
+    full = state.history if state.history is not None else srv.bundle_history(user_id)
+    history = sorted(full.items(), key=lambda kv: (-kv[1], kv[0]))[:12]
     return render_template(
-        "user.html", user=user_id, model=model or eng.default_model, models=sorted(eng.models),
-        known=eng.knows_user(user_id), recs=served,
-        history=[(i, eng.title(i) or i) for i, _ in history],
+        "user.html", user=user_id, model=model or srv.default_model, models=sorted(srv.models),
+        known=user_id in srv.snapshot.users or bool(full), recs=served,
+        history=[(i, srv.title(i) or i) for i, _ in history],
     )
 
 
 @bp.get("/items/<item_id>")
 def item_page(item_id: str) -> str | Response:
-    eng = engine()
-    if not eng.knows_item(item_id):
+    srv = server()
+    if item_id not in srv.snapshot.items and not _in_store(item_id):
         abort(404)
     k = params.parse_k(request.args.get("k"), settings().default_k, 50)
-    served = eng.similar(item_id, k, explain=True)
-    return render_template("item.html", item=item_id, title=eng.title(item_id) or item_id,
-                           audience=eng.audience(item_id), recs=served)
+    served = srv.similar(item_id, k, explain=True, hidden=live().hidden())
+    return render_template("item.html", item=item_id, title=srv.title(item_id) or item_id,
+                           audience=srv.audience(item_id), recs=served)
+
+
+def _in_store(item_id: str) -> bool:
+    try:
+        return store().call(lambda st: st.get_node(Label.ITEM, item_id)) is not None
+    except StoreUnavailable:
+        return False

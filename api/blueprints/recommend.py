@@ -1,42 +1,66 @@
-"""JSON v1: recommendations, similar items, explanations, feedback and entity writes."""
+"""JSON v1: recommendations, similar items, explanations, feedback and entity writes.
+
+HTTP only: parameters, errors and auth. What is served comes from ``recommenders.serving``
+(the same ``Server`` that ``kgrec recommend`` uses), with the user's state beyond the bundle
+read from the store on each request (``recommenders.live``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, g, jsonify, request
 from werkzeug.wrappers import Response
 
 from api import params
 from api.auth import require_api_key
-from api.blueprints.context import engine, settings, store
-from api.engine import reason_json
+from api.blueprints.context import live, server, settings, store
 from api.errors import ApiError, not_found
-from graph.records import Interaction
+from graph.records import Dislike, Interaction
 from graph.schema import Label
 from graph.store import GraphStore, StoreUnavailable
+from recommenders.live import Live
+from recommenders.served import reason_json
+from recommenders.serving import Query
 
 bp = Blueprint("recommend", __name__)
 
 
 def _query_common() -> tuple[int, str | None]:
-    cfg, eng = settings(), engine()
+    cfg, srv = settings(), server()
     k = params.parse_k(request.args.get("k"), cfg.default_k, cfg.max_k)
-    model = params.parse_model(request.args.get("model"), set(eng.models))
+    model = params.parse_model(request.args.get("model"), set(srv.models))
     return k, model
+
+
+def _live(user: str) -> Live:
+    """The user's state beyond the bundle; a read served without the store says so in a header."""
+    state = live().state(user)
+    g.kgrec_stale = state.stale
+    return state
+
+
+@bp.after_app_request
+def _stale_header(resp: Response) -> Response:
+    if g.get("kgrec_stale"):
+        resp.headers["X-Kgrec-Store"] = "unreachable; served from the bundle and the last known state"
+    return resp
 
 
 @bp.get("/users/<user_id>/recommendations")
 def recommendations(user_id: str) -> Response:
     k, model = _query_common()
-    explain = params.parse_bool("explain", request.args.get("explain"))
-    exclude = params.parse_exclude(request.args.get("exclude"))
-    eng = engine()
-    served = eng.recommend(user_id, k, model, exclude, explain)
+    q = Query(user_id, k, model, exclude=params.id_filter(request.args, "exclude"),
+              tags=params.id_filter(request.args, "tags"), not_tags=params.id_filter(request.args, "not_tags"),
+              explain=params.parse_bool("explain", request.args.get("explain")))
+    srv, state = server(), _live(user_id).state
+    served = srv.recommend(q, state)
+    g.kgrec_model = model or srv.default_model
+    g.kgrec_sources = [s.source for s in served]
     return jsonify({
         "user": user_id,
-        "model": model or eng.default_model,
-        "known_user": eng.knows_user(user_id),
+        "model": model or srv.default_model,
+        "known_user": user_id in srv.snapshot.users or state.known or bool(state.history),
         "recommendations": [s.to_dict() for s in served],
     })
 
@@ -45,23 +69,25 @@ def recommendations(user_id: str) -> Response:
 def similar(item_id: str) -> Response:
     k, model = _query_common()
     explain = params.parse_bool("explain", request.args.get("explain"))
-    eng = engine()
-    if not eng.knows_item(item_id):
-        raise not_found("item", item_id, "item")
-    served = eng.similar(item_id, k, model, explain)
-    return jsonify({"item": item_id, "title": eng.title(item_id), "model": model or eng.default_model,
+    srv = server()
+    _require_item(item_id)
+    served = srv.similar(item_id, k, model, explain, params.id_filter(request.args, "tags"),
+                         params.id_filter(request.args, "not_tags"), live().hidden())
+    g.kgrec_model = model or srv.default_model
+    g.kgrec_sources = [s.source for s in served]
+    return jsonify({"item": item_id, "title": srv.title(item_id), "model": model or srv.default_model,
                     "similar": [s.to_dict() for s in served]})
 
 
 @bp.get("/users/<user_id>/recommendations/<item_id>/explanation")
 def explanation(user_id: str, item_id: str) -> Response:
-    eng = engine()
-    model = params.parse_model(request.args.get("model"), set(eng.models))
-    if not eng.knows_item(item_id):
-        raise not_found("item", item_id, "item")
-    used, reasons = eng.explain(user_id, item_id, model)
+    srv = server()
+    model = params.parse_model(request.args.get("model"), set(srv.models))
+    _require_item(item_id)
+    used, reasons = srv.explain(user_id, item_id, model, _live(user_id).state)
+    g.kgrec_model = used
     return jsonify({
-        "user": user_id, "item": item_id, "title": eng.title(item_id), "model": used,
+        "user": user_id, "item": item_id, "title": srv.title(item_id), "model": used,
         "score": sum(r.contribution for r in reasons),
         "reasons": [reason_json(r) for r in reasons],
     })
@@ -69,54 +95,65 @@ def explanation(user_id: str, item_id: str) -> Response:
 
 @bp.get("/users/<user_id>")
 def get_user(user_id: str) -> Response:
-    eng = engine()
-    s = eng.snapshot
+    srv = server()
+    s = srv.snapshot
     u = s.users.get(user_id)
-    extra = eng.overlay.user(user_id)
-    node = None if (u is not None or extra is not None) else _store_node(Label.USER, user_id)
-    history = eng.history(user_id)
-    if u is None and extra is None and node is None and not history:
+    state = _live(user_id).state
+    node = _store_node(Label.USER, user_id)
+    history = state.history if state.history is not None else srv.bundle_history(user_id)
+    if u is None and node is None and not state.known and not history:
         raise not_found("user", user_id, "user")
     attrs = dict(s.user_attrs[u]) if u is not None else {}
-    attrs.update((extra or node or {}).get("attrs", {}))
+    attrs.update((node or {}).get("attrs", {}))
+    disliked = state.disliked if state.disliked is not None else srv.bundle_dislikes(user_id)
     top = sorted(history.items(), key=lambda kv: (-kv[1], kv[0]))[:50]
     return jsonify({
         "id": user_id, "in_bundle": u is not None, "attrs": attrs,
         "interactions": len(history),
-        "history": [{"item": i, "title": eng.title(i), "weight": w} for i, w in top],
+        "history": [{"item": i, "title": srv.title(i), "weight": w} for i, w in top],
+        "dislikes": sorted(disliked)[:50],
     })
 
 
 @bp.get("/items/<item_id>")
 def get_item(item_id: str) -> Response:
-    eng = engine()
-    s = eng.snapshot
+    srv = server()
+    s = srv.snapshot
     i = s.items.get(item_id)
-    extra = eng.overlay.item(item_id)
-    node = None if (i is not None or extra is not None) else _store_node(Label.ITEM, item_id)
-    if i is None and extra is None and node is None:
+    node = _store_node(Label.ITEM, item_id)
+    if i is None and node is None:
         raise not_found("item", item_id, "item")
+    hidden = bool(node.get("hidden")) if node is not None else item_id in (live().hidden() or s.hidden)
     if i is None:
-        src = extra or node or {}
-        return jsonify({"id": item_id, "title": src.get("title"), "in_bundle": False,
+        src = node or {}
+        return jsonify({"id": item_id, "title": src.get("title"), "in_bundle": False, "hidden": hidden,
                         "attrs": src.get("attrs", {}), "audience": 0, "tags": []})
     it = s.item_tags
     tag_idx = it.indices[it.indptr[i]:it.indptr[i + 1]]
     counts = it.data[it.indptr[i]:it.indptr[i + 1]]
     tags = sorted(zip(tag_idx.tolist(), counts.tolist(), strict=True), key=lambda tc: (-tc[1], tc[0]))[:20]
+    attrs = dict(s.item_attrs[i])
+    attrs.update((node or {}).get("attrs", {}))
     return jsonify({
-        "id": item_id, "title": s.item_titles[i], "in_bundle": True, "attrs": dict(s.item_attrs[i]),
-        "audience": eng.audience(item_id),
+        "id": item_id, "title": (node or {}).get("title", s.item_titles[i]), "in_bundle": True, "hidden": hidden,
+        "attrs": attrs, "audience": srv.audience(item_id),
         "tags": [{"id": s.tags.ids[t], "name": s.tag_names[t], "count": c} for t, c in tags],
     })
 
 
 def _store_node(label: Label, key: str) -> dict[str, Any] | None:
-    """A node created after the bundle (maybe by another worker); None when the store is down."""
+    """The node as the store holds it now (maybe written by another worker); None when absent
+    or when the store is down."""
     try:
         return store().call(lambda st: st.get_node(label, key))
     except StoreUnavailable:
+        g.kgrec_stale = True
         return None
+
+
+def _require_item(item_id: str) -> None:
+    if item_id not in server().snapshot.items and _store_node(Label.ITEM, item_id) is None:
+        raise not_found("item", item_id, "item")
 
 
 # -- writes -----------------------------------------------------------------------------
@@ -124,9 +161,9 @@ def _unavailable(exc: StoreUnavailable) -> ApiError:
     return ApiError(503, "store_unavailable", f"the graph store is unavailable; nothing was written ({exc})")
 
 
-def _write(fn: Any) -> int:
+def _write(fn: Any) -> Any:
     try:
-        return int(store().call(fn, write=True))
+        return store().call(fn, write=True)
     except StoreUnavailable as exc:
         raise _unavailable(exc) from exc
 
@@ -134,22 +171,29 @@ def _write(fn: Any) -> int:
 @bp.post("/interactions")
 @require_api_key
 def post_interactions() -> tuple[Response, int]:
+    """Positive feedback and dislikes (``"type": "dislike"``), checked whole, written in one go."""
     rows, was_list = params.as_rows(params.json_body(request), settings().max_batch)
-    parsed = [params.interaction(r, params.prefix_for(n, was_list)) for n, r in enumerate(rows)]
+    parsed = [params.feedback(r, params.prefix_for(n, was_list)) for n, r in enumerate(rows)]
+    positive = [r for r in parsed if isinstance(r, Interaction)]
+    dislikes = [r for r in parsed if isinstance(r, Dislike)]
+
     _check_items_exist(parsed, was_list)
-    written = _write(lambda st: st.upsert_interactions(parsed))
-    engine().overlay.add_interactions(parsed)
+
+    def write(st: GraphStore) -> int:
+        return (st.upsert_interactions(positive) if positive else 0) + (st.upsert_dislikes(dislikes) if dislikes else 0)
+
+    written = _write(write)
     return jsonify({"written": written, "users": sorted({r.user for r in parsed})}), 201
 
 
-def _check_items_exist(rows: list[Interaction], was_list: bool) -> None:
+def _check_items_exist(rows: list[Interaction | Dislike], was_list: bool) -> None:
     """Feedback on an item nobody knows is a client bug: 404 naming the row, nothing written."""
-    eng = engine()
-    unknown = [(n, r) for n, r in enumerate(rows) if not eng.knows_item(r.item)]
+    snap = server().snapshot
+    unknown = [(n, r) for n, r in enumerate(rows) if r.item not in snap.items]
     if not unknown:
         return
 
-    def missing(st: GraphStore) -> list[tuple[int, Interaction]]:
+    def missing(st: GraphStore) -> list[tuple[int, Interaction | Dislike]]:
         return [(n, r) for n, r in unknown if st.get_node(Label.ITEM, r.item) is None]
 
     try:
@@ -167,7 +211,6 @@ def post_users() -> tuple[Response, int]:
     rows, was_list = params.as_rows(params.json_body(request), settings().max_batch)
     parsed = [params.user(r, params.prefix_for(n, was_list)) for n, r in enumerate(rows)]
     written = _write(lambda st: st.upsert_users(parsed))
-    engine().overlay.add_users(parsed)
     return jsonify({"written": written, "ids": [u.id for u in parsed]}), 201
 
 
@@ -177,5 +220,16 @@ def post_items() -> tuple[Response, int]:
     rows, was_list = params.as_rows(params.json_body(request), settings().max_batch)
     parsed = [params.item(r, params.prefix_for(n, was_list)) for n, r in enumerate(rows)]
     written = _write(lambda st: st.upsert_items(parsed))
-    engine().overlay.add_items(parsed)
     return jsonify({"written": written, "ids": [i.id for i in parsed]}), 201
+
+
+@bp.patch("/items/<item_id>")
+@require_api_key
+def patch_item(item_id: str) -> Response:
+    """``{"hidden": true}`` keeps an item out of every list (recommended or similar) from the
+    next request on, on every worker; ``false`` brings it back."""
+    hidden = params.hidden_flag(params.json_body(request))
+    found = _write(lambda st: st.set_hidden([item_id], hidden))
+    if not found:
+        raise not_found("item", item_id, "item")
+    return jsonify({"id": item_id, "hidden": hidden})

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
     from loaders.synthetic import SyntheticGraph
 
 
+#: Where the demo trains its bundle unless ``--out`` says otherwise.
+DEMO_BUNDLE = "data/bundle"
+
+
 @dataclass
 class DemoRun:
     """What the steps share: the open store, the generated graph and its snapshot."""
@@ -30,6 +35,7 @@ class DemoRun:
     store: GraphStore
     store_url: str
     graph: SyntheticGraph
+    bundle_dir: Path = Path(DEMO_BUNDLE)
     sample_users: list[str] = field(default_factory=list)
     snapshot: GraphSnapshot | None = None
 
@@ -82,28 +88,27 @@ def step_tags(run: DemoRun) -> None:
     click.echo("  by items:    " + ", ".join(f"{t} ({n})" for t, n in on_items.most_common(5)))
 
 
-DEMO_BUNDLE = "data/bundle"
 DEMO_MODELS = ("graph_walk", "social", "itemcf", "content")
 
 
 def step_recommend(run: DemoRun) -> None:
     """Train a bundle on the graph and show three users their recommendations and reasons."""
     from recommenders.bundle import Bundle, fit_models, save_bundle
+    from recommenders.serving import Query, Server
 
     snap = run.snapshot
     assert snap is not None
-    click.echo(f"== training {', '.join(DEMO_MODELS)} (+ popularity) into {DEMO_BUNDLE}")
+    click.echo(f"== training {', '.join(DEMO_MODELS)} (+ popularity) into {run.bundle_dir}")
     models = fit_models(snap, DEMO_MODELS, progress=lambda n, s: click.echo(f"  {n:<12}{s:6.2f} s"))
-    chain = Bundle.load(save_bundle(DEMO_BUNDLE, snap, models, overwrite=True)).chain
+    server = Server.from_bundle(Bundle.load(save_bundle(run.bundle_dir, snap, models, overwrite=True)), max_reasons=2)
     click.echo("== recommendations, with the paths that explain them")
     for uid in run.sample_users:
         click.echo(f"  {uid}:")
-        for rank, rec in enumerate(chain.recommend(uid, k=3), 1):
-            title = snap.title(snap.items.index[rec.item_id])
-            click.echo(f"    {rank}. {title}  ({rec.source}, score {rec.score:.3g})")
-            for reason in chain.explain(uid, rec.item_id, source=rec.source)[:2]:
+        for rec in server.recommend(Query(uid, 3, explain=True)):
+            click.echo(f"    {rec.rank}. {rec.title or rec.item}  ({rec.source}, score {rec.score:.3g})")
+            for reason in rec.reasons or ():
                 click.echo(f"         because {reason.text} ({reason.contribution / rec.score:.0%} of the score)")
-    click.echo(f"  try: kgrec recommend --bundle {DEMO_BUNDLE} --user {run.sample_users[0]} --explain")
+    click.echo(f"  try: kgrec recommend --bundle {run.bundle_dir} --user {run.sample_users[0]} --explain")
 
 
 #: The demo, in order; extend by appending a function of ``DemoRun``.
@@ -116,7 +121,9 @@ STEPS: list[Callable[[DemoRun], None]] = [step_build, step_counts, step_users, s
 @click.option("--items", type=click.IntRange(min=2), default=500, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--replace", is_flag=True, help="Empty the store first.")
-def demo(store_url: str, users: int, items: int, seed: int, replace: bool) -> None:
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path(DEMO_BUNDLE),
+              show_default=True, help="Bundle directory the demo trains into (replaced if there).")
+def demo(store_url: str, users: int, items: int, seed: int, replace: bool, out_dir: Path) -> None:
     """Build a synthetic graph (planted communities) in the store and show what it holds."""
     from loaders.synthetic import generate
 
@@ -126,7 +133,8 @@ def demo(store_url: str, users: int, items: int, seed: int, replace: bool) -> No
         with open_store(store_url) as store:
             if replace:
                 store.clear()
-            run = DemoRun(store, store_url, graph, sample_users=[picks[0], picks[len(picks) // 2], picks[-1]])
+            run = DemoRun(store, store_url, graph, out_dir,
+                          sample_users=[picks[0], picks[len(picks) // 2], picks[-1]])
             for step in STEPS:
                 step(run)
     except StoreError as exc:

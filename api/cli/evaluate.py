@@ -155,7 +155,7 @@ def _source(store_url: str, bundle_dir: Path | None) -> tuple[GraphSnapshot, dic
             raise click.ClickException(f"{bundle_dir}: not a readable kgrec bundle ({exc})") from exc
         return snapshot, configs
     try:
-        with open_store(store_url) as store:
+        with open_store(store_url, existing=True) as store:
             return store.snapshot(), {}
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -17,7 +17,7 @@ from graph.store import StoreError, open_store
 def stats(store_url: str, as_json: bool) -> None:
     """Print node and relationship counts of the graph."""
     try:
-        with open_store(store_url) as store:
+        with open_store(store_url, existing=True) as store:
             counts = store.counts()
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -62,7 +62,7 @@ def train(store_url: str, models: str, out_dir: Path, seed: int, settings: tuple
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise click.ClickException(f"{out_dir} exists and is not empty; pass --force to replace it")
     try:
-        with open_store(store_url) as store:
+        with open_store(store_url, existing=True) as store:
             snapshot = store.snapshot()
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +12,8 @@ import click
 
 from api.cli import store_option
 from api.cli.engine_options import engine_options, open_engine
-from graph.store import StoreError, open_store
-from graph.writeback import WritebackError, write_recommendations
+from graph.store import GraphStore, StoreError, open_store
+from graph.writeback import RecRow, WritebackError, write_recommendations
 
 #: The bundle model whose artifact holds node embeddings (``recommenders.kge``).
 EMBEDDING_MODEL = "kge"
@@ -35,10 +37,8 @@ def writeback(bundle_dir: str, model: str | None, k: int, embeddings: bool | Non
     Each batch deletes the model's old recommendations for its users and creates the new
     ones in one transaction; rerunning gives the same relationships. When the bundle holds
     a `kge` model its vectors are written as `emb_kge` properties with vector indexes.
-    With --engine ray the recommendations are computed on Ray workers (same rows).
+    With --engine ray the recommendations are computed on Ray workers (the same rows).
     """
-    from recommenders.batch import Payload
-    from recommenders.batch_tasks import ModelOptions, model_rows_block
     from recommenders.bundle import Bundle
 
     if model is None and not embeddings:
@@ -60,13 +60,10 @@ def writeback(bundle_dir: str, model: str | None, k: int, embeddings: bool | Non
                 raise click.UsageError(f"writeback needs a Neo4j store (--store neo4j://HOST:PORT), not {store_url}")
             if model is not None:
                 users = bundle.snapshot.users.ids
-                payload = Payload(load=Bundle.load, directory=Path(bundle_dir), loaded=bundle)
-                with open_engine(engine, payload, workers, ray_address) as runner:
-                    rows = [row for _, user_rows in runner.run(model_rows_block, ModelOptions(model, k), users,
-                                                               desc=f"recommend {model}") for row in user_rows]
-                summary["recommendations"] = write_recommendations(
-                    store, model, rows, users=users, batch_size=batch_size
-                ).to_dict()
+                with _own_rows(bundle, Path(bundle_dir), model, k, store, (engine, workers, ray_address)) as rows:
+                    summary["recommendations"] = write_recommendations(
+                        store, model, rows, users=users, batch_size=batch_size
+                    ).to_dict()
             if write_vectors:
                 from embeddings.writeback import write_embeddings
 
@@ -88,3 +85,25 @@ def writeback(bundle_dir: str, model: str | None, k: int, embeddings: bool | Non
         written = ", ".join(f"{n:,} {label}" for label, n in e["written"].items())
         indexes = ", ".join(e["indexes"])
         click.echo(f"embeddings {e['model']}, {e['dimensions']} dimensions: {written}; indexes {indexes}")
+
+
+@contextmanager
+def _own_rows(bundle: Any, directory: Path, model: str, k: int, store: GraphStore,
+              engine: tuple[str, int | None, str | None]) -> Iterator[Iterator[RecRow]]:
+    """Every user's rows of the model's own items through the read path, with the store's state
+    applied: what a user disliked, hidden items and interactions since the bundle are never
+    written as recommendations. The state is read here; the engine scores the users, and the
+    rows stream to the writer while it runs."""
+    from recommenders.batch import Payload
+    from recommenders.batch_tasks import ModelOptions, load_server, own_rows_block
+    from recommenders.live import LiveState
+    from recommenders.serving import Server
+
+    server = Server.from_bundle(bundle)
+    live = LiveState(server, lambda fn: fn(store), max_users=1)
+    name, workers, address = engine
+    payload = Payload(load=load_server, directory=directory, loaded=server)
+    with open_engine(name, payload, workers, address) as runner:
+        yield (row for _, user_rows in runner.run(own_rows_block, ModelOptions(model, k), server.snapshot.users.ids,
+                                                  desc=f"recommend {model}", state=lambda u: live.state(u).state)
+               for row in user_rows)
