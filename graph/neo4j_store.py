@@ -16,6 +16,8 @@ from itertools import islice, repeat
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from graph.bulk import resolve
+from graph.neo4j_bulk import WORKERS, write_bulk
 from graph.neo4j_cypher import (
     CLEAR_NODES,
     CLEAR_RELATIONSHIPS,
@@ -26,6 +28,7 @@ from graph.neo4j_cypher import (
     EXPORT,
     GET_NODE,
     HAS_RELATIONSHIP,
+    IS_EMPTY,
     MERGE_NODES,
     NEIGHBORS,
     UPSERT_FACTS,
@@ -51,9 +54,17 @@ from graph.records import (
 )
 from graph.rows import check_rows
 from graph.schema import ATTR_PREFIX, ENDPOINTS, KEY, Label, Rel
-from graph.store import DISPLAY_PROPERTY, GraphStore, Neighbor, StoreError, StoreUnavailable, neighbor_order
+from graph.store import (
+    DISPLAY_PROPERTY,
+    GraphStore,
+    Neighbor,
+    StoreError,
+    StoreUnavailable,
+    neighbor_order,
+)
 
-#: Rows per write transaction: big enough to amortise round trips, small enough for the heap.
+#: Rows per write transaction: big enough to amortise round trips, small enough for the heap
+#: (whole-graph writes measured alike from 2,000 to 10,000).
 BATCH_SIZE = 10_000
 #: Relationships / nodes removed per transaction by ``clear()``.
 CLEAR_BATCH = 50_000
@@ -96,6 +107,7 @@ class Neo4jStore(GraphStore):
         auth: tuple[str, str] | None = None,
         database: str | None = None,
         batch_size: int = BATCH_SIZE,
+        workers: int = WORKERS,
     ) -> None:
         import neo4j
 
@@ -103,6 +115,8 @@ class Neo4jStore(GraphStore):
         self.uri = uri
         self.database = database
         self.batch_size = batch_size
+        #: Concurrent write transactions of a create-mode ``write_graph``.
+        self.workers = workers
         try:
             self._driver = neo4j.GraphDatabase.driver(
                 uri,
@@ -266,6 +280,22 @@ class Neo4jStore(GraphStore):
             UPSERT_FACTS, [{"item": i, "predicate": p, "entity": e, "label": lb} for i, p, e, lb in data],
             [(Label.ITEM, "item"), (Label.ENTITY, "entity")],
         )
+
+    def is_empty(self) -> bool:
+        """No node at all, of any label (an analyst's own nodes count too)."""
+        return bool(self._read(lambda tx: tx.run(IS_EMPTY).single()["empty"]))
+
+    def _write_whole(
+        self, records: GraphRecords, create: bool, batch: int, progress: Callable[[int], object],
+        timings: dict[str, float],
+    ) -> dict[str, int]:
+        """Through ``graph.neo4j_bulk``: every row is checked first (a bad row writes nothing),
+        then nodes and relationships go in transactions of ``min(batch, batch_size)`` rows;
+        ``create`` CREATEs (``workers`` transactions at a time), ``merge`` MERGEs."""
+        graph = resolve(records)
+        write_bulk(self, graph, create=create, batch=min(batch, self.batch_size), workers=self.workers,
+                   progress=progress, timings=timings)
+        return dict(graph.written)
 
     def _delete_nodes(self, label: Label, ids: Iterable[str]) -> int:
         keys = sorted(set(ids))
