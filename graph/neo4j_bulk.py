@@ -61,7 +61,7 @@ def write_bulk(
         started = time.perf_counter()
         rows = graph.rels.get(rel_spec.table, [])
         statement = (CREATE_RELS if create else MERGE_RELS)[rel_spec.rel]
-        _run(store, statement, "rows", _batches(_rel_rows(rel_spec, rows, ids), batch), workers,
+        _run(store, statement, "rows", _rel_batches(rel_spec, rows, ids, batch), workers,
              lambda result, b, spec=rel_spec: _check_written(result, b, spec), lambda _, b: progress(len(b)))
         progress(graph.written[rel_spec.kind] - len(rows))  # duplicates folded away
         timings[rel_spec.kind] = timings.get(rel_spec.kind, 0.0) + time.perf_counter() - started
@@ -97,18 +97,20 @@ def _prefixed(spec: NodeTable, row: Row) -> list[Any]:
     )]
 
 
-def _rel_rows(spec: RelTable, rows: list[Row], ids: dict[Label, dict[str, str]]) -> list[list[Any]]:
-    """``[start id, end id, properties...]`` per relationship, sorted by start node."""
+def _rel_batches(spec: RelTable, rows: list[Row], ids: dict[Label, dict[str, str]], size: int) -> Iterator[list[Any]]:
+    """Batches of ``[start id, end id, properties...]``, sorted by start node (``rows`` is sorted
+    in place), each built only when it is about to be sent."""
     start_label, end_label = ENDPOINTS[spec.rel]
     starts, ends = ids[start_label], ids[end_label]
     s, e = spec.start, spec.end
     props = itemgetter(*(pos for _, pos in spec.props))
-    if len(spec.props) == 1:
-        out = [[starts[r[s]], ends[r[e]], props(r)] for r in rows]
-    else:
-        out = [[starts[r[s]], ends[r[e]], *props(r)] for r in rows]
-    out.sort(key=itemgetter(0))
-    return out
+    rows.sort(key=itemgetter(s))
+    for first in range(0, len(rows), size):
+        chunk = rows[first : first + size]
+        if len(spec.props) == 1:
+            yield [[starts[r[s]], ends[r[e]], props(r)] for r in chunk]
+        else:
+            yield [[starts[r[s]], ends[r[e]], *props(r)] for r in chunk]
 
 
 def _no_check(result: dict[str, Any], batch: Sequence[Any]) -> None:

@@ -5,6 +5,8 @@ the per-call upserts give for the same records, duplicates and partial records i
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +35,36 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore
     finally:
         s.clear()
         s.close()
+
+
+def test_every_record_kind_has_its_tables_and_statements() -> None:
+    """The whole-graph paths are driven by graph.bulk's tables: a record kind added without its
+    table entries or its Cypher fails here, by name."""
+    from graph import bulk, neo4j_cypher
+    from graph.rows import FIELDS
+    from graph.schema import ENDPOINTS, PROPERTIES
+
+    assert set(bulk.RECORD_TABLES) == set(COUNT_KEYS)
+    hints = typing.get_type_hints(GraphRecords)
+    for kind, tables in bulk.RECORD_TABLES.items():
+        record = typing.get_args(hints[kind])[0]
+        for table, names in tables:
+            assert set(names) <= {f.name for f in dataclasses.fields(record)}, (kind, table)
+            assert len(names) == len(FIELDS[table]), (kind, table)
+            assert (table in bulk.NODE_BY_TABLE) != (table in bulk.REL_BY_TABLE), table
+    for node in bulk.NODE_TABLES:
+        assert len(node.fields) + 1 == len(FIELDS[node.table]), node.table
+        for statements in (neo4j_cypher.CREATE_NODES, neo4j_cypher.UPSERT_NODE_ROWS, neo4j_cypher.MERGE_NODES):
+            assert node.label in statements, node.label
+    labels = {node.label for node in bulk.NODE_TABLES}
+    for rel in bulk.REL_TABLES:
+        assert rel.kind in COUNT_KEYS and rel.rel in neo4j_cypher.CREATE_RELS and rel.rel in neo4j_cypher.MERGE_RELS
+        ends = dict((pos, label) for label, pos in rel.nodes)
+        assert (ends[rel.start], ends[rel.end]) == ENDPOINTS[rel.rel], rel.rel
+        assert {label for label, _ in rel.nodes} <= labels
+        assert {name for name, _ in rel.props} <= set(PROPERTIES[rel.rel]), rel.rel
+        positions = [pos for _, pos in rel.props] + [pos for _, pos in rel.nodes] + list(rel.identity)
+        assert max(positions) < len(FIELDS[rel.table]), rel.rel
 
 
 def tricky() -> GraphRecords:
@@ -155,14 +187,14 @@ def test_neo4j_batch_whose_end_node_vanished_is_rolled_back(neo4j_uri: str, monk
 
     with Neo4jStore.from_url(neo4j_uri) as store:
         store.clear()
-        original = neo4j_bulk._rel_rows
+        original = neo4j_bulk._rel_batches
 
-        def delete_then_rows(spec, rows, ids):  # type: ignore[no-untyped-def]
+        def delete_then_batches(spec, rows, ids, size):  # type: ignore[no-untyped-def]
             if spec.kind == "interactions":
                 store.run_write("MATCH (u:User {id: 'carol'}) DETACH DELETE u", {})
-            return original(spec, rows, ids)
+            return original(spec, rows, ids, size)
 
-        monkeypatch.setattr(neo4j_bulk, "_rel_rows", delete_then_rows)
+        monkeypatch.setattr(neo4j_bulk, "_rel_batches", delete_then_batches)
         with pytest.raises(StoreError, match="INTERACTED: 3 of 4 relationships"):
             store.write_graph(small(), "create")
         assert store.counts()["interactions"] == 0
