@@ -260,6 +260,7 @@ def markdown(results: list[dict[str, Any]], lines: dict[str, dict[str, int]], ma
     out += [f"Targets: create ≥ {TARGETS['create']:,.0f} relationships/s, merge ≥ {TARGETS['merge']:,.0f}/s "
             f"(incremental: merge-again, merge-half), bulk ≥ {TARGETS['bulk']:,.0f}/s, on 2 cores; Last.fm into "
             f"MemoryStore ≤ {TARGETS['memory_lastfm_s']:.0f} s; peak RSS ≤ 1.5 GB.", ""]
+    out += [*verdicts(results), ""]
     for ds in DATASETS:
         rs = [r for r in results if r["dataset"] == ds]
         if not rs:
@@ -273,6 +274,38 @@ def markdown(results: list[dict[str, Any]], lines: dict[str, dict[str, int]], ma
         out.append("| " + " | ".join(f"{rs[0]['counts'][k]:,}" for k in keys) + " |")
         out += [""] + [f"- {n}" for n in rs[0]["notes"]] + [""]
     return "\n".join(out)
+
+
+def verdicts(results: list[dict[str, Any]]) -> list[str]:
+    """One line per dataset and target, judged on the whole write (checks, nodes and
+    relationships; for bulk the import command with its JVM), with the load average it ran at."""
+    out = ["**Verdicts of this run** (whole-write rates; relationship-phase / neo4j-admin's own rates in "
+           "brackets):", ""]
+    for ds in DATASETS:
+        by_path = {r["path"]: r for r in results if r["dataset"] == ds}
+        checks = [("create", "create", TARGETS["create"]), ("merge, loaded twice", "merge-again", TARGETS["merge"]),
+                  ("merge into half", "merge-half", TARGETS["merge"]), ("bulk", "bulk", TARGETS["bulk"])]
+        parts = []
+        for name, path, target in checks:
+            r = by_path.get(path)
+            if r is None:
+                continue
+            rate = r["relationships"] / r["write_s"]
+            inner = r.get("rel_phase_s") or (r.get("admin_s") if path == "bulk" else None)
+            bracket = f" [{r['relationships'] / inner:,.0f}]" if inner else ""
+            verdict = "met" if rate >= target else f"**missed** ({rate / target:.0%})"
+            parts.append(f"{name} {rate:,.0f}/s{bracket} vs ≥ {target:,.0f}: {verdict} (load {r['load'][0]:.1f})")
+        if "old" in by_path and "create" in by_path:
+            old, new = by_path["old"], by_path["create"]
+            parts.append(f"create vs old path in this run: {old['write_s'] / new['write_s']:.1f}x faster, "
+                         f"{(old['server_cpu_s'] or 0) / max(new['server_cpu_s'] or 1e-9, 1e-9):.1f}x less server CPU")
+        if parts:
+            out.append(f"- {ds}: " + "; ".join(parts) + ".")
+    busy = [r["load"][0] for r in results if r["load"][0] > 1.5]
+    if busy:
+        out += ["", f"This run shared its 2 cores with other jobs (load average up to {max(busy):.1f}): wall-clock "
+                "rates are lower than on a quiet machine; server CPU-seconds per relationship compare best."]
+    return out
 
 
 def main() -> None:
