@@ -16,7 +16,8 @@ Paths, each in its own child process (its peak RSS and CPU are its own):
 Before the measured runs the server is warmed by unmeasured old, create and merge loads of
 ml-latest-small (``--warmup`` rounds): on a fresh server the first create-mode load of Last.fm
 cost 24.8 server CPU-s and the third 9.2 (JIT compilation), which would otherwise be charged to
-whichever path runs first. A long-running server is warm.
+whichever path runs first. A long-running server is warm. Each measured write starts once the
+server is idle (under 5% of a core), so no path pays for the previous one's background work.
 
 Measured: write seconds (checks, nodes and relationships), relationships/s over the whole write
 and over the relationship phase alone, CPU seconds of the client, of the Neo4j server (found by
@@ -89,6 +90,7 @@ def _write(records: Any, scenario: str, url: str) -> dict[str, Any]:
                                               for k in COUNT_KEYS}), "create")
         if scenario == "create-1w":
             store.workers = 1  # type: ignore[attr-defined]
+        _settle(server)
         timings: dict[str, float] = {}
         load0, cpu0, server0, t0 = _loadavg(), _own_cpu(), _cpu(server), time.perf_counter()
         if scenario == "old":
@@ -183,6 +185,19 @@ def _server(url: str) -> Any:
         if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
             return psutil.Process(conn.pid)
     return None
+
+
+def _settle(server: Any, limit: float = 60.0) -> None:
+    """Wait (up to ``limit`` s) until the server uses under 5% of a core, so that background work
+    left by the previous path (checkpoints after a clear) is not charged to this one."""
+    if server is None:
+        return
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = _cpu(server)
+        time.sleep(1.0)
+        if _cpu(server) - before < 0.05:
+            return
 
 
 def _own_cpu() -> float:
