@@ -65,6 +65,8 @@ def test_export_import_start_gives_the_same_graph(tmp_path: Path) -> None:
         with Neo4jStore.from_url(uri) as neo:
             assert neo.counts() == memory.counts()
             assert neo.snapshot().fingerprint == memory.snapshot().fingerprint
+            state = neo.feedback("alice")
+            assert state.hidden == memory.feedback("alice").hidden and state.hidden_token  # a new hidden_rev
             memory = exported_graph
             for label, key in memory.graph.nodes:
                 got, want = neo.get_node(label, key), memory.get_node(label, key)
@@ -75,7 +77,7 @@ def test_export_import_start_gives_the_same_graph(tmp_path: Path) -> None:
                     assert typed(neo.neighbors(label, key)) == typed(memory.neighbors(label, key))
             constraints = neo.run_read("SHOW CONSTRAINTS YIELD name, type RETURN name, type ORDER BY name", {})
             assert constraints == [{"name": f"kgrec_{n}", "type": "UNIQUENESS"}
-                                   for n in ("entity_iri", "item_id", "tag_id", "user_id")]
+                                   for n in ("entity_iri", "item_id", "state_id", "tag_id", "user_id")]
         assert local("stop", "--dir", instance).returncode == 0
         again = local("import", "--dir", instance, "--from", str(tmp_path / "csv"))
         assert again.returncode == 1 and "--overwrite" in again.stderr

@@ -14,7 +14,19 @@ import pytest
 from click.testing import CliRunner
 
 from graph.memory import MemoryStore
-from graph.records import COUNT_KEYS, Fact, Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
+from graph.records import (
+    COUNT_KEYS,
+    Dislike,
+    Fact,
+    Follow,
+    GraphRecords,
+    Interaction,
+    Item,
+    ItemTag,
+    Tag,
+    Tagging,
+    User,
+)
 from graph.schema import Label
 from graph.store import GraphStore, StoreError
 from loaders.synthetic import SyntheticGraph
@@ -86,6 +98,9 @@ def tricky() -> GraphRecords:
         Fact("radiohead", DBO + "hometown", DBR + "Abingdon"),  # keeps the label given before
         Fact("muse", DBO + "hometown", DBR + "Teignmouth"),
     ]
+    g.dislikes += [Dislike("dave", "blur", 1_600_000_500), Dislike("dave", "blur", None),  # ts dropped
+                   Dislike("alice", "muse", 1_700_000_001), Dislike("frank", "disliked-only")]
+    g.hidden += ["muse", "no-such-item", "muse"]  # a flag on a missing item is skipped
     return g
 
 
@@ -95,6 +110,7 @@ def upserted(records: GraphRecords, tmp_path: Path) -> MemoryStore:
     for kind in COUNT_KEYS:
         for record in getattr(records, kind):
             getattr(ref, f"upsert_{kind}")([record])
+    ref.set_hidden(records.hidden, True)
     return ref
 
 
@@ -110,6 +126,10 @@ def assert_same_graph(store: GraphStore, ref: GraphStore) -> None:
             k: type(v) for k, v in (want or {}).get("attrs", {}).items()}
     assert store.neighbors(Label.USER, "alice") == ref.neighbors(Label.USER, "alice")
     assert store.neighbors(Label.ITEM, "blur") == ref.neighbors(Label.ITEM, "blur")
+    for user in ("alice", "dave", "frank"):
+        assert store.feedback(user).disliked == ref.feedback(user).disliked, user
+    assert store.feedback("alice").hidden == ref.feedback("alice").hidden == {"muse"}
+    assert store.get_node(Label.ITEM, "muse")["hidden"] is True
 
 
 @pytest.mark.parametrize("mode", ["create", "merge", "auto"])
@@ -135,6 +155,7 @@ def test_merge_into_a_full_or_partly_loaded_store_gives_the_upserts_graph(
     for record_kind in COUNT_KEYS:
         for record in getattr(tricky(), record_kind):
             getattr(reference, f"upsert_{record_kind}")([record])
+    reference.set_hidden(tricky().hidden, True)
     assert_same_graph(store, reference)
 
 
