@@ -12,13 +12,7 @@ DATA=${KGE_DATA:-.kgedata}
 GRID_BUDGET=${KGE_GRID_BUDGET:-240}
 exec > >(tee "$OUT/log") 2>&1
 
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    || exit 1
-  export PYTHONPATH=/tmp/site:$PWD
-else
-  export PYTHONPATH=$PWD
-fi
+. benchmarks/gpu_env.sh || exit 1
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 python3 -c "import torch, pykeen; print('torch', torch.__version__, 'pykeen', pykeen.get_version(), 'cuda', torch.cuda.is_available())" || exit 1

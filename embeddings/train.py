@@ -24,6 +24,8 @@ from graph.snapshot import GraphSnapshot
 
 #: ``shared``: sLCWA whose negatives are shared by the batch (``embeddings.shared_negatives``).
 TRAINING_LOOPS = ("shared", "slcwa", "lcwa")
+#: ``local``: this process (``pykeen.pipeline``); ``ray``: data-parallel on Ray Train (``embeddings.ray_train``).
+ENGINES = ("local", "ray")
 NEGATIVE_SAMPLERS = ("basic", "bernoulli")
 #: The metrics reported, as (our name, PyKEEN's flat key suffix).
 METRICS = (
@@ -43,7 +45,8 @@ class TrainConfig:
     16 epochs (3.2 minutes for Last.fm 2K on 2 CPU cores); 2% of INTERACTED triples are held out for the
     link-prediction metrics. ``num_negatives`` is per positive for ``slcwa`` and per batch
     for ``shared``; ``head_fraction`` is the share of a ``shared`` batch that corrupts heads
-    instead of tails.
+    instead of tails. ``engine="ray"`` trains on ``workers`` data-parallel Ray workers of
+    ``worker_cpus`` CPUs each (0: this machine's cores shared out), see ``embeddings.ray_train``.
     """
 
     model: str = "RotatE"
@@ -69,6 +72,9 @@ class TrainConfig:
     transe_norm: int = 2
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+    engine: str = "local"
+    workers: int = 1
+    worker_cpus: int = 0
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -81,6 +87,12 @@ class TrainConfig:
             raise ValueError("dim, epochs and batch_size must be positive")
         if not 0.0 <= self.head_fraction <= 1.0:
             raise ValueError("head_fraction must be within [0, 1]")
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown engine {self.engine!r}; expected one of {ENGINES}")
+        if self.workers < 1 or self.worker_cpus < 0:
+            raise ValueError("workers must be at least 1 and worker_cpus at least 0")
+        if self.workers > 1 and self.engine == "local":
+            raise ValueError("several workers need engine='ray' (the local engine trains in one process)")
         object.__setattr__(self, "drop", tuple(self.drop))
 
     @property
@@ -125,6 +137,11 @@ def train_full(snapshot: GraphSnapshot, config: TrainConfig | None = None) -> Tr
     if not len(triples.of([INTERACTED])):
         raise ValueError("the snapshot has no INTERACTED triples to train on")
     training, testing, validation = split_interactions(triples, cfg.test_fraction, cfg.validation_fraction, cfg.seed)
+    if cfg.engine == "ray":
+        from embeddings.ray_train import check_config, train_triples_on_ray
+
+        check_config(cfg)
+        return train_triples_on_ray(training, testing, validation, cfg, snapshot.fingerprint)
     return train_triples(training, testing, validation, cfg, snapshot.fingerprint)
 
 
@@ -229,12 +246,7 @@ def train_triples(
         model = result.model
         epochs_run = len(result.losses)
         train_seconds = float(result.train_seconds)
-        flat = result.metric_results.to_flat_dict()
-        for side in ("tail", "both"):
-            for ours, key in METRICS:
-                value = flat.get(f"{side}.{key}")
-                if value is not None:
-                    metrics[f"{side}.{ours}"] = float(value)
+        metrics.update(link_metrics(result.metric_results.to_flat_dict()))
         metrics["evaluated_triples"] = len(testing)
         metrics["evaluated_relation"] = INTERACTED
         metrics["filtered"] = True
@@ -258,6 +270,17 @@ def train_triples(
     metrics["training_triples"] = len(training)
     artifact = extract_artifact(model, training.entities, training.relations, cfg, metrics, fingerprint)
     return TrainResult(model, tf_train, artifact)
+
+
+def link_metrics(flat: dict[str, Any]) -> dict[str, float]:
+    """Our names for PyKEEN's flat rank-based metrics (tail side and both sides)."""
+    out = {}
+    for side in ("tail", "both"):
+        for ours, key in METRICS:
+            value = flat.get(f"{side}.{key}")
+            if value is not None:
+                out[f"{side}.{ours}"] = float(value)
+    return out
 
 
 def interaction_of(model: Any, name: str) -> Interaction:

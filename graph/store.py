@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from graph.records import (
+    COUNT_KEYS,
     Dislike,
     Fact,
     Follow,
@@ -32,6 +34,12 @@ if TYPE_CHECKING:
     from graph.snapshot import GraphSnapshot
 
 DEFAULT_STORE_URL = "memory://data/graph"
+
+#: How a whole graph is written (``GraphStore.write_graph``): ``merge`` upserts into any store,
+#: ``create`` writes into an empty store only, by the store's fastest path, ``auto`` picks.
+LOAD_MODES = ("auto", "create", "merge")
+#: Records per upsert call of a bulk write.
+WRITE_BATCH = 10_000
 
 
 class StoreError(RuntimeError):
@@ -197,24 +205,85 @@ class GraphStore(ABC):
 
         return build_snapshot(self.export())
 
-    # -- convenience --------------------------------------------------------------------
-    def load(self, records: GraphRecords) -> dict[str, int]:
-        """Upsert a whole ``GraphRecords`` in dependency order, then flush."""
-        written = {
-            "users": self.upsert_users(records.users),
-            "items": self.upsert_items(records.items),
-            "tags": self.upsert_tags(records.tags),
-            "interactions": self.upsert_interactions(records.interactions),
-            "taggings": self.upsert_taggings(records.taggings),
-            "item_tags": self.upsert_item_tags(records.item_tags),
-            "follows": self.upsert_follows(records.follows),
-            "facts": self.upsert_facts(records.facts),
-            "dislikes": self.upsert_dislikes(records.dislikes),
+    # -- whole graphs -------------------------------------------------------------------
+    def is_empty(self) -> bool:
+        """True when the store holds nothing at all (what ``create`` mode needs)."""
+        return not any(self.counts().values())
+
+    def load_mode(self, mode: str = "auto") -> str:
+        """The mode a whole-graph write in ``mode`` runs in: ``auto`` is ``create`` into an empty
+        store and ``merge`` otherwise; ``create`` into a store holding data is refused."""
+        if mode not in LOAD_MODES:
+            raise StoreError(f"unknown load mode {mode!r}; expected one of {', '.join(LOAD_MODES)}")
+        if mode == "merge":
+            return mode
+        empty = self.is_empty()
+        if mode == "create" and not empty:
+            raise StoreError(
+                "create mode writes only into an empty store, and this one holds data; load with "
+                "--mode merge (upsert into what is there) or --replace (empty it first)"
+            )
+        return "create" if empty else "merge"
+
+    def write_graph(
+        self,
+        records: GraphRecords,
+        mode: str = "merge",
+        *,
+        batch: int = WRITE_BATCH,
+        progress: Callable[[int], object] | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> dict[str, int]:
+        """Write a whole graph (nodes before the relationships that name them) in ``mode`` (see
+        ``load_mode``) and flush; returns the records written per ``COUNT_KEYS`` kind.
+        ``progress(n)`` is called as records are written; ``timings`` receives the seconds
+        spent per kind and on the flush. Every mode ends with the graph the upserts give."""
+        create = self.load_mode(mode) == "create"
+        timings = {} if timings is None else timings
+        written = self._write_whole(records, create, batch, progress or _ignore, timings)
+        started = time.perf_counter()
+        self.flush()
+        timings["flush"] = timings.get("flush", 0.0) + time.perf_counter() - started
+        return written
+
+    def _write_whole(
+        self, records: GraphRecords, create: bool, batch: int, progress: Callable[[int], object],
+        timings: dict[str, float],
+    ) -> dict[str, int]:
+        """Check every row (a bad one writes nothing), then upsert each kind in batches of
+        ``batch``; stores with a faster path for whole graphs (or for ``create`` into an empty
+        store) override this."""
+        from graph.bulk import check_records
+
+        check_records(records)
+        writers: dict[str, Callable[[Sequence[Any]], int]] = {
+            "users": self.upsert_users,
+            "items": self.upsert_items,
+            "tags": self.upsert_tags,
+            "interactions": self.upsert_interactions,
+            "taggings": self.upsert_taggings,
+            "item_tags": self.upsert_item_tags,
+            "follows": self.upsert_follows,
+            "facts": self.upsert_facts,
+            "dislikes": self.upsert_dislikes,
         }
+        written = dict.fromkeys(COUNT_KEYS, 0)
+        for kind in COUNT_KEYS:
+            rows = getattr(records, kind)
+            started = time.perf_counter()
+            for start in range(0, len(rows), batch):
+                chunk = rows[start : start + batch]
+                writers[kind](chunk)
+                written[kind] += len(chunk)
+                progress(len(chunk))
+            timings[kind] = timings.get(kind, 0.0) + time.perf_counter() - started
         if records.hidden:
             self.set_hidden(records.hidden, True)
-        self.flush()
         return written
+
+    def load(self, records: GraphRecords) -> dict[str, int]:
+        """Upsert a whole ``GraphRecords`` (``write_graph`` in merge mode), then flush."""
+        return self.write_graph(records, "merge")
 
     def ping(self) -> bool:
         """True when the store answers (health checks)."""
@@ -232,6 +301,10 @@ class GraphStore(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _ignore(n: int) -> None:
+    """A progress callback that shows nothing."""
 
 
 def open_store(url: str | None = None, existing: bool = False) -> GraphStore:

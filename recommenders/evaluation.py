@@ -11,7 +11,7 @@ and only where the held-out pairs carry ratings; elsewhere it is ``None`` (n/a).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,8 @@ from recommenders.splits import Split
 
 BEYOND = ("coverage", "novelty", "diversity", "personalisation")
 RATING = ("rmse", "mae")
+#: (model name, user ids, k) -> each user's top-k item ids, in the users' order.
+ListSource = Callable[[str, Sequence[str], int], Iterable[list[str]]]
 #: personalisation compares all pairs of lists; above this many users a seeded sample is used.
 PERSONALISATION_SAMPLE = 2000
 
@@ -105,6 +107,13 @@ def evaluate(
     """Fit each (unfitted) recommender on ``split.train`` and score it on the test users."""
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
+    return score_fitted(split, fit_all(split, models, progress), k=k, users=users, progress=progress)
+
+
+def fit_all(
+    split: Split, models: Mapping[str, Recommender], progress: Callable[[str], None] | None = None
+) -> dict[str, tuple[Recommender, float]]:
+    """Fit each recommender on ``split.train``: name -> (model, fit seconds)."""
     fitted: dict[str, tuple[Recommender, float]] = {}
     for name, model in models.items():
         if progress:
@@ -112,7 +121,7 @@ def evaluate(
         t0 = time.perf_counter()
         model.fit(split.train)
         fitted[name] = (model, time.perf_counter() - t0)
-    return score_fitted(split, fitted, k=k, users=users, progress=progress)
+    return fitted
 
 
 def score_fitted(
@@ -121,8 +130,13 @@ def score_fitted(
     k: int = 10,
     users: Collection[int] | None = None,
     progress: Callable[[str], None] | None = None,
+    top_lists: ListSource | None = None,
 ) -> Evaluation:
-    """Score recommenders already fitted on ``split.train`` (name -> (model, fit seconds))."""
+    """Score recommenders already fitted on ``split.train`` (name -> (model, fit seconds)).
+
+    ``top_lists`` computes the top-k item ids of many users for one model (e.g. on a batch
+    engine, ``recommenders.batch``); by default each model is asked here, user by user.
+    """
     test_users = split.users if users is None else sorted(set(users) & set(split.test))
     train = split.train
     item_users = np.bincount(train.interactions.indices, minlength=len(train.items))
@@ -140,9 +154,11 @@ def score_fitted(
         lists: list[list[int]] = []
         empty = 0
         t0 = time.perf_counter()
-        for n, u in enumerate(test_users):
-            recs = model.recommend(train.users.ids[u], k=k)
-            ranked = [train.items.index[r.item_id] for r in recs if r.item_id in train.items.index]
+        ids = [train.users.ids[u] for u in test_users]
+        top = (top_lists(name, ids, k) if top_lists is not None
+               else ([r.item_id for r in model.recommend(u, k=k)] for u in ids))
+        for n, (u, item_ids) in enumerate(zip(test_users, top, strict=True)):
+            ranked = [train.items.index[i] for i in item_ids if i in train.items.index]
             if not ranked:
                 empty += 1
             lists.append(ranked)

@@ -48,6 +48,16 @@ def listening(port: int) -> bool:
     return False
 
 
+def lingering(port: int) -> bool:
+    """Whether a plain bind (no SO_REUSEADDR) fails: closed connections still hold the port."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
 @pytest.fixture
 def instance(tmp_path: Path):
     if not STAMP.is_file():
@@ -82,6 +92,10 @@ def test_start_prints_uri_last_and_stop_is_clean(instance: Path) -> None:
     conf = (instance / "conf" / "neo4j.conf").read_text()
     assert "dbms.security.auth_enabled=false" in conf and not re.search(r"@[A-Z_]+@", conf)
 
+    # A client stays connected across the restart, as `kgrec serve` does: the stopped server's
+    # half-closed connections linger on its port (FIN-WAIT-2, then TIME-WAIT).
+    client = neo4j.GraphDatabase.driver(uri)
+    client.execute_query("RETURN 1", database_="neo4j")
     stopped = run("stop", "--dir", str(instance))
     assert stopped.returncode == 0, stopped.stderr
     assert not alive(pid)
@@ -90,6 +104,14 @@ def test_start_prints_uri_last_and_stop_is_clean(instance: Path) -> None:
     port = int(uri.rsplit(":", 1)[1])
     assert not listening(port)
     assert run("stop", "--dir", str(instance)).returncode == 0  # stopping twice is fine
+
+    assert lingering(port)  # what made the old free-port check move to a new port
+    restarted = run("start", "--dir", str(instance))
+    assert restarted.returncode == 0, restarted.stderr
+    assert restarted.stdout.strip().splitlines()[-1] == uri  # back on the port it had
+    client.execute_query("RETURN 1", database_="neo4j")  # the same client carries on
+    client.close()
+    assert run("stop", "--dir", str(instance)).returncode == 0
 
 
 def test_bad_option_fails_with_a_message(tmp_path: Path) -> None:

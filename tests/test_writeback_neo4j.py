@@ -193,6 +193,30 @@ def test_cli_writes_a_bundle_models_top_k(store, graph, neo4j_uri: str, tmp_path
     assert len(store.run_read(READ_RECS, {})) == len(expected)
 
 
+def test_cli_on_two_ray_workers_writes_what_one_process_writes(store, graph, neo4j_uri: str,
+                                                                 tmp_path: Path) -> None:
+    """--engine ray reads the store's state in the driver and ships it with each block: the
+    same relationships as one process, dislikes and hidden items included."""
+    pytest.importorskip("ray")
+    snap = build_snapshot(graph.records)
+    models = fit_models(snap, ["itemcf"], seed=1)
+    bundle = save_bundle(tmp_path / "bundle", snap, models, seed=1)
+    u0 = snap.users.ids[0]
+    first = models["itemcf"].recommend(u0, 2)
+    store.upsert_dislikes([Dislike(u0, first[0].item_id)])
+    store.set_hidden([first[1].item_id], True)
+    args = ["writeback", "--bundle", str(bundle), "--model", "itemcf", "--k", "4", "--store", neo4j_uri]
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == 0, out.output
+    here = recs(store, "itemcf")
+    out = CliRunner().invoke(main, [*args, "--engine", "ray", "--workers", "2"])
+    assert out.exit_code == 0, out.output
+    on_ray = recs(store, "itemcf")
+    assert on_ray == here and len(on_ray) == len(snap.users.ids)
+    assert not {first[0].item_id, first[1].item_id} & {i for i, _s, _r in on_ray[("itemcf", u0)]}
+    assert all(len(v) == 4 for v in on_ray.values())
+
+
 def test_cli_writes_nothing_disliked_hidden_or_played_since_the_bundle(store, graph, neo4j_uri: str,
                                                                           tmp_path: Path) -> None:
     """Write-back goes through the read path with the store's state: what a user disliked or

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from api.cli import store_option
+from api.cli.engine_options import engine_options, open_engine
 
 if TYPE_CHECKING:
     from graph.snapshot import GraphSnapshot
+    from recommenders.base import Recommender
+    from recommenders.batch import BatchEngine
+    from recommenders.evaluation import ListSource
 
 DEFAULT_MODELS = "popularity,itemcf"
 
@@ -35,6 +42,7 @@ DEFAULT_MODELS = "popularity,itemcf"
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write JSON.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write a PNG bar chart.")
+@engine_options
 def evaluate(
     store_url: str,
     bundle_dir: Path | None,
@@ -47,14 +55,18 @@ def evaluate(
     markdown_path: Path | None,
     json_path: Path | None,
     plot_path: Path | None,
+    engine: str,
+    workers: int | None,
+    ray_address: str | None,
 ) -> None:
     """Fit each model on the training part of a split and score its top-k on the held-out part.
 
     Full ranking: every unseen item competes; training items are excluded. Side data of
-    held-out pairs (their taggings) is removed from the training graph.
+    held-out pairs (their taggings) is removed from the training graph. Fitting runs here;
+    with --engine ray the test users' lists are computed on Ray workers (same metrics).
     """
     from recommenders import registry
-    from recommenders.evaluation import evaluate as run_evaluation
+    from recommenders.evaluation import fit_all, score_fitted
     from recommenders.report import save_plot, to_json, to_markdown, to_table
     from recommenders.splits import make_split
 
@@ -72,7 +84,12 @@ def evaluate(
             f"no user has {min_interactions} or more interactions to hold out; lower --min-interactions"
         )
     click.echo(f"{split.name} split: {len(split.test):,} users, {split.held_out_pairs():,} held-out pairs", err=True)
-    result = run_evaluation(split, recommenders, k=k, progress=lambda msg: click.echo(msg, err=True))
+    def progress(msg: str) -> None:
+        click.echo(msg, err=True)
+
+    fitted = fit_all(split, recommenders, progress)
+    with _engine(engine, workers, ray_address, split.train, fitted) as runner:
+        result = score_fitted(split, fitted, k=k, progress=progress, top_lists=_top_lists(runner))
     click.echo(to_table(result))
     for path, write in ((markdown_path, to_markdown), (json_path, to_json)):
         if path is not None:
@@ -81,6 +98,31 @@ def evaluate(
     if plot_path is not None:
         plot_path.parent.mkdir(parents=True, exist_ok=True)
         save_plot(result, plot_path)
+
+
+@contextmanager
+def _engine(engine: str, workers: int | None, address: str | None, snapshot: GraphSnapshot,
+            fitted: dict[str, tuple[Recommender, float]]) -> Iterator[BatchEngine]:
+    """A batch engine over the fitted models (packed into a temporary directory when the
+    engine ships files to other processes)."""
+    from recommenders.batch import Payload, engine_class
+    from recommenders.batch_tasks import load_models, pack_models
+
+    models = {name: model for name, (model, _) in fitted.items()}
+    with tempfile.TemporaryDirectory(prefix="kgrec-evaluate-") as tmp:
+        directory = pack_models(Path(tmp), snapshot, models) if engine_class(engine).needs_directory else None
+        with open_engine(engine, Payload(load=load_models, directory=directory, loaded=models), workers,
+                         address) as runner:
+            yield runner
+
+
+def _top_lists(runner: BatchEngine) -> ListSource:
+    from recommenders.batch_tasks import ModelOptions, ranked_block
+
+    def top(name: str, users: Sequence[str], k: int) -> Iterator[list[str]]:
+        return (items for _, items in runner.run(ranked_block, ModelOptions(name, k), users, desc=f"score {name}"))
+
+    return top
 
 
 def _seed(cls: type, seed: int) -> dict[str, int]:

@@ -16,7 +16,7 @@ import click
 
 from api.cli import store_option
 from graph.records import COUNT_KEYS
-from graph.store import StoreError, open_store
+from graph.store import LOAD_MODES, StoreError, open_store
 from loaders.validation import Loaded
 
 VARIANTS = ("100k", "1m", "latest-small")
@@ -31,6 +31,9 @@ def load_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False, path_type=Path),
                      help="Reject report (CSV). Default: rejects-<dataset>.csv in the store folder (or here)."),
         click.option("--replace", is_flag=True, help="Empty the store before loading."),
+        click.option("--mode", type=click.Choice(LOAD_MODES), default="auto", show_default=True,
+                     help="create: only into an empty store, by its fastest path (Neo4j: CREATE, no MERGE); "
+                          "merge: upsert into what is there; auto: create when the store is empty, else merge."),
         click.option("--no-progress", is_flag=True, help="No progress bars."),
     )
     for option in reversed(options):
@@ -130,6 +133,7 @@ def _run(
     strict: bool,
     rejects_path: Path | None,
     replace: bool,
+    mode: str,
     no_progress: bool,
 ) -> None:
     """Parse, report, then (unless strict with rejects) write and print the counts."""
@@ -155,12 +159,13 @@ def _run(
         with open_store(store_url) as store:
             if replace:
                 store.clear()
-            written = write_records(store, loaded.records, progress=not no_progress)
+            chosen = store.load_mode(mode)
+            written = write_records(store, loaded.records, progress=not no_progress, mode=chosen)
             counts = store.counts()
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     elapsed = time.perf_counter() - started
-    click.echo(f"loaded {report.dataset} into {store_url} in {elapsed:.1f} s")
+    click.echo(f"loaded {report.dataset} into {store_url} in {chosen} mode in {elapsed:.1f} s")
     width = max(len(k) for k in COUNT_KEYS)
     click.echo(f"{'':<{width}}  {'written':>10}  {'in store':>10}")
     for k in COUNT_KEYS:

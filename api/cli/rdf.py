@@ -1,4 +1,5 @@
-"""``kgrec export`` and ``kgrec import``: the graph as RDF (Turtle, N-Triples) and back."""
+"""``kgrec export`` and ``kgrec import``: the graph as RDF (Turtle, N-Triples) and back, and
+``kgrec export --format neo4j-csv DIR``: neo4j-admin import files for a bulk load."""
 
 from __future__ import annotations
 
@@ -13,14 +14,22 @@ from graph.store import StoreError, open_store
 
 
 @click.command("export")
+@click.argument("dest", required=False, type=click.Path(path_type=Path))
 @store_option
-@click.option("--format", "fmt", type=click.Choice(["ttl", "nt"]), default="ttl", show_default=True,
-              help="Turtle or N-Triples.")
+@click.option("--format", "fmt", type=click.Choice(["ttl", "nt", "neo4j-csv"]), default="ttl", show_default=True,
+              help="Turtle, N-Triples, or a folder of neo4j-admin import files (neo4j-csv).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True, path_type=Path),
-              help="File to write (default: standard output).")
+              help="RDF file to write (the same as DEST; default: standard output).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def export(store_url: str, fmt: str, output: Path | None, no_progress: bool) -> None:
-    """Export the whole graph as RDF (vocabulary: https://kgrec.dev/ns#)."""
+def export(dest: Path | None, store_url: str, fmt: str, output: Path | None, no_progress: bool) -> None:
+    """Export the whole graph to DEST: RDF (vocabulary: https://kgrec.dev/ns#), or with
+    --format neo4j-csv a new folder of neo4j-admin import files (see deploy/neo4j/neo4j-local import)."""
+    if dest is not None and output is not None:
+        raise click.UsageError("give DEST or --output, not both")
+    output = dest or output
+    if fmt == "neo4j-csv":
+        _export_neo4j_csv(store_url, output)
+        return
     from tqdm import tqdm
 
     from graph.rdf import export_rdf
@@ -42,6 +51,22 @@ def export(store_url: str, fmt: str, output: Path | None, no_progress: bool) -> 
     except (StoreError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"exported {n:,} triples" + (f" to {output}" if output else ""), err=True)
+
+
+def _export_neo4j_csv(store_url: str, folder: Path | None) -> None:
+    from graph.neo4j_csv import export_neo4j_csv
+
+    if folder is None:
+        raise click.UsageError("--format neo4j-csv writes a folder: give DEST")
+    try:
+        with open_store(store_url) as store:
+            manifest = export_neo4j_csv(store.export(), folder)
+    except (StoreError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    counts = manifest["counts"]
+    click.echo(f"exported {counts['nodes']:,} nodes and {counts['relationships']:,} relationships in "
+               f"{len(manifest['nodes']) + len(manifest['relationships'])} files to {folder}")
+    click.echo(f"import into a stopped local instance: deploy/neo4j/neo4j-local import --dir DIR --from {folder}")
 
 
 @click.command("import")

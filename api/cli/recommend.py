@@ -3,8 +3,10 @@
 The same read path as the API (``recommenders.serving``): the same bundle, store and query
 give the same items, order, sources and reasons. With ``--store`` (or ``KGREC_STORE``) what
 was written after the bundle counts too: new interactions, dislikes, hidden items. One user
-prints a readable list; ``--users FILE`` (one id per line) writes CSV
-(``user,item,rank,score,source``) or JSON lines (each line the API's response body).
+prints a readable list; ``--users FILE`` (one id per line) or ``--all-users`` (every user of
+the bundle, in the snapshot's order) writes CSV (``user,item,rank,score,source``) or JSON lines
+(each line the API's response body). Batches run on an engine (``recommenders.batch``): in this
+process, or with ``--engine ray --workers N`` on Ray workers — the same bytes in the same order.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
 import click
+
+from api.cli.engine_options import engine_options, open_engine
 
 
 def read_users(path: Path) -> list[str]:
@@ -44,6 +49,7 @@ def _ids(values: tuple[str, ...]) -> frozenset[str]:
 @click.option("--user", "user_id", help="One user id.")
 @click.option("--users", "users_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="A file of user ids, one per line (batch mode).")
+@click.option("--all-users", is_flag=True, help="Every user of the bundle, in the snapshot's order (batch mode).")
 @click.option("--k", default=10, show_default=True, type=click.IntRange(1, 1000), help="How many items per user.")
 @click.option("--model", help="Serve this model first (then the bundle's fallback chain), as the API's ?model=.")
 @click.option("--explain", is_flag=True, help="Add each item's reasons (paths, contributions, Cypher).")
@@ -56,54 +62,71 @@ def _ids(values: tuple[str, ...]) -> frozenset[str]:
 @click.option("--max-reasons", default=5, show_default=True, type=click.IntRange(1, 100),
               help="Reasons shown per item (the API's KGREC_MAX_REASONS).")
 @click.option("--format", "fmt", type=click.Choice(["text", "csv", "jsonl"]), default=None,
-              help="Output format (default: text for --user, csv for --users).")
+              help="Output format (default: text for --user, csv for --users and --all-users).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
-def recommend(bundle_dir: Path, store_url: str | None, user_id: str | None, users_file: Path | None, k: int,
-              model: str | None, explain: bool, exclude: tuple[str, ...], exclude_item: tuple[str, ...],
-              tags: tuple[str, ...], tag: tuple[str, ...], not_tags: tuple[str, ...], not_tag: tuple[str, ...],
-              max_reasons: int, fmt: str | None, output: Path | None) -> None:
-    """Recommend items for one user (--user) or many (--users FILE)."""
+@engine_options
+def recommend(bundle_dir: Path, store_url: str | None, user_id: str | None, users_file: Path | None,
+              all_users: bool, k: int, model: str | None, explain: bool, exclude: tuple[str, ...],
+              exclude_item: tuple[str, ...], tags: tuple[str, ...], tag: tuple[str, ...], not_tags: tuple[str, ...],
+              not_tag: tuple[str, ...], max_reasons: int, fmt: str | None, output: Path | None, engine: str,
+              workers: int | None, ray_address: str | None) -> None:
+    """Recommend items for one user (--user) or many (--users FILE, --all-users)."""
+    from recommenders.batch import Payload
+    from recommenders.batch_tasks import RecommendOptions, load_server, recommend_block
     from recommenders.bundle import Bundle
     from recommenders.serving import Query, Server
 
-    if (user_id is None) == (users_file is None):
-        raise click.UsageError("give exactly one of --user or --users")
+    if sum((user_id is not None, users_file is not None, all_users)) != 1:
+        raise click.UsageError("give exactly one of --user, --users or --all-users")
     fmt = fmt or ("text" if user_id is not None else "csv")
     if fmt == "csv" and explain:
         raise click.UsageError("--explain needs --format jsonl or text (the CSV columns are fixed)")
-    users = [user_id] if user_id is not None else read_users(users_file)
     try:
         bundle = Bundle.load(bundle_dir)
         server = Server.from_bundle(bundle, max_reasons=max_reasons)
         server.order(model)
     except (OSError, ValueError, KeyError) as exc:
         raise click.ClickException(f"cannot load bundle {bundle_dir}: {exc}") from exc
-    state, close = _state_reader(server, store_url)
-    base = Query("", k, model, _ids(exclude) | frozenset(exclude_item), _ids(tags) | frozenset(tag),
-                 _ids(not_tags) | frozenset(not_tag), explain)
-    out: IO[str] = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
-    try:
+    users = ([user_id] if user_id is not None else read_users(users_file) if users_file is not None
+             else list(bundle.snapshot.users.ids))
+    options = RecommendOptions(Query("", k, model, _ids(exclude) | frozenset(exclude_item),
+                                     _ids(tags) | frozenset(tag), _ids(not_tags) | frozenset(not_tag), explain))
+    payload = Payload(load=partial(load_server, max_reasons=max_reasons), directory=bundle_dir, loaded=server)
+    with (_state_reader(server, store_url) as state, _output(output) as out,
+          open_engine(engine, payload, workers, ray_address) as runner):
         writer = {"text": _text, "csv": _csv, "jsonl": _jsonl}[fmt](out, server, model, explain)
-        for u in users:
-            live = state(u)
-            served = server.recommend(replace(base, user=u), live)
-            writer(u, served, u in server.snapshot.users or live.known or bool(live.history))
-    finally:
-        close()
-        if output:
-            out.close()
+        for u, (served, known) in runner.run(recommend_block, options, users, desc="recommend", state=state):
+            writer(u, served, known)
     if output:
         click.echo(f"wrote {len(users)} users to {output}", err=True)
 
 
-def _state_reader(server: Any, store_url: str | None) -> tuple[Callable[[str], Any], Callable[[], None]]:
-    """What the store knows beyond the bundle, per user (the API's ``LiveState``), or the bundle alone."""
+@contextmanager
+def _output(path: Path | None) -> Iterator[IO[str]]:
+    """stdout, or ``path`` written whole or not at all: a temporary sibling renamed into place
+    when every user is written (a failed batch leaves no half file and an old file intact)."""
+    if path is None:
+        yield sys.stdout
+        return
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="") as out:
+            yield out
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def _state_reader(server: Any, store_url: str | None) -> Iterator[Callable[[str], Any] | None]:
+    """What the store knows beyond the bundle, per user (the API's ``LiveState``), or None: the
+    bundle alone. Read in this process, also for a batch on Ray (workers never see the store)."""
     from graph.store import StoreError, open_store
     from recommenders.live import LiveState
-    from recommenders.serving import BUNDLE_ONLY
 
     if not store_url:
-        return (lambda _: BUNDLE_ONLY), (lambda: None)
+        yield None
+        return
     try:
         store = open_store(store_url)
     except StoreError as exc:
@@ -116,7 +139,10 @@ def _state_reader(server: Any, store_url: str | None) -> tuple[Callable[[str], A
             raise click.ClickException(f"store {store_url} became unreachable")
         return got.state
 
-    return state, store.close
+    try:
+        yield state
+    finally:
+        store.close()
 
 
 def _csv(out: IO[str], server: Any, model: str | None, explain: bool) -> Callable[..., None]:

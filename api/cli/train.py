@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from api.cli import store_option
+from api.cli.engine_options import train_engine_options
 from api.cli.kge_options import kge_options
 from recommenders.tuning_cost import DEFAULT_BUDGET_S
 
@@ -50,6 +51,7 @@ def parse_settings(settings: tuple[str, ...]) -> dict[str, dict[str, Any]]:
                                       "(so the same seed makes the same choice).")
 @click.option("--tune-kge", is_flag=True, help="Tune kge too (each trial trains embeddings: minutes).")
 @kge_options
+@train_engine_options
 def train(store_url: str, models: str, out_dir: Path, seed: int, settings: tuple[str, ...], force: bool,
           tune_models: bool, tune_budget: float, tune_kge: bool) -> None:
     """Tune and fit recommenders on the graph and write a versioned bundle (JSON + npz, no pickle)."""
@@ -85,7 +87,7 @@ def train(store_url: str, models: str, out_dir: Path, seed: int, settings: tuple
                                progress=lambda line: click.echo(f"  {line}", err=True),
                                fitted_progress=lambda n, s: click.echo(f"  fitted {n:<12} {s:7.2f} s", err=True))
         path = save_bundle(out_dir, snapshot, trained.models, seed=seed, overwrite=force, extra=trained.manifest)
-    except (ValueError, FileExistsError) as exc:
+    except (ValueError, OSError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     if trained.tuning is not None:
         click.echo(f"tuning on {trained.tuning.users} validation users ({trained.tuning.seconds:.0f} s, "

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
 
 from api.cli import store_option
+from api.cli.engine_options import engine_options, open_engine
 from graph.store import GraphStore, StoreError, open_store
-from graph.writeback import WritebackError, recommendation_rows, write_recommendations
+from graph.writeback import RecRow, WritebackError, write_recommendations
 
 #: The bundle model whose artifact holds node embeddings (``recommenders.kge``).
 EMBEDDING_MODEL = "kge"
@@ -25,16 +29,16 @@ EMBEDDING_MODEL = "kge"
               help="Relationships per transaction.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @store_option
+@engine_options
 def writeback(bundle_dir: str, model: str | None, k: int, embeddings: bool | None, batch_size: int, as_json: bool,
-              store_url: str) -> None:
+              store_url: str, engine: str, workers: int | None, ray_address: str | None) -> None:
     """Replace MODEL's (:User)-[:RECOMMENDED]->(:Item) relationships with its current top K.
 
     Each batch deletes the model's old recommendations for its users and creates the new
     ones in one transaction; rerunning gives the same relationships. When the bundle holds
     a `kge` model its vectors are written as `emb_kge` properties with vector indexes.
+    With --engine ray the recommendations are computed on Ray workers (the same rows).
     """
-    from tqdm import tqdm
-
     from recommenders.bundle import Bundle
 
     if model is None and not embeddings:
@@ -56,11 +60,10 @@ def writeback(bundle_dir: str, model: str | None, k: int, embeddings: bool | Non
                 raise click.UsageError(f"writeback needs a Neo4j store (--store neo4j://HOST:PORT), not {store_url}")
             if model is not None:
                 users = bundle.snapshot.users.ids
-                progress = tqdm(users, unit="user", desc=f"recommend {model}", disable=None)
-                rows = recommendation_rows(_own_items(bundle, model, store), progress, k)
-                summary["recommendations"] = write_recommendations(
-                    store, model, rows, users=users, batch_size=batch_size
-                ).to_dict()
+                with _own_rows(bundle, Path(bundle_dir), model, k, store, (engine, workers, ray_address)) as rows:
+                    summary["recommendations"] = write_recommendations(
+                        store, model, rows, users=users, batch_size=batch_size
+                    ).to_dict()
             if write_vectors:
                 from embeddings.writeback import write_embeddings
 
@@ -84,12 +87,23 @@ def writeback(bundle_dir: str, model: str | None, k: int, embeddings: bool | Non
         click.echo(f"embeddings {e['model']}, {e['dimensions']} dimensions: {written}; indexes {indexes}")
 
 
-def _own_items(bundle: Any, model: str, store: GraphStore) -> Any:
-    """The model's own items through the read path, with the store's state applied: what a user
-    disliked, hidden items and interactions since the bundle are never written as recommendations."""
+@contextmanager
+def _own_rows(bundle: Any, directory: Path, model: str, k: int, store: GraphStore,
+              engine: tuple[str, int | None, str | None]) -> Iterator[Iterator[RecRow]]:
+    """Every user's rows of the model's own items through the read path, with the store's state
+    applied: what a user disliked, hidden items and interactions since the bundle are never
+    written as recommendations. The state is read here; the engine scores the users, and the
+    rows stream to the writer while it runs."""
+    from recommenders.batch import Payload
+    from recommenders.batch_tasks import ModelOptions, load_server, own_rows_block
     from recommenders.live import LiveState
-    from recommenders.serving import OwnItems, Server
+    from recommenders.serving import Server
 
     server = Server.from_bundle(bundle)
     live = LiveState(server, lambda fn: fn(store), max_users=1)
-    return OwnItems(server, model, lambda user: live.state(user).state)
+    name, workers, address = engine
+    payload = Payload(load=load_server, directory=directory, loaded=server)
+    with open_engine(name, payload, workers, address) as runner:
+        yield (row for _, user_rows in runner.run(own_rows_block, ModelOptions(model, k), server.snapshot.users.ids,
+                                                  desc=f"recommend {model}", state=lambda u: live.state(u).state)
+               for row in user_rows)
