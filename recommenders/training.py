@@ -23,7 +23,7 @@ from graph.snapshot import GraphSnapshot
 from recommenders.base import Recommender
 from recommenders.bundle import fit_models
 from recommenders.hybrid import Hybrid, HybridConfig
-from recommenders.tuning import CLOCK_GUARD, DEFAULT_BUDGET_S, TuningResult, tune
+from recommenders.tuning import CLOCK_GUARD, DEFAULT_BUDGET_S, TuningResult, tunable, tune
 
 
 @dataclass
@@ -44,8 +44,8 @@ def train_models(snapshot: GraphSnapshot, names: Sequence[str], *, seed: int = 4
     components = tuple(hybrid_settings.get("components", HybridConfig().components)) if Hybrid.name in names else ()
     result = None
     configs = {n: dict(v) for n, v in settings.items()}
-    if tune_models:
-        to_tune = [n for n in dict.fromkeys([*names, *components]) if n != Hybrid.name]
+    to_tune = [n for n in dict.fromkeys([*names, *components]) if n != Hybrid.name and tunable(n, tune_kge)]
+    if tune_models and to_tune:  # nothing tunable (kge alone without --tune-kge): no validation cut
         result = tune(snapshot, to_tune, seed=seed, budget_s=budget_s, fixed=settings, tune_kge=tune_kge,
                       guard=guard, progress=progress)
         for name, chosen in result.configs().items():

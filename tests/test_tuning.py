@@ -116,3 +116,14 @@ def test_every_search_space_gives_valid_options(name: str, snapshot: GraphSnapsh
         overrides = REGISTRY[name].search_space(study.ask(), snapshot)
         assert overrides
         create(name, **overrides)  # every key is a Config field
+
+
+def test_nothing_tunable_builds_no_validation_cut(snapshot: GraphSnapshot) -> None:
+    """kge alone (not asked to tune) or a model without a search space trains with its defaults
+    and the manifest says nothing was tuned, instead of recording an empty search."""
+    from recommenders.training import train_models
+
+    assert not tunable("popularity")
+    trained = train_models(snapshot, ["popularity"], tune_models=True, budget_s=5)
+    assert trained.tuning is None and trained.manifest["tuning"] == {"tuned": False}
+    assert set(trained.models) == {"popularity"}
