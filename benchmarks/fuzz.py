@@ -42,7 +42,7 @@ from api.settings import Settings  # noqa: E402
 from benchmarks.sections import write_section  # noqa: E402
 from graph.snapshot import build_snapshot  # noqa: E402
 from loaders.synthetic import generate  # noqa: E402
-from tests.api_fixtures import ANALYST_KEY, API_KEY, fill_store, fresh_engine, train_bundle  # noqa: E402
+from tests.api_fixtures import ANALYST_KEY, API_KEY, fill_store, fresh_server, train_bundle  # noqa: E402
 from tests.bad_input_corpus import ANALYST, WRITER, cases  # noqa: E402
 from tests.fuzz_oracle import (  # noqa: E402
     NEGATIVE_CHECKS,
@@ -127,7 +127,7 @@ def main() -> None:
         bundle = train_bundle(snap, root / "bundle")
         store = fill_store(graph.records, root / "store")
         app = create_app(Settings(bundle=str(bundle), store=store, api_key=API_KEY, analyst_key=ANALYST_KEY,
-                                  max_body=65_536), engine=fresh_engine(bundle))
+                                  max_body=65_536), server=fresh_server(bundle))
         oracle = StoreOracle(root / "store", root / "shadow")
         rows, total = [], Counter()
         for n, op in enumerate(schemathesis.openapi.from_dict(build_spec()).get_all_operations()):
