@@ -157,13 +157,18 @@ class MultVAE(ScoredRecommender, HistoryScored):
         v = values[mine].astype(np.float64)
         return pos[mine], v / np.sqrt(np.square(v).sum())
 
-    def _forward(self, pos: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Hidden activations and logits of the mean path for a sparse normalised input."""
+    def _hidden(self, pos: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Hidden activations of the mean path for a sparse normalised input."""
         w = self._w
         h1 = np.tanh(v @ w["enc_w"][pos].astype(np.float64) + w["enc_b"])
         mu = h1 @ w["mu_w"] + w["mu_b"]
-        h2 = np.tanh(mu @ w["dec_w"] + w["dec_b"])
-        return h1, h2, h2 @ w["out_w"] + w["out_b"]
+        return h1, np.tanh(mu @ w["dec_w"] + w["dec_b"])
+
+    def _forward(self, pos: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Hidden activations and logits of the mean path for a sparse normalised input."""
+        h1, h2 = self._hidden(pos, v)
+        # In the weights' float32: a float64 h2 would copy the whole output matrix up each call.
+        return h1, h2, h2.astype(np.float32) @ self._w["out_w"] + self._w["out_b"]
 
     def _score_history(self, items: np.ndarray, values: np.ndarray) -> np.ndarray | None:
         found = self._input(items, values)
@@ -195,7 +200,7 @@ class MultVAE(ScoredRecommender, HistoryScored):
         if found is None or self._position[i] < 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         pos, v = found
-        h1, h2, _ = self._forward(pos, v)
+        h1, h2 = self._hidden(pos, v)  # one item's logit only: no product with every output column
         wts = self._w
         g = wts["out_w"][:, self._position[i]] * (1.0 - h2**2)  # d logit / d decoder pre-activation
         g = (wts["mu_w"] @ (wts["dec_w"] @ g)) * (1.0 - h1**2)  # d logit / d encoder pre-activation
