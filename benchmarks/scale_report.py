@@ -133,8 +133,9 @@ def _sizes(results: dict[str, Any]) -> list[str]:
 def size_table(results: dict[str, Any]) -> list[str]:
     lines = ["| size | users | items | interactions | relationships | load memory s (peak MB) | load Neo4j s "
              "(rel/s) | snapshot memory s | snapshot Neo4j s | serve p50 / p99 ms | serving RSS MB "
-             "| batch users/s: local / 1 thread / Ray × 2 | Ray × 2 ÷ 1 thread |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| batch users/s: local / 1 thread / Ray × 2 | Ray × 2 ÷ 1 thread "
+             "| with explanations users/s: 1 thread / Ray × 2 (÷) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for size in _sizes(results):
         run = results["runs"][size]
         st, c = run.get("steps", {}), run.get("counts", {})
@@ -158,10 +159,14 @@ def size_table(results: dict[str, Any]) -> list[str]:
             ratio = f"{bt['ray_users_per_s'] / bt['local_1thread_users_per_s']:.2f}"
         elif bt:
             batch = _cell(bt, "ray_users_per_s", ".0f")
+        explain = "–"
+        if bt and "explain_ray_users_per_s" in bt:
+            one, two = bt["explain_local_1thread_users_per_s"], bt["explain_ray_users_per_s"]
+            explain = f"{one:,.0f} / {two:,.0f} ({two / one:.2f})"
         lines.append(f"| {size} | {c.get('users', 0):,} | {c.get('items', 0):,} | {c.get('interactions', 0):,} | "
                      f"{rels:,} | {load_mem} | {load_neo} | {snap_mem} | "
                      f"{_cell(st.get('snapshot_neo4j'), 'snapshot_s', '.1f')} | {serve} | {serving_rss} | {batch} | "
-                     f"{ratio} |")
+                     f"{ratio} | {explain} |")
     return lines
 
 

@@ -195,11 +195,14 @@ def batch_step(bundle: str, users: int, workers: int) -> dict[str, Any]:
     ids = list(b.snapshot.users.ids)[:users]
     out["users"] = len(ids)
     options = RecommendOptions(Query("", 10))
+    # With explanations: per-user work worth spreading (the default model serves ranked lists
+    # from its fit, so a plain batch is mostly the engine's own overhead).
+    explained = RecommendOptions(Query("", 10, explain=True))
 
-    def timed(engine: Any, key: str) -> list:
+    def timed(engine: Any, key: str, opts: RecommendOptions = options) -> list:
         t, cpu = time.perf_counter(), tree_cpu()
         rows = [[(s.item, s.score, s.source) for s in served]
-                for _, (served, _known) in engine.run(recommend_block, options, ids)]
+                for _, (served, _known) in engine.run(recommend_block, opts, ids)]
         out[f"{key}_users_per_s"] = len(ids) / (time.perf_counter() - t)
         out[f"{key}_cpu_s"] = tree_cpu() - cpu
         return rows
@@ -209,6 +212,7 @@ def batch_step(bundle: str, users: int, workers: int) -> dict[str, Any]:
     expected = timed(local, "local")
     with threadpool_limits(limits=1):
         timed(local, "local_1thread")
+        timed(local, "explain_local_1thread", explained)
     del local, b
     gc.collect()
     t0 = time.perf_counter()
@@ -217,6 +221,7 @@ def batch_step(bundle: str, users: int, workers: int) -> dict[str, Any]:
         list(ray_engine.run(recommend_block, options, ids[:50]))
         busy = ray_engine.busy_cpu()
         got = timed(ray_engine, "ray")
+        timed(ray_engine, "explain_ray", explained)
         busy = [after - before for before, after in zip(busy, ray_engine.busy_cpu(), strict=True)]
     out["ray_workers"] = workers
     out["identical"] = got == expected
