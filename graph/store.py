@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from graph.records import (
     COUNT_KEYS,
@@ -93,6 +93,18 @@ def neighbor_order(n: Neighbor) -> tuple[str, str, bool, str]:
     """The order of ``GraphStore.neighbors``: (rel, id), then direction and properties, so
     parallel relationships (one TAGGED per tag) come out the same from every store."""
     return (n.rel.value, n.id, not n.outgoing, json.dumps(n.props, sort_keys=True, default=str))
+
+
+@runtime_checkable
+class RunsCypher(Protocol):
+    """A store that runs an analyst's read-only Cypher (Neo4j): the endpoint plans the query
+    before running it and streams its rows."""
+
+    def plan(self, query: str, params: dict[str, Any] | None = None) -> dict[str, Any]: ...
+
+    def read_stream(
+        self, query: str, params: dict[str, Any] | None = None, timeout: float | None = None, fetch_size: int = 1000
+    ) -> Any: ...
 
 
 class GraphStore(ABC):

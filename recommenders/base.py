@@ -18,6 +18,7 @@ from graph.snapshot import GraphSnapshot
 
 if TYPE_CHECKING:
     import numpy as np
+    import optuna
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,11 @@ class Recommender(ABC):
         can be done once; this default just loops."""
         return [self.explain_top(user_id, item, limit) for item in item_ids]
 
+    @classmethod
+    def search_starts(cls, snapshot: GraphSnapshot) -> list[dict[str, Any]]:
+        """Trials a tuner runs right after the defaults (``Tunable``): none by default."""
+        return []
+
     @abstractmethod
     def save(self, directory: str | Path) -> None: ...
 
@@ -175,6 +181,22 @@ class RecommendsAnonymously(Protocol):
     def recommend_anonymous(self, k: int = 10, exclude: Collection[str] | None = None) -> list[Recommendation]: ...
 
     def explain_anonymous(self, item_id: str) -> list[Reason]: ...
+
+
+@runtime_checkable
+class Tunable(Protocol):
+    """Has hyper-parameters worth searching on a validation cut (``recommenders.tuning``);
+    checked on the class, ``issubclass(cls, Tunable)``."""
+
+    @classmethod
+    def search_space(cls, trial: optuna.Trial, snapshot: GraphSnapshot) -> dict[str, Any]:
+        """Config overrides drawn from ``trial`` for ``snapshot``."""
+        ...
+
+    @classmethod
+    def search_starts(cls, snapshot: GraphSnapshot) -> list[dict[str, Any]]:
+        """Trials to run right after the defaults (none unless a class knows good ones)."""
+        ...
 
 
 @runtime_checkable

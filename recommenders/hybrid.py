@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from graph.snapshot import GraphSnapshot
-from recommenders.base import Reason, Recommendation, Recommender, TopReasons
+from recommenders.base import Reason, Recommendation, Recommender, ScoresAllItems, TopReasons
 from recommenders.hybrid_explain import explain_many
 from recommenders.hybrid_features import FeatureSpace
 from recommenders.hybrid_ranker import RANKERS, Ranker, ranker_class, restore_ranker
@@ -122,7 +122,7 @@ class Hybrid(Recommender):
                 continue
             s = np.array(s, dtype=np.float64, copy=True)
             s[exclude] = -np.inf
-            if getattr(rec, "positive_only", True):
+            if rec.positive_only:  # type: ignore[attr-defined]
                 s[s <= 0] = -np.inf
             out.append(s)
         return out
@@ -134,7 +134,7 @@ class Hybrid(Recommender):
         if name == self.name:
             raise ValueError("the hybrid cannot contain itself")
         rec = create(name, **{**dict(self.config.component_configs.get(name, {})), "seed": self.config.seed})
-        if not hasattr(rec, "score_user"):
+        if not isinstance(rec, ScoresAllItems):
             raise ValueError(f"component {name!r} cannot score all items (no score_user)")
         return rec
 

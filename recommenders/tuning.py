@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from graph.snapshot import GraphSnapshot
-from recommenders.base import Recommender
+from recommenders.base import Recommender, Tunable
 from recommenders.registry import create, get
 from recommenders.splits import Split
 from recommenders.tuning_cost import DEFAULT_BUDGET_S, trial_seconds
@@ -124,7 +124,7 @@ class TuningResult:
 
 def tunable(name: str, tune_kge: bool = False) -> bool:
     """Whether ``name`` has a search space and is tuned by default (kge only when asked)."""
-    return hasattr(get(name), "search_space") and (tune_kge or name not in EXPENSIVE)
+    return issubclass(get(name), Tunable) and (tune_kge or name not in EXPENSIVE)
 
 
 def plan_trials(snapshot: GraphSnapshot, names: Sequence[str], budget_s: float, users: int,
@@ -214,7 +214,7 @@ class _Study:
         sampler = optuna.samplers.TPESampler(seed=seed + zlib.crc32(name.encode()) % 10_000, n_startup_trials=5)
         pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
         self.study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
-        self.starts = getattr(self.cls, "search_starts", lambda snapshot: [])(cut.train)
+        self.starts = self.cls.search_starts(cut.train)
         self.record = ModelTuning(name=name, planned=1)
         self.best: Recommender | None = None
         self.best_value = -1.0

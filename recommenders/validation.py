@@ -67,7 +67,7 @@ def top_items(model: Recommender, snapshot: GraphSnapshot, u: int, k: int) -> np
         return np.zeros(0, dtype=np.int64)
     s = np.array(scores, dtype=np.float64, copy=True)
     s[snapshot.user_items(u)] = -np.inf
-    return top_k(s, k, positive_only=getattr(model, "positive_only", True))
+    return top_k(s, k, positive_only=model.positive_only)  # type: ignore[attr-defined]
 
 
 def user_ndcg(model: Recommender, cut: Split, users: np.ndarray, k: int = 10) -> np.ndarray:

@@ -33,22 +33,6 @@ from loaders.synthetic import SyntheticGraph
 from tests.test_store_contract import DBO, DBR, small
 
 
-@pytest.fixture(params=["memory", pytest.param("neo4j", marks=pytest.mark.neo4j)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore]:
-    if request.param == "memory":
-        s: GraphStore = MemoryStore(tmp_path / "graph")
-    else:
-        from graph.neo4j_store import Neo4jStore
-
-        s = Neo4jStore.from_url(request.getfixturevalue("neo4j_uri"))
-        s.clear()
-    try:
-        yield s
-    finally:
-        s.clear()
-        s.close()
-
-
 def test_every_record_kind_has_its_tables_and_statements() -> None:
     """The whole-graph paths are driven by graph.bulk's tables: a record kind added without its
     table entries or its Cypher fails here, by name."""

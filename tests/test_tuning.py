@@ -6,6 +6,7 @@ import optuna
 import pytest
 
 from graph.snapshot import GraphSnapshot
+from recommenders.base import Tunable
 from recommenders.registry import REGISTRY, create
 from recommenders.tuning import (
     MAX_TRIALS,
@@ -109,7 +110,7 @@ def test_kge_is_tuned_only_when_asked() -> None:
     assert not tunable("popularity") and tunable("ease")
 
 
-@pytest.mark.parametrize("name", sorted(n for n in REGISTRY if hasattr(REGISTRY[n], "search_space")))
+@pytest.mark.parametrize("name", sorted(n for n in REGISTRY if issubclass(REGISTRY[n], Tunable)))
 def test_every_search_space_gives_valid_options(name: str, snapshot: GraphSnapshot) -> None:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
     for _ in range(20):

@@ -25,7 +25,7 @@ from api.cypher_guard import Forbidden, check_plan, check_text
 from api.errors import ApiError, bad_request
 from api.params import printable
 from graph.cypher import Cookbook, CookbookError
-from graph.store import StoreError, StoreUnavailable
+from graph.store import RunsCypher, StoreError, StoreUnavailable
 from graph.values import scalar_problem, text_problem
 
 bp = Blueprint("cypher", __name__)
@@ -153,7 +153,7 @@ def cypher() -> Response:
         _check_text(text)
 
     def run(s: Any) -> tuple[list[Any], str | None] | StoreError | Forbidden | None:
-        if getattr(s, "read_stream", None) is None:
+        if not isinstance(s, RunsCypher):
             return None
         try:
             if not trusted:
