@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kgrec-installed
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test check lint typecheck layers clean
 
 install: $(STAMP)
 
@@ -18,9 +18,13 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/kgrec demo
 
-# pytest against a throwaway Neo4j (or yours, from KGREC_NEO4J_URI), stopped even when tests fail
-test: install browser
+# The static checks, then pytest against a throwaway Neo4j (or yours, from KGREC_NEO4J_URI),
+# stopped even when tests fail.
+test: install browser check
 	deploy/neo4j/with-neo4j $(BIN)/pytest
+
+# ruff, the type checker over the package, and the import layers (pyproject.toml [tool.importlinter]).
+check: lint typecheck layers
 
 # Debian's chromium for the browser tests (tests/test_explanation_pages.py); never `playwright install`.
 .PHONY: browser
@@ -34,6 +38,16 @@ browser:
 
 lint: install
 	$(BIN)/ruff check .
+
+# mypy needs the package under its own name: the repository root *is* `kgrec`, so it checks a
+# symlink named kgrec in a temporary folder (its cache stays in the virtualenv).
+typecheck: install
+	@t=$$(mktemp -d) && ln -s "$(CURDIR)" "$$t/kgrec" && cd "$$t" && \
+	  MYPYPATH="$$t" "$(CURDIR)/$(BIN)/mypy" -p kgrec --config-file "$(CURDIR)/pyproject.toml" \
+	    --cache-dir "$(CURDIR)/$(VENV)/.mypy_cache"; rc=$$?; rm -rf "$$t"; exit $$rc
+
+layers: install
+	$(BIN)/lint-imports --no-cache
 
 clean:
 	rm -rf data .pytest_cache .ruff_cache

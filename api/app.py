@@ -12,16 +12,16 @@ import logging
 from flask import Flask, redirect, request, url_for
 from werkzeug.wrappers import Response
 
-from api import params
-from api.auth import guard_reads
-from api.errors import ApiError, register_error_handlers
-from api.json_provider import OrjsonProvider
-from api.metrics import install as install_metrics
-from api.settings import Settings, SettingsError
-from api.store_handle import StoreHandle
-from graph import values
-from recommenders.live import LiveState
-from recommenders.serving import Server
+from kgrec.api import params
+from kgrec.api.auth import guard_reads
+from kgrec.api.errors import ApiError, register_error_handlers
+from kgrec.api.json_provider import OrjsonProvider
+from kgrec.api.request_metrics import install as install_metrics
+from kgrec.api.settings import Settings, SettingsError
+from kgrec.api.store_handle import StoreHandle
+from kgrec.graph import values
+from kgrec.recommenders.serving.live_state import LiveState
+from kgrec.recommenders.serving.server import Server
 
 log = logging.getLogger("kgrec.api")
 #: Longest path plus query string served (under gunicorn, longer request lines are refused by
@@ -39,9 +39,13 @@ def create_app(settings: Settings | None = None, server: Server | None = None) -
     if server is None:
         if settings.bundle is None:
             raise SettingsError("KGREC_BUNDLE is not set: point it at a directory written by `kgrec train`")
-        from api.bundle_loader import load_server
+        from kgrec.recommenders.serving.server_loading import BundleLoadError, load_server
 
-        server = load_server(settings.bundle, settings.default_model, settings.max_reasons)
+        try:
+            server = load_server(settings.bundle, settings.default_model, settings.max_reasons)
+        except BundleLoadError as exc:
+            setting = "KGREC_DEFAULT_MODEL" if exc.model is not None else "KGREC_BUNDLE"
+            raise SettingsError(f"{setting}: {exc}") from exc
     else:
         if settings.default_model is not None:
             if settings.default_model not in server.models:
@@ -58,10 +62,10 @@ def create_app(settings: Settings | None = None, server: Server | None = None) -
     app.extensions["kgrec.store"] = handle
     app.extensions["kgrec.live"] = LiveState(server, handle.call)
 
-    from api.blueprints.admin import bp as admin_bp
-    from api.blueprints.cypher import bp as cypher_bp
-    from api.blueprints.explain_pages import bp as pages_bp
-    from api.blueprints.recommend import bp as recommend_bp
+    from kgrec.api.blueprints.admin import bp as admin_bp
+    from kgrec.api.blueprints.cypher import bp as cypher_bp
+    from kgrec.api.blueprints.explain_pages import bp as pages_bp
+    from kgrec.api.blueprints.recommend import bp as recommend_bp
 
     app.register_blueprint(admin_bp, url_prefix="/v1")
     app.register_blueprint(recommend_bp, url_prefix="/v1")

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 from flask import Request, current_app, request
 
-from api.errors import ApiError
-from api.settings import Settings
+from kgrec.api.errors import ApiError
+from kgrec.api.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: Endpoints every client may call without a key, whatever the settings.

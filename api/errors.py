@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from graph.store import StoreUnavailable
+from kgrec.graph.store_errors import StoreUnavailable
 
 log = logging.getLogger("kgrec.api")
 

@@ -16,7 +16,7 @@ from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker as _ThreadWorker
 from gunicorn.workers.sync import SyncWorker as _SyncWorker
 
-from api.errors import HTTP_CODES, error_body
+from kgrec.api.errors import HTTP_CODES, error_body
 
 
 class _Captured:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.blueprints.cypher import OPENAPI as CYPHER_OPENAPI
-from graph.values import MAX_ATTR_KEY, MAX_ID, MAX_TEXT, MAX_URL, TS_MAX, TS_MIN
+from kgrec.api.blueprints.cypher import OPENAPI as CYPHER_OPENAPI
+from kgrec.graph.values import MAX_ATTR_KEY, MAX_ID, MAX_TEXT, MAX_URL, TS_MAX, TS_MIN
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 #: What ``graph.values`` accepts as text: no control characters (and no lone surrogates,

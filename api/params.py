@@ -13,9 +13,9 @@ from typing import Any
 from flask import Request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from api.errors import ApiError, bad_request
-from graph import values
-from graph.records import Dislike, Interaction, Item, User
+from kgrec.api.errors import ApiError, bad_request
+from kgrec.graph import values
+from kgrec.graph.records import Dislike, Interaction, Item, User
 
 MAX_ID = values.MAX_ID
 #: Longest JSON number text parsed as a number: int64 has 19 digits (plus a sign); a float with

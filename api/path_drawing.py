@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from recommenders.base import Reason
+from kgrec.recommenders.base import Reason
 
 NODE_W, NODE_H, GAP, PAD, TOP = 132, 40, 84, 8, 26
 MAX_CHARS = 17

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from graph.store import DEFAULT_STORE_URL
+from kgrec.graph.store_factory import DEFAULT_STORE_URL
 
 STORE_SCHEMES = ("memory://", "neo4j://", "bolt://", "neo4j+s://", "bolt+s://")
 MIN_KEY = 8
@@ -89,9 +89,6 @@ class Settings:
         if not 1 <= self.max_reasons <= 100:
             raise SettingsError(f"KGREC_MAX_REASONS: {self.max_reasons} is outside 1..100")
         return self
-
-    def with_(self, **changes: object) -> Settings:
-        return replace(self, **changes).validated()  # type: ignore[arg-type]
 
     @property
     def writer_keys(self) -> tuple[bytes, ...]:

@@ -21,7 +21,9 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from graph.store import GraphStore, StoreError, StoreUnavailable, open_store
+from kgrec.graph.store import GraphStore
+from kgrec.graph.store_errors import StoreError, StoreUnavailable
+from kgrec.graph.store_factory import open_store
 
 log = logging.getLogger("kgrec.api")
 T = TypeVar("T")

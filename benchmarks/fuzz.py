@@ -36,12 +36,12 @@ from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 
-from api.app import create_app  # noqa: E402
-from api.openapi import build_spec  # noqa: E402
-from api.settings import Settings  # noqa: E402
 from benchmarks.sections import write_section  # noqa: E402
-from graph.snapshot import build_snapshot  # noqa: E402
-from loaders.synthetic import generate  # noqa: E402
+from kgrec.api.app import create_app  # noqa: E402
+from kgrec.api.openapi import build_spec  # noqa: E402
+from kgrec.api.settings import Settings  # noqa: E402
+from kgrec.graph.snapshot import build_snapshot  # noqa: E402
+from kgrec.loaders.synthetic import generate  # noqa: E402
 from tests.api_fixtures import ANALYST_KEY, API_KEY, fill_store, fresh_server, train_bundle  # noqa: E402
 from tests.bad_input_corpus import ANALYST, WRITER, cases  # noqa: E402
 from tests.fuzz_oracle import (  # noqa: E402

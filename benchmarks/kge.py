@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sections import write_section
 
-from graph.snapshot import GraphSnapshot, build_snapshot
-from recommenders.evaluation import score_fitted
-from recommenders.kge import KGE, KGEConfig
-from recommenders.splits import random_holdout
+from kgrec.graph.snapshot import GraphSnapshot, build_snapshot
+from kgrec.recommenders.evaluation.offline_evaluation import score_fitted
+from kgrec.recommenders.evaluation.splits import random_holdout
+from kgrec.recommenders.models.kge import KGE, KGEConfig
 
 K = 10
 SEED = 42
@@ -68,7 +68,7 @@ def log(msg: str) -> None:
 
 
 def load_lastfm(root: Path) -> GraphSnapshot:
-    from loaders.lastfm import load
+    from kgrec.loaders.lastfm import load
 
     return build_snapshot(load(root / "lastfm-2k").records)
 
@@ -139,7 +139,7 @@ def run_final(args: argparse.Namespace) -> None:
     fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - cpu0
     rss_after_kge = peak_rss_mb()
 
-    from recommenders.mf import ALS
+    from kgrec.recommenders.models.mf import ALS
 
     t1 = time.perf_counter()
     als = ALS(ALS.Config(num_threads=args.threads, seed=args.train_seed)).fit(split.train)

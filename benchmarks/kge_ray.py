@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kge import BASE, SEED, K, load_lastfm, log
 from sections import write_section
 
-from recommenders.evaluation import score_fitted
-from recommenders.kge import KGE, KGEConfig
-from recommenders.splits import random_holdout
+from kgrec.recommenders.evaluation.offline_evaluation import score_fitted
+from kgrec.recommenders.evaluation.splits import random_holdout
+from kgrec.recommenders.models.kge import KGE, KGEConfig
 
 
 def run_config(run: str, epochs: int, threads: int) -> KGEConfig:

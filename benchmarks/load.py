@@ -56,8 +56,8 @@ TARGETS = {"create": 40_000.0, "merge": 20_000.0, "bulk": 100_000.0, "memory_las
 def child(dataset: str, path: str, scenario: str, target: str) -> dict[str, Any]:
     """Parse one dataset and write it by one path; runs in its own process."""
     sys.path.insert(0, str(ROOT))
-    from graph.records import COUNT_KEYS
-    from loaders import lastfm, movielens
+    from kgrec.graph.records import COUNT_KEYS
+    from kgrec.loaders import lastfm, movielens
 
     t0 = time.perf_counter()
     loaded = (lastfm if dataset == "lastfm-2k" else movielens).load(path)
@@ -77,8 +77,8 @@ def child(dataset: str, path: str, scenario: str, target: str) -> dict[str, Any]
 
 
 def _write(records: Any, scenario: str, url: str) -> dict[str, Any]:
-    from graph.records import COUNT_KEYS, GraphRecords
-    from graph.store import open_store
+    from kgrec.graph.records import COUNT_KEYS, GraphRecords
+    from kgrec.graph.store_factory import open_store
 
     server = _server(url)
     with open_store(url) as store:
@@ -113,7 +113,7 @@ def _write(records: Any, scenario: str, url: str) -> dict[str, Any]:
 
 def _upserts(store: Any, records: Any, timings: dict[str, float]) -> None:
     """The per-call upserts in batches of 10,000: ``kgrec load`` before load modes."""
-    from graph.records import COUNT_KEYS
+    from kgrec.graph.records import COUNT_KEYS
 
     for kind in COUNT_KEYS:
         rows, started = getattr(records, kind), time.perf_counter()
@@ -125,9 +125,9 @@ def _upserts(store: Any, records: Any, timings: dict[str, float]) -> None:
 
 def _bulk(records: Any, instance: str) -> dict[str, Any]:
     """Export from a MemoryStore, import into a stopped instance, start it and read it back."""
-    from graph.memory import MemoryStore
-    from graph.neo4j_csv import export_neo4j_csv
-    from graph.store import open_store
+    from kgrec.graph.memory import MemoryStore
+    from kgrec.graph.neo4j_csv import export_neo4j_csv
+    from kgrec.graph.store_factory import open_store
 
     with tempfile.TemporaryDirectory() as tmp:
         memory = MemoryStore(Path(tmp) / "graph")

@@ -35,13 +35,13 @@ from peers import PEERS, PeerRecommender
 from quality import DATASETS, SEED, VALIDATION_SEED, load_snapshot, log, tune_peer
 from sections import write_section
 
-from graph.records import Follow
-from graph.snapshot import GraphSnapshot, build_snapshot
-from recommenders import registry
-from recommenders.ease import EASE
-from recommenders.evaluation import score_fitted
-from recommenders.social import Social
-from recommenders.splits import Split, random_holdout
+from kgrec.graph.records import Follow
+from kgrec.graph.snapshot import GraphSnapshot, build_snapshot
+from kgrec.recommenders import registry
+from kgrec.recommenders.evaluation.offline_evaluation import score_fitted
+from kgrec.recommenders.evaluation.splits import Split, random_holdout
+from kgrec.recommenders.models.ease import EASE
+from kgrec.recommenders.models.social import Social
 from tests.trust_graphs import MODES, trust_graph
 
 K = 10
@@ -148,8 +148,8 @@ def run_dataset(root: Path, name: str, out: Path) -> dict:
               "ease": ease_section(split, val),
               "multvae": multvae_section(split, val), "social": social_section(split)}
     if snap.follows.nnz == 0:
-        from loaders.lastfm import load as load_lastfm
-        from loaders.movielens import load as load_movielens
+        from kgrec.loaders.lastfm import load as load_lastfm
+        from kgrec.loaders.movielens import load as load_movielens
 
         records = (load_lastfm if DATASETS[name] == "lastfm" else load_movielens)(root / name).records
         random_follows(records, mean=3.0, seed=SEED)

@@ -25,9 +25,10 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 
-from graph.snapshot import GraphSnapshot
-from recommenders.base import Reason, Recommendation, Recommender
-from recommenders.scored import keep_top_per_row, row_normalise, top_k
+from kgrec.graph.snapshot import GraphSnapshot
+from kgrec.recommenders.base import Reason, Recommendation, Recommender
+from kgrec.recommenders.models.sparse_rows import keep_top_per_row, row_normalise
+from kgrec.recommenders.ranking import top_k
 
 Scorer = Callable[[int], np.ndarray]
 FitFn = Callable[[sp.csr_matrix, dict[str, Any], int], Scorer]

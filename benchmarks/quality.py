@@ -42,27 +42,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import PEERS, PeerRecommender
 from sections import write_section
 
-from api.cli.train import DEFAULT_MODELS
-from graph.snapshot import GraphSnapshot, build_snapshot
-from recommenders.evaluation import Evaluation, ModelResult, score_fitted
-from recommenders.hybrid import HybridConfig
-from recommenders.report import save_plot, to_markdown
-from recommenders.splits import Split, random_holdout
-from recommenders.training import train_models
-from recommenders.tuning import CLOCK_GUARD, DEFAULT_BUDGET_S
+from kgrec.graph.snapshot import GraphSnapshot, build_snapshot
+from kgrec.recommenders.evaluation.evaluation_report import save_plot, to_markdown
+from kgrec.recommenders.evaluation.offline_evaluation import Evaluation, ModelResult, score_fitted
+from kgrec.recommenders.evaluation.splits import Split, random_holdout
+from kgrec.recommenders.hybrid.hybrid_model import HybridConfig
+from kgrec.recommenders.registry import default_models
+from kgrec.recommenders.tuning.training import train_models
+from kgrec.recommenders.tuning.tuner import CLOCK_GUARD, DEFAULT_BUDGET_S
 
 K = 10
 SEED = 42
 VALIDATION_SEED = 43
 DATASETS = {"lastfm-2k": "lastfm", "ml-latest-small": "movielens"}
-KGREC_MODELS = tuple(DEFAULT_MODELS.split(","))  # what `kgrec train` fits by default
+KGREC_MODELS = default_models()  # what `kgrec train` fits by default
 
 
 def load_snapshot(root: Path, name: str) -> GraphSnapshot:
     if DATASETS[name] == "lastfm":
-        from loaders.lastfm import load
+        from kgrec.loaders.lastfm import load
     else:
-        from loaders.movielens import load
+        from kgrec.loaders.movielens import load
     return build_snapshot(load(root / name).records)
 
 

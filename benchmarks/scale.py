@@ -236,9 +236,9 @@ class Bench:
         return ["csv", "--path", str(csv_dir)], write_csv
 
     def run_fits(self, size: str, d: Path, snap: Path, scale: float | None) -> None:
-        from recommenders.registry import REGISTRY
+        from kgrec.recommenders.registry import registry
 
-        names = sorted(REGISTRY, key=lambda n: n == "hybrid")
+        names = sorted(registry(), key=lambda n: n == "hybrid")
         for name in names:
             too_big = scale is not None and scale > self.a.kge_max_scale
             if name == "kge" and (self.a.skip_kge or too_big):
@@ -252,10 +252,10 @@ class Bench:
                                                             out=str(d / "models" / name), options=options))
 
     def run_serving(self, size: str, d: Path, snap: Path, store: str) -> None:
-        from api.cli.train import DEFAULT_MODELS
+        from kgrec.recommenders.registry import default_models
 
         run = self.run_of(size)
-        names = [n for n in DEFAULT_MODELS.split(",") if _ok(run, f"fit:{n}")]
+        names = [n for n in default_models() if _ok(run, f"fit:{n}")]
         if "popularity" not in names:
             return
         store_url = store if _ok(run, "load_memory") else f"memory://{d / 'empty-store'}"

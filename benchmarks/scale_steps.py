@@ -37,7 +37,7 @@ def vmhwm_mb() -> float:
 
 def cli_step(argv: list[str]) -> dict[str, Any]:
     """A ``kgrec`` command run in this process, so that its peak RSS can be read at the end."""
-    from api.cli import main
+    from kgrec.cli import main
 
     t0 = time.perf_counter()
     main.main(args=argv, standalone_mode=False)
@@ -45,14 +45,14 @@ def cli_step(argv: list[str]) -> dict[str, Any]:
 
 
 def counts_step(scale: float, seed: int) -> dict[str, Any]:
-    from loaders.synthetic_scale import lastfm_like
+    from kgrec.loaders.synthetic_scale import lastfm_like
 
     return {"counts": lastfm_like(scale, seed).counts()}
 
 
 def write_csv_step(scale: float, seed: int, out: str) -> dict[str, Any]:
     """Generate a synthetic graph and write it as a CSV folder (here, not in the long-lived parent)."""
-    from loaders.synthetic_scale import lastfm_like
+    from kgrec.loaders.synthetic_scale import lastfm_like
 
     t0 = time.perf_counter()
     g = lastfm_like(scale, seed)
@@ -62,7 +62,7 @@ def write_csv_step(scale: float, seed: int, out: str) -> dict[str, Any]:
 
 def snapshot_step(store: str, out: str | None = None) -> dict[str, Any]:
     """Open the store and take its snapshot (saved to ``out`` for the fits)."""
-    from graph.store import open_store
+    from kgrec.graph.store_factory import open_store
 
     t0 = time.perf_counter()
     with open_store(store) as s:
@@ -77,7 +77,7 @@ def snapshot_step(store: str, out: str | None = None) -> dict[str, Any]:
 
 def arrays_snapshot_step(scale: float, seed: int, out: str) -> dict[str, Any]:
     """The snapshot of a synthetic graph built straight from its arrays (sizes no store holds here)."""
-    from loaders.synthetic_scale import lastfm_like
+    from kgrec.loaders.synthetic_scale import lastfm_like
 
     t0 = time.perf_counter()
     snap = lastfm_like(scale, seed).snapshot()
@@ -86,7 +86,7 @@ def arrays_snapshot_step(scale: float, seed: int, out: str) -> dict[str, Any]:
 
 
 def neo4j_clear_step(store: str) -> dict[str, Any]:
-    from graph.store import open_store
+    from kgrec.graph.store_factory import open_store
 
     t0 = time.perf_counter()
     with open_store(store) as s:
@@ -96,20 +96,18 @@ def neo4j_clear_step(store: str) -> dict[str, Any]:
 
 def fit_step(snapshot: str, model: str, out: str, options: dict[str, Any]) -> dict[str, Any]:
     """Fit one recommender on the saved snapshot and save it; which arrays it holds afterwards."""
-    from graph.snapshot import GraphSnapshot
-    from recommenders.hybrid import Hybrid
-    from recommenders.registry import create, get
+    from kgrec.graph.snapshot import GraphSnapshot
+    from kgrec.recommenders.base import FitContext
+    from kgrec.recommenders.registry import create, get
 
     snap = GraphSnapshot.load(snapshot)
     base = rss_mb()
     rec = create(model, **{"seed": 42, **options})
     t0 = time.perf_counter()
-    if isinstance(rec, Hybrid):
-        here = Path(out).parent
-        fitted = {c: get(c).load(here / c, snap) for c in rec.config.components if (here / c / "model.json").exists()}
-        rec.fit(snap, fitted=fitted)
-    else:
-        rec.fit(snap)
+    here = Path(out).parent
+    members = rec.members(rec.config)
+    fitted = {c: get(c).load(here / c, snap) for c in members if (here / c / "model.json").exists()}
+    rec.fit(snap, FitContext(fitted=fitted))
     fit_s = time.perf_counter() - t0
     arrays = sorted(_arrays(rec), key=lambda a: -a[1])
     rec.save(out)
@@ -147,11 +145,11 @@ def serve_step(snapshot: str, models: str, names: list[str], store: str, bundle:
                requests: int) -> dict[str, Any]:
     """Assemble the bundle from the fitted models, then serve it through the real app
     (Flask test client): p50/p99 of GET /v1/users/{id}/recommendations?k=10 and the RSS."""
-    from api.app import create_app
-    from api.settings import Settings
-    from graph.snapshot import GraphSnapshot
-    from recommenders.bundle import save_bundle
-    from recommenders.registry import get
+    from kgrec.api.app import create_app
+    from kgrec.api.settings import Settings
+    from kgrec.graph.snapshot import GraphSnapshot
+    from kgrec.recommenders.bundle.model_bundle import save_bundle
+    from kgrec.recommenders.registry import get
 
     snap = GraphSnapshot.load(snapshot)
     fitted = {n: get(n).load(Path(models) / n, snap) for n in names}
@@ -184,10 +182,11 @@ def batch_step(bundle: str, users: int, workers: int) -> dict[str, Any]:
     (1 thread each; cluster start and bundle loads timed apart). Outputs are compared."""
     from threadpoolctl import threadpool_limits
 
-    from recommenders.batch import LocalEngine, Payload
-    from recommenders.batch_ray import RayEngine
-    from recommenders.batch_tasks import RecommendOptions, load_server, recommend_block
-    from recommenders.serving import Query
+    from kgrec.recommenders.batch.batch_tasks import RecommendOptions, recommend_block
+    from kgrec.recommenders.batch.engines import LocalEngine, Payload
+    from kgrec.recommenders.batch.ray_engine import RayEngine
+    from kgrec.recommenders.serving.server import Query
+    from kgrec.recommenders.serving.server_loading import load_server
 
     t0 = time.perf_counter()
     b = load_server(Path(bundle))

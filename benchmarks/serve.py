@@ -54,9 +54,9 @@ def ensure_wrk() -> str:
 def build_bundle(datasets: Path, out: Path, retrain: bool = False) -> Path:
     """Train graph_walk (+ popularity, the last resort) on Last.fm 2K once; reuse afterwards
     (retrained when the cached bundle no longer loads, e.g. after a model format change)."""
-    from graph.snapshot import build_snapshot
-    from loaders import lastfm
-    from recommenders.bundle import Bundle, fit_models, save_bundle
+    from kgrec.graph.snapshot import build_snapshot
+    from kgrec.loaders import lastfm
+    from kgrec.recommenders.bundle.model_bundle import Bundle, fit_models, save_bundle
 
     if (out / "manifest.json").is_file() and not retrain:
         try:
@@ -77,10 +77,10 @@ def build_bundle(datasets: Path, out: Path, retrain: bool = False) -> Path:
 def build_store(datasets: Path, out: Path) -> str:
     """The Last.fm graph in a MemoryStore directory (once), so health checks ping a real store
     and each worker holds the graph it would hold in production."""
-    from graph.memory import FILE_NAME, MemoryStore
+    from kgrec.graph.memory import FILE_NAME, MemoryStore
 
     if not (out / FILE_NAME).is_file():
-        from loaders import lastfm
+        from kgrec.loaders import lastfm
 
         store = MemoryStore(out)
         store.load(lastfm.load(datasets / "lastfm-2k").records)
@@ -106,7 +106,7 @@ def free_port() -> int:
 
 
 def start_server(bundle: Path, store: str, port: int, workers: int, threads: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-c", "from api.cli import main; main()", "serve", "--bundle", str(bundle),
+    cmd = [sys.executable, "-c", "from kgrec.cli import main; main()", "serve", "--bundle", str(bundle),
            "--store", store, "--port", str(port), "--workers", str(workers), "--threads", str(threads),
            "--model", "graph_walk"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -171,8 +171,8 @@ def in_process_ms(bundle: Path, users: list[str], n: int = 300) -> dict[str, dic
     """The read path alone (no HTTP, no JSON), one request at a time: where the time goes."""
     import numpy as np
 
-    from api.bundle_loader import load_server
-    from recommenders.serving import Query
+    from kgrec.recommenders.serving.server import Query
+    from kgrec.recommenders.serving.server_loading import load_server
 
     server = load_server(bundle, default_model="graph_walk")
     picked = users[:: max(1, len(users) // n)][:n]
@@ -192,10 +192,10 @@ def read_your_writes_us(bundle: Path, store: str, users: list[str], n: int = 200
     tokens are current (the common case), and a user just written to (history shipped again)."""
     import numpy as np
 
-    from api.bundle_loader import load_server
-    from graph.records import Interaction
-    from graph.store import open_store
-    from recommenders.live import LiveState
+    from kgrec.graph.records import Interaction
+    from kgrec.graph.store_factory import open_store
+    from kgrec.recommenders.serving.live_state import LiveState
+    from kgrec.recommenders.serving.server_loading import load_server
 
     server = load_server(bundle, default_model="graph_walk")
     st = open_store(store)
@@ -227,8 +227,8 @@ def read_your_writes_us(bundle: Path, store: str, users: list[str], n: int = 200
 
 def load_neo4j(datasets: Path, uri: str) -> str:
     """Last.fm 2K into the given Neo4j (its graph is replaced)."""
-    from graph.store import open_store
-    from loaders import lastfm
+    from kgrec.graph.store_factory import open_store
+    from kgrec.loaders import lastfm
 
     with open_store(uri) as st:
         st.clear()

@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.sections import write_section  # noqa: E402
-from graph.store import open_store  # noqa: E402
-from loaders.synthetic import generate  # noqa: E402
-from recommenders.bundle import fit_models, save_bundle  # noqa: E402
+from kgrec.graph.store import open_store  # noqa: E402
+from kgrec.loaders.synthetic import generate  # noqa: E402
+from kgrec.recommenders.bundle.model_bundle import fit_models, save_bundle  # noqa: E402
 from tests.neo4j_fixtures import dedicated_neo4j  # noqa: E402
 from tests.serve_fixtures import serving  # noqa: E402
 

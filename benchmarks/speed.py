@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sections import write_section
 
-from graph.snapshot import build_snapshot
-from recommenders import registry
-from recommenders.hybrid import Hybrid
+from kgrec.graph.snapshot import build_snapshot
+from kgrec.recommenders import registry
+from kgrec.recommenders.base import FitContext
 
 K = 10
 #: Reasons built per item, as the API serves them (``KGREC_MAX_REASONS``' default); the rest
@@ -62,22 +62,19 @@ def main() -> None:
     ap.add_argument("--no-results-md", action="store_true")
     a = ap.parse_args()
 
-    from loaders.lastfm import load
+    from kgrec.loaders.lastfm import load
 
     load_start = os.getloadavg()
     t0 = time.perf_counter()
     snap = build_snapshot(load(a.datasets / "lastfm-2k").records)
     log(f"snapshot {snap.counts} in {time.perf_counter() - t0:.1f}s")
-    names = a.models.split(",") if a.models else [n for n in registry.REGISTRY if n not in SKIP]
+    names = a.models.split(",") if a.models else [n for n in registry.registry() if n not in SKIP]
 
     fitted, fit_s, fit_cpu = {}, {}, {}
     for n in names:
         model = registry.create(n)
         t, c = time.perf_counter(), time.process_time()
-        if isinstance(model, Hybrid):  # as in `kgrec train`: it takes the components fitted above
-            model.fit(snap, fitted=fitted)
-        else:
-            model.fit(snap)
+        model.fit(snap, FitContext(fitted=dict(fitted)))  # as in `kgrec train`: the hybrid takes those fitted above
         fit_s[n], fit_cpu[n] = time.perf_counter() - t, time.process_time() - c
         fitted[n] = model
         log(f"{n}: fit {fit_s[n]:.2f}s wall, {fit_cpu[n]:.2f}s CPU")

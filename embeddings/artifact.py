@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from embeddings.scoring import Interaction
+from kgrec.embeddings.scoring import Interaction
 
 FORMAT_VERSION = 1
 VECTORS = "vectors.safetensors"

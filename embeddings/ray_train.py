@@ -1,7 +1,7 @@
 """Data-parallel KGE training on Ray Train (``TorchTrainer``, DDP): ``kgrec train --engine ray``.
 
 PyKEEN's pipeline runs in one process, so this module drives PyKEEN's pieces itself on
-every worker: the same model (``embeddings.train.build_model``, seeded alike; DDP also
+every worker: the same model (``embeddings.pykeen_setup.build_model``, seeded alike; DDP also
 broadcasts rank 0's initial weights), the same sLCWA training loop class with its own
 batch construction and ``_process_batch`` loss (the shared-negatives loop of
 ``embeddings.shared_negatives`` by default, or PyKEEN's ``slcwa``), and Adam. Each worker
@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from embeddings.artifact import KGEArtifact
-from embeddings.train import TrainConfig, TrainResult, link_metrics
-from embeddings.triples import INTERACTED, LabeledTriples
+from kgrec.embeddings.artifact import KGEArtifact
+from kgrec.embeddings.pykeen_setup import TrainConfig, TrainResult, link_metrics
+from kgrec.embeddings.triples import INTERACTED, LabeledTriples
 
 #: Loops whose batches can be sharded: each positive's loss needs only that triple.
 SHARDABLE_LOOPS = ("shared", "slcwa")
@@ -94,8 +94,7 @@ def train_triples_on_ray(training: LabeledTriples, testing: LabeledTriples, vali
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from recommenders.batch_ray import unpack_directory
-    from recommenders.ray_session import ray_session, thread_env
+    from kgrec.embeddings.ray_cluster import ray_session, thread_env, unpack_directory
 
     check_config(cfg)
     started = time.perf_counter()
@@ -172,8 +171,8 @@ def _worker_loop(config: dict[str, Any]) -> None:
     from pykeen.training import training_loop_resolver
     from ray.train.torch import get_device, prepare_model
 
-    from embeddings.train import _loop, build_model, extract_artifact
-    from recommenders.batch_ray import pack_directory
+    from kgrec.embeddings.pykeen_setup import build_model, extract_artifact, training_loop
+    from kgrec.embeddings.ray_cluster import pack_directory
 
     torch.set_num_threads(config["threads"])
     context = ray.train.get_context()
@@ -187,7 +186,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
     mine = _core_factory(training[torch.as_tensor(shard(len(training), world, rank, cfg.seed))],
                          factory.num_entities, factory.num_relations)
     optimizer = torch.optim.Adam(model.get_grad_params(), lr=cfg.learning_rate)
-    loop_cls, loop_kwargs = _loop(cfg)
+    loop_cls, loop_kwargs = training_loop(cfg)
     loop = training_loop_resolver.make(loop_cls, model=model, triples_factory=mine, optimizer=optimizer,
                                        **loop_kwargs)
     batches = loop._create_training_data_loader(mine, sampler=None, batch_size=max(1, cfg.batch_size // world),

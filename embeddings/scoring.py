@@ -14,8 +14,6 @@ from typing import Any
 
 import numpy as np
 
-#: Models whose vectors are complex (stored as real and imaginary parts).
-COMPLEX_MODELS = frozenset({"ComplEx", "RotatE"})
 MODELS = ("TransE", "DistMult", "ComplEx", "RotatE")
 
 
@@ -65,10 +63,6 @@ class Interaction:
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"unsupported model {self.model!r}; expected one of {MODELS}")
-
-    @property
-    def is_complex(self) -> bool:
-        return self.model in COMPLEX_MODELS
 
     def function(self) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
         if self.model == "TransE":

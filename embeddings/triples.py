@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from graph.schema import Rel
-from graph.snapshot import GraphSnapshot
+from kgrec.graph.schema import Rel
+from kgrec.graph.snapshot import GraphSnapshot
 
 INTERACTED = Rel.INTERACTED.value
 HAS_TAG = Rel.HAS_TAG.value
@@ -105,14 +105,6 @@ class LabeledTriples:
 
     def take(self, mask: np.ndarray) -> LabeledTriples:
         return LabeledTriples(self.triples[mask], self.weights[mask], self.entities, self.relations)
-
-    def concat(self, other: LabeledTriples) -> LabeledTriples:
-        return LabeledTriples(
-            np.concatenate([self.triples, other.triples]),
-            np.concatenate([self.weights, other.weights]),
-            self.entities,
-            self.relations,
-        )
 
 
 def entity_vocabulary(snapshot: GraphSnapshot) -> tuple[str, ...]:

@@ -16,9 +16,9 @@ from enum import Enum
 from operator import attrgetter, itemgetter
 from typing import Any
 
-from graph.records import COUNT_KEYS, GraphRecords
-from graph.rows import check_rows
-from graph.schema import ATTR_PREFIX, KEY, Label, Rel
+from kgrec.graph.records import COUNT_KEYS, GraphRecords
+from kgrec.graph.rows import check_rows
+from kgrec.graph.schema import ATTR_PREFIX, KEY, Label, Rel
 
 Row = tuple[Any, ...]
 

@@ -12,7 +12,7 @@ import sys
 from html import escape
 from pathlib import Path
 
-from graph.schema import ATTR_PREFIX, EMBEDDING_PREFIX, ENDPOINTS, KEY, PROPERTIES, Label, Rel
+from kgrec.graph.schema import ATTR_PREFIX, EMBEDDING_PREFIX, ENDPOINTS, KEY, PROPERTIES, Label, Rel
 
 WIDTH, HEIGHT = 1040, 560
 BOX_W, LINE_H = 170, 17

@@ -6,8 +6,9 @@ the same types and properties, and edge keys encode the uniqueness rules of
 what makes every upsert idempotent. The graph lives in memory; ``flush()`` appends the writes
 since the last flush to a journal, and the whole graph is rewritten as one gzipped JSON
 document only on compaction (bulk loads, ``clear``, a journal past ``journal_limit``, or
-``compact()``); see ``graph.memory_file``. Every row is checked by ``graph.rows`` before it is
-written and again when it is read back: nothing a user can hand in is ever unpickled.
+``compact()``); see ``graph.memory_file``. Reads are ``graph.memory_reads``'s. Every row is
+checked by ``graph.rows`` before it is written and again when it is read back: nothing a user
+can hand in is ever unpickled.
 
 A write is atomic in memory too: its rows are checked first, and a write or a flush that
 fails leaves no trace in what the store shows (``graph.memory_undo`` puts back what a failed
@@ -18,18 +19,19 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from graph.memory_file import FILE_NAME, JOURNAL_LIMIT, JOURNAL_NAME, LOCK_NAME, TABLE_NAMES, StoreFiles, graph_tables
-from graph.memory_rows import _DISLIKED, _INTERACTED, TABLES, NodeKey, RowAppliers
-from graph.memory_undo import Undo
-from graph.records import (
-    COUNT_KEYS,
+from kgrec.graph.memory_file import FILE_NAME, JOURNAL_LIMIT, JOURNAL_NAME, LOCK_NAME, StoreFiles
+from kgrec.graph.memory_format import TABLE_NAMES, graph_tables
+from kgrec.graph.memory_reads import MemoryReads
+from kgrec.graph.memory_rows import _DISLIKED, _INTERACTED, TABLES, RowAppliers
+from kgrec.graph.memory_undo import Undo
+from kgrec.graph.records import (
     Dislike,
     Fact,
     Follow,
@@ -41,29 +43,18 @@ from graph.records import (
     Tagging,
     User,
 )
-from graph.rows import check_rows, distinct
-from graph.schema import ATTR_PREFIX, Label, Rel
-from graph.store import DISPLAY_PROPERTY, Feedback, GraphStore, Neighbor, StoreError, neighbor_order
+from kgrec.graph.rows import check_rows, distinct
+from kgrec.graph.schema import Label, Rel
+from kgrec.graph.store import Feedback, GraphStore
+from kgrec.graph.store_errors import StoreError
 
 if TYPE_CHECKING:
-    from graph.snapshot import GraphSnapshot
+    from kgrec.graph.snapshot import GraphSnapshot
 
 __all__ = ["FILE_NAME", "JOURNAL_NAME", "LOCK_NAME", "TABLES", "MemoryStore"]
 
-#: Which ``counts()`` key each relationship type feeds.
-REL_COUNT_KEY = {
-    Rel.INTERACTED: "interactions",
-    Rel.TAGGED: "taggings",
-    Rel.HAS_TAG: "item_tags",
-    Rel.FOLLOWS: "follows",
-    Rel.RELATED: "facts",
-    Rel.DISLIKED: "dislikes",
-}
-LABEL_COUNT_KEY = {Label.USER: "users", Label.ITEM: "items", Label.TAG: "tags"}
 
-
-
-class MemoryStore(RowAppliers, GraphStore):
+class MemoryStore(RowAppliers, MemoryReads, GraphStore):
     """A networkx graph persisted atomically in ``directory`` (created on first flush)."""
 
     def __init__(self, directory: str | os.PathLike[str], journal_limit: int = JOURNAL_LIMIT) -> None:
@@ -299,25 +290,6 @@ class MemoryStore(RowAppliers, GraphStore):
                 raise
 
     # -- reads --------------------------------------------------------------------------
-    def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(COUNT_KEYS, 0)
-        for label, _ in self.graph.nodes:
-            key = LABEL_COUNT_KEY.get(label)
-            if key:
-                out[key] += 1
-        for rel, n in self._rel_counts.items():
-            if rel in REL_COUNT_KEY:
-                out[REL_COUNT_KEY[rel]] += n
-        return out
-
-    def _hidden_items(self) -> frozenset[str]:
-        cached = self._hidden_cache
-        if cached is None or cached[0] != self._hidden_rev:
-            nodes = self.graph.nodes(data=True)
-            hidden = frozenset(k for (label, k), d in nodes if label is Label.ITEM and d.get("hidden"))
-            cached = self._hidden_cache = (self._hidden_rev, hidden)
-        return cached[1]
-
     def feedback(self, user: str, user_token: Hashable = None, hidden_token: Hashable = None) -> Feedback:
         """From memory after ``refresh()``; the tokens are this store's change counters, so any
         write anywhere makes a caller re-read a user (microseconds here)."""
@@ -337,73 +309,6 @@ class MemoryStore(RowAppliers, GraphStore):
             disliked = frozenset(dislikes)
         hidden = None if hidden_token == self._hidden_rev else self._hidden_items()
         return Feedback(self._version, known, interacted, disliked, self._hidden_rev, hidden)
-
-    def get_node(self, label: Label, key: str) -> dict[str, Any] | None:
-        data = self.graph.nodes.get((Label(label), key))
-        if data is None:
-            return None
-        out = dict(data)
-        if "attrs" in out:
-            out["attrs"] = dict(out["attrs"])
-        return out
-
-    def _name(self, node: NodeKey) -> str | None:
-        prop = DISPLAY_PROPERTY[node[0]]
-        data = self.graph.nodes[node]
-        if prop.startswith(ATTR_PREFIX):
-            value = data.get("attrs", {}).get(prop[len(ATTR_PREFIX) :])
-            return None if value is None else str(value)
-        return data.get(prop)
-
-    def neighbors(
-        self, label: Label, key: str, rels: Sequence[Rel] | None = None, limit: int = 100
-    ) -> list[Neighbor]:
-        node = (Label(label), key)
-        if node not in self.graph:
-            return []
-        wanted = None if rels is None else {Rel(r) for r in rels}
-        found: list[Neighbor] = []
-        sides = ((self.graph.out_edges(node, data=True), True), (self.graph.in_edges(node, data=True), False))
-        for edges, outgoing in sides:
-            for src, dst, data in edges:
-                if wanted is not None and data["rel"] not in wanted:
-                    continue
-                (olabel, okey) = other = dst if outgoing else src
-                found.append(Neighbor(data["rel"], outgoing, olabel, okey, self._name(other), dict(data["props"])))
-        found.sort(key=neighbor_order)
-        return found[: max(limit, 0)]
-
-    def has_relationship(self, src: tuple[Label, str], rel: Rel, dst: tuple[Label, str]) -> bool:
-        s, d, rel = (Label(src[0]), src[1]), (Label(dst[0]), dst[1]), Rel(rel)
-        edges = self.graph.get_edge_data(s, d)
-        return bool(edges) and any(data["rel"] is rel for data in edges.values())
-
-    def export(self) -> GraphRecords:
-        out = GraphRecords()
-        for (label, key), data in self.graph.nodes(data=True):
-            if label is Label.USER:
-                out.users.append(User(key, dict(data["attrs"])))
-            elif label is Label.ITEM:
-                out.items.append(Item(key, data.get("title"), dict(data["attrs"])))
-            elif label is Label.TAG:
-                out.tags.append(Tag(key, data.get("name", key), data.get("kind", "tag")))
-        nodes = self.graph.nodes
-        for (_, src), (_, dst), data in self.graph.edges(data=True):
-            rel, p = data["rel"], data["props"]
-            if rel is Rel.INTERACTED:
-                out.interactions.append(Interaction(src, dst, p["weight"], p.get("rating"), p.get("ts")))
-            elif rel is Rel.TAGGED:
-                out.taggings.append(Tagging(src, dst, p["tag"], p.get("ts")))
-            elif rel is Rel.HAS_TAG:
-                out.item_tags.append(ItemTag(src, dst, p["count"]))
-            elif rel is Rel.FOLLOWS:
-                out.follows.append(Follow(src, dst, p["weight"]))
-            elif rel is Rel.RELATED:
-                out.facts.append(Fact(src, p["predicate"], dst, nodes[(Label.ENTITY, dst)].get("label")))
-            elif rel is Rel.DISLIKED:
-                out.dislikes.append(Dislike(src, dst, p.get("ts")))
-        out.hidden = sorted(self._hidden_items())
-        return out
 
     def snapshot(self) -> GraphSnapshot:
         """Built from ``export()`` like every store's, and cached until the next write."""

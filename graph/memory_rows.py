@@ -15,8 +15,8 @@ from typing import Any
 
 import networkx as nx
 
-from graph.memory_undo import Undo
-from graph.schema import Label, Rel
+from kgrec.graph.memory_undo import Undo
+from kgrec.graph.schema import Label, Rel
 
 NodeKey = tuple[Label, str]
 

@@ -18,15 +18,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from graph.bulk import NODE_TABLES, REL_TABLES, BulkGraph, NodeTable, RelTable, Row, Rule, node_properties
-from graph.neo4j_cypher import CREATE_NODES, CREATE_RELS, MERGE_NODES, MERGE_RELS, UPSERT_NODE_ROWS
-from graph.schema import ATTR_PREFIX, ENDPOINTS, Label
-from graph.store import StoreError
-
-if TYPE_CHECKING:
-    from graph.neo4j_store import Neo4jStore
+from kgrec.graph.bulk import NODE_TABLES, REL_TABLES, BulkGraph, NodeTable, RelTable, Row, Rule, node_properties
+from kgrec.graph.neo4j_bulk_cypher import CREATE_NODES, CREATE_RELS, MERGE_RELS, UPSERT_NODE_ROWS
+from kgrec.graph.neo4j_cypher import MERGE_NODES
+from kgrec.graph.schema import ATTR_PREFIX, ENDPOINTS, Label
+from kgrec.graph.store_errors import StoreError
 
 #: Concurrent write transactions in create mode: the client packs one batch while the server
 #: writes another.
@@ -35,10 +33,12 @@ WORKERS = 2
 NODE_KIND = {"users": "users", "items": "items", "tags": "tags", "entities": "facts"}
 
 Progress = Callable[[int], object]
+#: The store's managed write: runs one unit of work in a retried write transaction.
+WriteTx = Callable[[Callable[[Any], Any]], Any]
 
 
 def write_bulk(
-    store: Neo4jStore,
+    write: WriteTx,
     graph: BulkGraph,
     *,
     create: bool,
@@ -47,12 +47,12 @@ def write_bulk(
     progress: Progress,
     timings: dict[str, float],
 ) -> None:
-    """Write ``graph`` into ``store``; see the module docstring."""
+    """Write ``graph`` through ``write`` (the store's managed write transaction); see the module docstring."""
     workers = workers if create else 1
     ids: dict[Label, dict[str, str]] = {}
     for spec in NODE_TABLES:
         started = time.perf_counter()
-        ids[spec.label] = _write_nodes(store, spec, graph.nodes[spec.label], create, batch, workers)
+        ids[spec.label] = _write_nodes(write, spec, graph.nodes[spec.label], create, batch, workers)
         kind = NODE_KIND[spec.table]
         timings[kind] = timings.get(kind, 0.0) + time.perf_counter() - started
         if kind != "facts":
@@ -61,14 +61,14 @@ def write_bulk(
         started = time.perf_counter()
         rows = graph.rels.get(rel_spec.table, [])
         statement = (CREATE_RELS if create else MERGE_RELS)[rel_spec.rel]
-        _run(store, statement, "rows", _rel_batches(rel_spec, rows, ids, batch), workers,
+        _run(write, statement, "rows", _rel_batches(rel_spec, rows, ids, batch), workers,
              lambda result, b, spec=rel_spec: _check_written(result, b, spec), lambda _, b: progress(len(b)))
         progress(graph.written[rel_spec.kind] - len(rows))  # duplicates folded away
         timings[rel_spec.kind] = timings.get(rel_spec.kind, 0.0) + time.perf_counter() - started
 
 
 def _write_nodes(
-    store: Neo4jStore, spec: NodeTable, known: dict[str, Row | None], create: bool, batch: int, workers: int
+    write: WriteTx, spec: NodeTable, known: dict[str, Row | None], create: bool, batch: int, workers: int
 ) -> dict[str, str]:
     """Create or merge one label's nodes; returns key -> element id."""
     ids: dict[str, str] = {}
@@ -78,12 +78,12 @@ def _write_nodes(
 
     if create:
         props = [node_properties(spec, key, row) for key, row in known.items()]
-        _run(store, CREATE_NODES[spec.label], "rows", _batches(props, batch), workers, _no_check, keep)
+        _run(write, CREATE_NODES[spec.label], "rows", _batches(props, batch), workers, _no_check, keep)
     else:
         explicit = [_prefixed(spec, row) for row in known.values() if row is not None]
-        _run(store, UPSERT_NODE_ROWS[spec.label], "rows", _batches(explicit, batch), workers, _no_check, keep)
+        _run(write, UPSERT_NODE_ROWS[spec.label], "rows", _batches(explicit, batch), workers, _no_check, keep)
         named = [key for key, row in known.items() if row is None]
-        _run(store, MERGE_NODES[spec.label], "ids", _batches(named, batch), workers, _no_check, keep)
+        _run(write, MERGE_NODES[spec.label], "ids", _batches(named, batch), workers, _no_check, keep)
     if len(ids) != len(known):  # a CREATE or MERGE always returns its node
         raise StoreError(f"wrote {len(ids):,} of {len(known):,} {spec.label.value} nodes; load again in merge mode")
     return ids
@@ -135,7 +135,7 @@ Check = Callable[[dict[str, Any], Sequence[Any]], None]
 
 
 def _run(
-    store: Neo4jStore,
+    write: WriteTx,
     statement: str,
     param: str,
     batches: Iterator[list[Any]],
@@ -154,7 +154,7 @@ def _run(
             check(result, batch)
             return result
 
-        return store._write(work), batch
+        return write(work), batch
 
     if workers <= 1:
         for batch in batches:

@@ -26,10 +26,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from graph.bulk import NODE_TABLES, REL_TABLES, BulkGraph, node_properties, rel_properties, resolve
-from graph.records import GraphRecords
-from graph.schema import ENDPOINTS, STATE_ID, Label
-from graph.store import StoreError
+from kgrec.graph.bulk import NODE_TABLES, REL_TABLES, BulkGraph, node_properties, rel_properties, resolve
+from kgrec.graph.records import GraphRecords
+from kgrec.graph.schema import ENDPOINTS, STATE_ID, Label
+from kgrec.graph.store_errors import StoreError
 
 FORMAT = "kgrec-neo4j-csv"
 FORMAT_VERSION = 1

@@ -7,7 +7,7 @@ ever assembled from input. Values always travel as ``$parameters``.
 
 from __future__ import annotations
 
-from graph.schema import Label, Rel
+from kgrec.graph.schema import KEY, Label, Rel
 
 # -- schema ------------------------------------------------------------------------------------
 CONSTRAINTS = (
@@ -122,121 +122,6 @@ SET s.hidden_rev = randomUUID()
 RETURN found
 """
 
-# -- bulk loads (graph.neo4j_bulk) -------------------------------------------------------------
-# Rows are graph.bulk net rows. Nodes come first and return their element ids; relationship
-# rows then carry [start element id, end element id, properties...] and find their ends by id
-# (measured ~35% less server CPU per relationship than two unique-index lookups, which take
-# index-entry locks), with the labels checked so an id can never bind a node of another kind.
-# Each statement returns how many rows it wrote, and a batch that wrote fewer is refused.
-IS_EMPTY = "MATCH (n) RETURN count(n) = 0 AS empty"
-
-CREATE_NODES: dict[Label, str] = {
-    Label.USER: "UNWIND $rows AS p CREATE (n:User) SET n = p"
-    " RETURN collect(n.id) AS keys, collect(elementId(n)) AS ids",
-    Label.ITEM: "UNWIND $rows AS p CREATE (n:Item) SET n = p"
-    " RETURN collect(n.id) AS keys, collect(elementId(n)) AS ids",
-    Label.TAG: "UNWIND $rows AS p CREATE (n:Tag) SET n = p"
-    " RETURN collect(n.id) AS keys, collect(elementId(n)) AS ids",
-    Label.ENTITY: "UNWIND $rows AS p CREATE (n:Entity) SET n = p"
-    " RETURN collect(n.iri) AS keys, collect(elementId(n)) AS ids",
-}
-
-# Merge-mode node rows are graph.rows shapes with attributes already prefixed (attr_*); the
-# semantics are the per-call upserts' above.
-UPSERT_NODE_ROWS: dict[Label, str] = {
-    Label.USER: """
-UNWIND $rows AS row
-MERGE (n:User {id: row[0]})
-WITH n, row, [k IN keys(n) WHERE k STARTS WITH 'attr_' AND NOT k IN keys(row[1])] AS stale
-FOREACH (k IN stale | SET n[k] = null)
-SET n += row[1]
-RETURN collect(row[0]) AS keys, collect(elementId(n)) AS ids
-""",
-    Label.ITEM: """
-UNWIND $rows AS row
-MERGE (n:Item {id: row[0]})
-WITH n, row, [k IN keys(n) WHERE k STARTS WITH 'attr_' AND NOT k IN keys(row[2])] AS stale
-FOREACH (k IN stale | SET n[k] = null)
-SET n += row[2], n.title = row[1]
-RETURN collect(row[0]) AS keys, collect(elementId(n)) AS ids
-""",
-    Label.TAG: """
-UNWIND $rows AS row
-MERGE (n:Tag {id: row[0]})
-SET n.name = coalesce(row[1], n.name), n.kind = coalesce(row[2], n.kind)
-RETURN collect(row[0]) AS keys, collect(elementId(n)) AS ids
-""",
-    Label.ENTITY: """
-UNWIND $rows AS row
-MERGE (n:Entity {iri: row[0]})
-SET n.label = coalesce(row[1], n.label)
-RETURN collect(row[0]) AS keys, collect(elementId(n)) AS ids
-""",
-}
-
-_BY_IDS = """
-UNWIND $rows AS row
-MATCH (a) WHERE elementId(a) = row[0]
-MATCH (b) WHERE elementId(b) = row[1]
-"""
-
-CREATE_RELS: dict[Rel, str] = {
-    Rel.INTERACTED: _BY_IDS + """WITH a, b, row WHERE a:User AND b:Item
-CREATE (a)-[:INTERACTED {weight: row[2], rating: row[3], ts: row[4]}]->(b)
-RETURN count(*) AS written
-""",
-    Rel.TAGGED: _BY_IDS + """WITH a, b, row WHERE a:User AND b:Item
-CREATE (a)-[:TAGGED {tag: row[2], ts: row[3]}]->(b)
-RETURN count(*) AS written
-""",
-    Rel.HAS_TAG: _BY_IDS + """WITH a, b, row WHERE a:Item AND b:Tag
-CREATE (a)-[:HAS_TAG {count: row[2]}]->(b)
-RETURN count(*) AS written
-""",
-    Rel.FOLLOWS: _BY_IDS + """WITH a, b, row WHERE a:User AND b:User
-CREATE (a)-[:FOLLOWS {weight: row[2]}]->(b)
-RETURN count(*) AS written
-""",
-    Rel.RELATED: _BY_IDS + """WITH a, b, row WHERE a:Item AND b:Entity
-CREATE (a)-[:RELATED {predicate: row[2]}]->(b)
-RETURN count(*) AS written
-""",    Rel.DISLIKED: _BY_IDS + """WITH a, b, row WHERE a:User AND b:Item
-CREATE (a)-[:DISLIKED {ts: row[2]}]->(b)
-RETURN count(*) AS written
-""",
-}
-
-MERGE_RELS: dict[Rel, str] = {
-    Rel.INTERACTED: _BY_IDS + """WITH a, b, row WHERE a:User AND b:Item
-MERGE (a)-[r:INTERACTED]->(b)
-SET r.weight = row[2], r.rating = row[3], r.ts = row[4]
-RETURN count(*) AS written
-""",
-    Rel.TAGGED: _BY_IDS + """WITH a, b, row WHERE a:User AND b:Item
-MERGE (a)-[r:TAGGED {tag: row[2]}]->(b)
-SET r.ts = row[3]
-RETURN count(*) AS written
-""",
-    Rel.HAS_TAG: _BY_IDS + """WITH a, b, row WHERE a:Item AND b:Tag
-MERGE (a)-[r:HAS_TAG]->(b)
-SET r.count = row[2]
-RETURN count(*) AS written
-""",
-    Rel.FOLLOWS: _BY_IDS + """WITH a, b, row WHERE a:User AND b:User
-MERGE (a)-[r:FOLLOWS]->(b)
-SET r.weight = row[2]
-RETURN count(*) AS written
-""",
-    Rel.RELATED: _BY_IDS + """WITH a, b, row WHERE a:Item AND b:Entity
-MERGE (a)-[:RELATED {predicate: row[2]}]->(b)
-RETURN count(*) AS written
-""",    Rel.DISLIKED: _BY_IDS + """WITH a, b, row WHERE a:User AND b:Item
-MERGE (a)-[r:DISLIKED]->(b)
-SET r.ts = row[2]
-RETURN count(*) AS written
-""",
-}
-
 DELETE_NODES: dict[Label, str] = {
     Label.USER: """
 UNWIND $ids AS key
@@ -287,6 +172,9 @@ RETURN count(*) AS deleted
 """
 
 # -- reads -------------------------------------------------------------------------------------
+# Whether a load may take the create path (graph.store.GraphStore.load_mode).
+IS_EMPTY = "MATCH (n) RETURN count(n) = 0 AS empty"
+
 COUNTS = """
 CALL () { MATCH (n:User) RETURN count(n) AS users }
 CALL () { MATCH (n:Item) RETURN count(n) AS items }
@@ -328,44 +216,27 @@ GET_NODE: dict[Label, str] = {
 
 # Two directed halves (UNION ALL) so that a self-loop appears once in each direction, as in
 # MemoryStore. ``m`` carries only the key and name properties, never written-back vectors.
-NEIGHBORS: dict[Label, str] = {
-    Label.USER: """
-MATCH (n:User {id: $key})-[r]->(m) WHERE $rels IS NULL OR type(r) IN $rels
+# ``{label}`` and ``{key}`` are the only holes, filled from ``graph.schema`` alone (braces that
+# are Cypher are doubled); everything that comes from a caller is a ``$parameter``.
+_NEIGHBORS_TEMPLATE = """
+MATCH (n:{label} {{{key}: $key}})-[r]->(m) WHERE $rels IS NULL OR type(r) IN $rels
 RETURN type(r) AS rel, true AS outgoing, labels(m) AS labels,
-       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
+       m {{.id, .iri, .attr_name, .title, .name, .label}} AS m, properties(r) AS props
 UNION ALL
-MATCH (n:User {id: $key})<-[r]-(m) WHERE $rels IS NULL OR type(r) IN $rels
+MATCH (n:{label} {{{key}: $key}})<-[r]-(m) WHERE $rels IS NULL OR type(r) IN $rels
 RETURN type(r) AS rel, false AS outgoing, labels(m) AS labels,
-       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
-""",
-    Label.ITEM: """
-MATCH (n:Item {id: $key})-[r]->(m) WHERE $rels IS NULL OR type(r) IN $rels
-RETURN type(r) AS rel, true AS outgoing, labels(m) AS labels,
-       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
-UNION ALL
-MATCH (n:Item {id: $key})<-[r]-(m) WHERE $rels IS NULL OR type(r) IN $rels
-RETURN type(r) AS rel, false AS outgoing, labels(m) AS labels,
-       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
-""",
-    Label.TAG: """
-MATCH (n:Tag {id: $key})-[r]->(m) WHERE $rels IS NULL OR type(r) IN $rels
-RETURN type(r) AS rel, true AS outgoing, labels(m) AS labels,
-       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
-UNION ALL
-MATCH (n:Tag {id: $key})<-[r]-(m) WHERE $rels IS NULL OR type(r) IN $rels
-RETURN type(r) AS rel, false AS outgoing, labels(m) AS labels,
-       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
-""",
-    Label.ENTITY: """
-MATCH (n:Entity {iri: $key})-[r]->(m) WHERE $rels IS NULL OR type(r) IN $rels
-RETURN type(r) AS rel, true AS outgoing, labels(m) AS labels,
-       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
-UNION ALL
-MATCH (n:Entity {iri: $key})<-[r]-(m) WHERE $rels IS NULL OR type(r) IN $rels
-RETURN type(r) AS rel, false AS outgoing, labels(m) AS labels,
-       m {.id, .iri, .attr_name, .title, .name, .label} AS m, properties(r) AS props
-""",
-}
+       m {{.id, .iri, .attr_name, .title, .name, .label}} AS m, properties(r) AS props
+"""
+
+
+def _neighbors_queries() -> dict[Label, str]:
+    """The NEIGHBORS query of every graph label (the state node has no neighbours to show)."""
+    return {lab: _NEIGHBORS_TEMPLATE.format(label=lab.value, key=KEY[lab]) for lab in Label if lab is not Label.STATE}
+
+
+#: Built once; a label outside the set (the state node) is a KeyError, never a query.
+NEIGHBORS: dict[Label, str] = _neighbors_queries()
+
 
 #: One query per type; the end labels are the type's ``ENDPOINTS``.
 HAS_RELATIONSHIP: dict[Rel, str] = {

@@ -1,25 +1,24 @@
 """Neo4jStore: the production store, a Neo4j 5 database spoken to over Bolt.
 
-One driver lives as long as the store. Writes are ``UNWIND $rows`` batches inside managed
-write transactions (the driver retries transient failures, and MERGE on keys makes a retried
-batch harmless); reads run as read transactions, so a query the caller hands in can never
-write. Every statement is a constant in ``graph.neo4j_cypher`` (where a label or type varies,
-picked from a dict keyed by the ``graph.schema`` enum), and every batch is checked whole by
-``graph.rows`` before any of it is sent. Everything returned is plain Python data.
+The driver, its transactions and its errors are ``graph.neo4j_connection``'s; this module maps
+the graph model onto them. Writes are ``UNWIND $rows`` batches inside managed write
+transactions (the driver retries transient failures, and MERGE on keys makes a retried batch
+harmless); whole-graph loads go through ``graph.neo4j_bulk``. Every statement is a constant in
+``graph.neo4j_cypher`` (where a label or type varies, picked from a dict keyed by the
+``graph.schema`` enum), and every batch is checked whole by ``graph.rows`` before any of it is
+sent. Everything returned is plain Python data.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
 from itertools import islice, repeat
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
 
-from graph.bulk import resolve
-from graph.neo4j_bulk import WORKERS, write_bulk
-from graph.neo4j_cypher import (
+from kgrec.graph.bulk import resolve
+from kgrec.graph.neo4j_bulk import WORKERS, write_bulk
+from kgrec.graph.neo4j_connection import Neo4jConnection
+from kgrec.graph.neo4j_cypher import (
     CLEAR_NODES,
     CLEAR_RELATIONSHIPS,
     CONSTRAINTS,
@@ -46,7 +45,7 @@ from graph.neo4j_cypher import (
     UPSERT_TAGS,
     UPSERT_USERS,
 )
-from graph.records import (
+from kgrec.graph.records import (
     COUNT_KEYS,
     Dislike,
     Fact,
@@ -59,25 +58,15 @@ from graph.records import (
     Tagging,
     User,
 )
-from graph.rows import check_rows, distinct
-from graph.schema import ATTR_PREFIX, ENDPOINTS, KEY, STATE_ID, Label, Rel
-from graph.store import (
-    DISPLAY_PROPERTY,
-    Feedback,
-    GraphStore,
-    Neighbor,
-    StoreError,
-    StoreUnavailable,
-    neighbor_order,
-)
+from kgrec.graph.rows import check_rows, distinct
+from kgrec.graph.schema import ATTR_PREFIX, ENDPOINTS, KEY, STATE_ID, Label, Rel
+from kgrec.graph.store import DISPLAY_PROPERTY, Feedback, GraphStore, Neighbor, neighbor_order
 
 #: Rows per write transaction: big enough to amortise round trips, small enough for the heap
 #: (whole-graph writes measured alike from 2,000 to 10,000).
 BATCH_SIZE = 10_000
 #: Relationships / nodes removed per transaction by ``clear()``.
 CLEAR_BATCH = 50_000
-#: Seconds to connect (TCP and Bolt handshake) and to retry a failed transaction.
-CONNECT_TIMEOUT, RETRY_BUDGET = 2.0, 2.0
 
 T = TypeVar("T")
 
@@ -110,7 +99,7 @@ def _node_out(label: Label, props: dict[str, Any]) -> dict[str, Any]:
     return {k: props[k] for k in names if props.get(k) is not None}
 
 
-class Neo4jStore(GraphStore):
+class Neo4jStore(Neo4jConnection, GraphStore):
     """A Neo4j 5 database; opened with ``Neo4jStore.from_url`` or ``open_store("neo4j://…")``."""
 
     thread_safe = True  # one driver, a session per call
@@ -123,148 +112,14 @@ class Neo4jStore(GraphStore):
         batch_size: int = BATCH_SIZE,
         workers: int = WORKERS,
     ) -> None:
-        import neo4j
-
-        self._neo4j = neo4j
-        self.uri = uri
-        self.database = database
         self.batch_size = batch_size
         #: Concurrent write transactions of a create-mode ``write_graph``.
         self.workers = workers
-        try:
-            self._driver = neo4j.GraphDatabase.driver(
-                uri,
-                auth=auth,
-                # A dead or frozen server must become a 503 in seconds: connecting, and the Bolt
-                # handshake of a new connection (bounded by the acquisition timeout), give up
-                # after 2 s; reads on an open connection end at the server's keep-alive hint
-                # (connection.recv_timeout_seconds, twice server.bolt.connection_keep_alive).
-                connection_timeout=CONNECT_TIMEOUT,
-                connection_acquisition_timeout=CONNECT_TIMEOUT,
-                # Retries cover deadlocks and restarts, within this budget.
-                max_transaction_retry_time=RETRY_BUDGET,
-                notifications_min_severity="OFF",
-            )
-        except (ValueError, neo4j.exceptions.ConfigurationError) as exc:
-            raise StoreError(f"bad Neo4j URL {uri!r}: {exc}") from exc
-        try:
-            self._call(self._driver.verify_connectivity)
-            for statement in CONSTRAINTS:
-                self.run_write(statement, {})
-        except BaseException:
-            self._driver.close()
-            raise
+        super().__init__(uri, auth, database)
 
-    @classmethod
-    def from_url(cls, url: str) -> Neo4jStore:
-        """``neo4j://HOST:PORT[/DATABASE]`` (or bolt://, +s variants); credentials come only from
-        ``KGREC_NEO4J_USER`` / ``KGREC_NEO4J_PASSWORD`` (no auth when both are unset)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("neo4j", "bolt", "neo4j+s", "bolt+s", "neo4j+ssc", "bolt+ssc"):
-            raise StoreError(f"unsupported Neo4j URL scheme in {url!r}: use neo4j://HOST:PORT[/DATABASE]")
-        if parts.username or parts.password:
-            raise StoreError("credentials never go in the store URL: set KGREC_NEO4J_USER / KGREC_NEO4J_PASSWORD")
-        if not parts.hostname:
-            raise StoreError(f"no host in Neo4j URL {url!r}")
-        if parts.query or parts.fragment:
-            raise StoreError(f"Neo4j URL {url!r} takes no query or fragment")
-        try:
-            port = parts.port
-        except ValueError as exc:
-            raise StoreError(f"bad port in Neo4j URL {url!r}") from exc
-        path = unquote(parts.path.strip("/"))
-        if "/" in path:
-            raise StoreError(f"Neo4j URL {url!r}: the path is one database name")
-        user = os.environ.get("KGREC_NEO4J_USER")
-        password = os.environ.get("KGREC_NEO4J_PASSWORD")
-        auth = None if user is None and password is None else (user or "neo4j", password or "")
-        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-        address = f"{parts.scheme}://{host}" + (f":{port}" if port else "")
-        return cls(address, auth=auth, database=path or None)
-
-    # -- plumbing -------------------------------------------------------------------------
-    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a driver call, turning driver failures into the store's own errors."""
-        exc_mod = self._neo4j.exceptions
-        try:
-            return fn(*args, **kwargs)
-        except (exc_mod.ServiceUnavailable, exc_mod.SessionExpired) as exc:
-            raise StoreUnavailable(f"Neo4j at {self.uri} is unavailable: {exc}") from exc
-        except exc_mod.AuthError as exc:
-            raise StoreError(
-                f"Neo4j at {self.uri} refused the credentials (KGREC_NEO4J_USER / KGREC_NEO4J_PASSWORD): {exc}"
-            ) from exc
-        except exc_mod.Neo4jError as exc:
-            raise StoreError(f"Neo4j refused the query: {exc.message or exc}") from exc
-        except exc_mod.DriverError as exc:
-            raise StoreError(f"Neo4j driver error talking to {self.uri}: {exc}") from exc
-
-    def _session(self, write: bool) -> Any:
-        mode = self._neo4j.WRITE_ACCESS if write else self._neo4j.READ_ACCESS
-        return self._driver.session(database=self.database, default_access_mode=mode)
-
-    def _read(self, work: Callable[[Any], T]) -> T:
-        def go() -> T:
-            with self._session(write=False) as session:
-                return session.execute_read(work)
-
-        return self._call(go)
-
-    def _write(self, work: Callable[[Any], T]) -> T:
-        def go() -> T:
-            with self._session(write=True) as session:
-                return session.execute_write(work)
-
-        return self._call(go)
-
-    def run_read(
-        self, query: str, params: dict[str, Any] | None = None, timeout: float | None = None
-    ) -> list[dict[str, Any]]:
-        """Run a parameterised read-only query (a write is refused by the server) as plain dicts.
-
-        ``timeout`` (seconds) is a transaction timeout the server enforces.
-        """
-
-        def work(tx: Any) -> list[dict[str, Any]]:
-            return tx.run(query, params or {}).data()
-
-        return self._read(self._neo4j.unit_of_work(timeout=timeout)(work) if timeout else work)
-
-    @contextmanager
-    def read_stream(
-        self, query: str, params: dict[str, Any] | None = None, timeout: float | None = None, fetch_size: int = 1000
-    ) -> Iterator[Iterator[dict[str, Any]]]:
-        """Rows of a read-only query as plain dicts, pulled ``fetch_size`` at a time while the
-        caller iterates. Leaving the block rolls the transaction back, which stops the query at
-        the server: a caller that wants 10 rows of a billion reads 10 (and the batch they came in).
-        Not retried (a stream cannot be replayed); ``timeout`` is enforced by the server."""
-        session = self._driver.session(database=self.database, default_access_mode=self._neo4j.READ_ACCESS,
-                                       fetch_size=fetch_size)
-        try:
-            tx = self._call(session.begin_transaction, timeout=timeout)
-            try:
-                yield self._records(self._call(tx.run, query, params or {}))
-            finally:
-                with suppress(Exception):  # a dead connection cannot roll back; the server drops it
-                    tx.close()
-        finally:
-            with suppress(Exception):
-                session.close()
-
-    def _records(self, result: Any) -> Iterator[dict[str, Any]]:
-        it = iter(result)
-        while (record := self._call(next, it, None)) is not None:
-            yield record.data()
-
-    def plan(self, query: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The server's plan of ``query`` (``EXPLAIN``: planned, never run), as plain dicts."""
-        explain = "EXPLAIN\n" + query  # the analyst's own text, prefixed; values stay parameters
-        summary = self._read(lambda tx: tx.run(explain, params or {}).consume())
-        return dict(summary.plan or {})
-
-    def run_write(self, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Run a parameterised query in a managed (retried) write transaction, as plain dicts."""
-        return self._write(lambda tx: tx.run(query, params or {}).data())
+    def _prepare(self) -> None:
+        for statement in CONSTRAINTS:
+            self.run_write(statement, {})
 
     def _write_rows(
         self, query: str, rows: list[dict[str, Any]], ends: Sequence[tuple[Label, str]] = (),
@@ -372,7 +227,7 @@ class Neo4jStore(GraphStore):
         then nodes and relationships go in transactions of ``min(batch, batch_size)`` rows;
         ``create`` CREATEs (``workers`` transactions at a time), ``merge`` MERGEs."""
         graph = resolve(records)
-        write_bulk(self, graph, create=create, batch=min(batch, self.batch_size), workers=self.workers,
+        write_bulk(self._write, graph, create=create, batch=min(batch, self.batch_size), workers=self.workers,
                    progress=progress, timings=timings)
         if not create:  # merged feedback may keep a user's counts: a new rev tells servers to re-read
             users = sorted({r.user for r in records.interactions} | {r.user for r in records.dislikes})
@@ -415,17 +270,6 @@ class Neo4jStore(GraphStore):
         for query in (CLEAR_RELATIONSHIPS, CLEAR_NODES):
             while self._write(lambda tx, q=query: tx.run(q, batch=CLEAR_BATCH).single()["deleted"]):
                 pass
-
-    def close(self) -> None:
-        self._driver.close()
-
-    def ping(self) -> bool:
-        """One connection attempt, without the transaction retries (health checks must be quick)."""
-        try:
-            self._call(self._driver.verify_connectivity)
-        except StoreUnavailable:
-            return False
-        return True
 
     # -- reads ----------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:

@@ -16,9 +16,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from graph import values
-from graph.records import Dislike, Fact, Follow, Interaction, Item, ItemTag, Tag, Tagging, User
-from graph.store import StoreError
+from kgrec.graph import values
+from kgrec.graph.records import Dislike, Fact, Follow, Interaction, Item, ItemTag, Tag, Tagging, User
+from kgrec.graph.store_errors import StoreError
 
 Check = Callable[[object], bool]
 Problem = Callable[[Any], "str | None"]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from graph.records import COUNT_KEYS, GraphRecords
+from kgrec.graph.records import COUNT_KEYS, GraphRecords
 
 FORMAT_VERSION = 1
 

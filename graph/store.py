@@ -1,21 +1,22 @@
-"""The GraphStore interface and ``open_store(url)``.
+"""The GraphStore interface, and the plain values it returns (``Neighbor``, ``Feedback``).
 
 Each backend is its own class (``MemoryStore``, ``Neo4jStore``); shared code talks to this
-interface only and never asks which backend it holds.
+interface only and never asks which backend it holds. Errors are in ``graph.store_errors``,
+opening a store by URL in ``graph.store_factory``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from graph.records import (
+from kgrec.graph.bulk import check_records
+from kgrec.graph.records import (
     COUNT_KEYS,
     Dislike,
     Fact,
@@ -28,26 +29,15 @@ from graph.records import (
     Tagging,
     User,
 )
-from graph.schema import Label, Rel
-
-if TYPE_CHECKING:
-    from graph.snapshot import GraphSnapshot
-
-DEFAULT_STORE_URL = "memory://data/graph"
+from kgrec.graph.schema import Label, Rel
+from kgrec.graph.snapshot import GraphSnapshot, build_snapshot
+from kgrec.graph.store_errors import StoreError, StoreUnavailable
 
 #: How a whole graph is written (``GraphStore.write_graph``): ``merge`` upserts into any store,
 #: ``create`` writes into an empty store only, by the store's fastest path, ``auto`` picks.
 LOAD_MODES = ("auto", "create", "merge")
 #: Records per upsert call of a bulk write.
 WRITE_BATCH = 10_000
-
-
-class StoreError(RuntimeError):
-    """A store could not do what was asked (bad URL, bad data, refused write)."""
-
-
-class StoreUnavailable(StoreError):
-    """The store cannot be reached right now; the caller may retry later."""
 
 
 @dataclass(frozen=True)
@@ -213,8 +203,6 @@ class GraphStore(ABC):
 
     def snapshot(self) -> GraphSnapshot:
         """An immutable array view of the graph; the same data gives the same fingerprint."""
-        from graph.snapshot import build_snapshot
-
         return build_snapshot(self.export())
 
     # -- whole graphs -------------------------------------------------------------------
@@ -265,8 +253,6 @@ class GraphStore(ABC):
         """Check every row (a bad one writes nothing), then upsert each kind in batches of
         ``batch``; stores with a faster path for whole graphs (or for ``create`` into an empty
         store) override this."""
-        from graph.bulk import check_records
-
         check_records(records)
         writers: dict[str, Callable[[Sequence[Any]], int]] = {
             "users": self.upsert_users,
@@ -317,30 +303,3 @@ class GraphStore(ABC):
 
 def _ignore(n: int) -> None:
     """A progress callback that shows nothing."""
-
-
-def open_store(url: str | None = None, existing: bool = False) -> GraphStore:
-    """Open a store by URL.
-
-    ``memory://PATH``: everything after ``memory://`` is a directory (relative allowed); it is
-    created by the first write, or, with ``existing``, must already be there (commands that only
-    read: a mistyped path is an error, not an empty graph).
-    ``neo4j://HOST:PORT[/DATABASE]`` or ``bolt://…``: credentials come from
-    ``KGREC_NEO4J_USER`` / ``KGREC_NEO4J_PASSWORD``, never from the URL.
-    """
-    url = url or os.environ.get("KGREC_STORE") or DEFAULT_STORE_URL
-    if url.startswith("memory://"):
-        from graph.memory import MemoryStore
-
-        path = url[len("memory://") :]
-        if not path:
-            raise StoreError("memory:// needs a directory path, e.g. memory://data/graph")
-        if existing and not os.path.isdir(path):
-            raise StoreError(f"no memory store at {path} (nothing was loaded there; see `kgrec load`)")
-        return MemoryStore(path)
-    for scheme in ("neo4j://", "bolt://", "neo4j+s://", "bolt+s://"):
-        if url.startswith(scheme):
-            from graph.neo4j_store import Neo4jStore
-
-            return Neo4jStore.from_url(url)
-    raise StoreError(f"unsupported store URL {url!r}: use memory://DIR or neo4j://HOST:PORT[/DATABASE]")

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from graph.records import Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
-from loaders.validation import (
+from kgrec.graph.records import Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
+from kgrec.loaders.checked_tables import (
     Loaded,
     LoadReport,
     RowError,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from graph.records import COUNT_KEYS, GraphRecords
-from graph.store import WRITE_BATCH, GraphStore
+from kgrec.graph.records import COUNT_KEYS, GraphRecords
+from kgrec.graph.store import WRITE_BATCH, GraphStore
 
 BATCH = WRITE_BATCH
 

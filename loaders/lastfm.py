@@ -14,8 +14,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from graph.records import Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
-from loaders.validation import Loaded, LoadReport, RowError, Table, ident, optional_int, weight
+from kgrec.graph.records import Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
+from kgrec.loaders.checked_tables import Loaded, LoadReport, RowError, Table, ident, optional_int, weight
 
 FILES = ("artists.dat", "tags.dat", "user_artists.dat", "user_friends.dat", "user_taggedartists.dat")
 REQUIRED = "user_artists.dat"

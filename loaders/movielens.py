@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from graph.records import GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
-from loaders.validation import Loaded, LoadReport, RowError, Table, ident, optional_int, weight
+from kgrec.graph.records import GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
+from kgrec.loaders.checked_tables import Loaded, LoadReport, RowError, Table, ident, optional_int, weight
 
 LAYOUTS: dict[str, str] = {"100k": "u.data", "1m": "ratings.dat", "latest-small": "ratings.csv"}
 NO_GENRE = {"(no genres listed)", "unknown", ""}

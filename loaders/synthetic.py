@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from graph.records import Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
+from kgrec.graph.records import Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
 
 GENRES = (
     "jazz", "metal", "folk", "techno", "soul", "punk", "ambient", "reggae", "blues", "opera",

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from graph.records import Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
-from graph.snapshot import GraphSnapshot
-from loaders.synthetic import ADJECTIVES, GENRES, MOODS, NOUNS
+from kgrec.graph.records import Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
+from kgrec.graph.snapshot import GraphSnapshot
+from kgrec.loaders.synthetic import ADJECTIVES, GENRES, MOODS, NOUNS
 
 #: Last.fm 2K (HetRec 2011) at scale 1.
 LASTFM = {"users": 1892, "items": 18022, "tags": 11946}
@@ -101,7 +101,7 @@ class ScaledGraph:
     def snapshot(self) -> GraphSnapshot:
         """``build_snapshot(self.records())`` built from the arrays (same fingerprint), so a
         64× graph needs no objects per row: its ids are zero-padded, so sorted ids are indices."""
-        from graph import snapshot as gs
+        from kgrec.graph import snapshot as gs
 
         ids = {name: gs.IdIndex.of([fn(j) for j in range(n)])
                for name, fn, n in (("users", self.user_id, self.users), ("items", self.item_id, self.items),

@@ -1,8 +1,16 @@
-"""The Recommender protocol and the types every recommender returns.
+"""The Recommender contract and the types every recommender returns.
 
 A recommender reads only a ``GraphSnapshot``; it never talks to a store. An unknown or
 cold user gets an empty list, never an exception: the fallback chain fills the gap and
 ``source`` says which recommender produced each item.
+
+The contract is explicit, so adding a model means writing its module (and its line in the
+contract tests), nothing else: the class carries its typed ``Config``, declares its abilities
+by inheriting them (``ScoresAllItems``, ``FoldsInHistory``, …, checked with ``isinstance``),
+says what tuning and default training need (``fit_cost``, ``expensive``, ``default_rank``,
+``hybrid_rank``) and registers itself (``recommenders.registry.register``). Every model fits
+with one signature, ``fit(snapshot, ctx)``; ``FitContext`` carries what a model built on
+others (the hybrid) may reuse.
 """
 
 from __future__ import annotations
@@ -11,10 +19,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from graph.schema import Label, Rel
-from graph.snapshot import GraphSnapshot
+from kgrec.graph.schema import Label, Rel
+from kgrec.graph.snapshot import GraphSnapshot
+from kgrec.recommenders.config import ModelConfig
 
 if TYPE_CHECKING:
     import numpy as np
@@ -95,18 +104,77 @@ def top_reasons(reasons: Iterable[Reason], limit: int | None) -> TopReasons:
                       float(sum(abs(r.contribution) for r in rest)))
 
 
-class Recommender(ABC):
-    """fit(snapshot) -> recommend(user, k, exclude) / explain(user, item).
+@dataclass(frozen=True)
+class FitCost:
+    """Predicted seconds of one fit per unit of each size of the graph on the reference machine
+    (2 CPU cores): ``pairs`` per 10⁷ co-occurring item pairs, ``nnz`` per 10⁵ interactions,
+    ``dense`` per (10⁴ modelled items)³, ``follows`` per 10⁴ trust edges, plus ``fixed``.
+    The tuner turns its budget into trial counts with it (``recommenders.tuning.trial_cost``)."""
 
-    Hyperparameters live in a frozen dataclass ``Config`` (with a ``seed``) given to the
-    constructor. ``save``/``load`` write arrays (``.npz``) and JSON, never pickle.
+    pairs: float = 0.0
+    nnz: float = 0.0
+    dense: float = 0.0
+    follows: float = 0.0
+    fixed: float = 0.0
+
+
+@dataclass(frozen=True)
+class FitContext:
+    """What a fit may reuse instead of recomputing: models already fitted on the same snapshot
+    (``fitted``) and models the tuner fitted on its validation cut (``cut_fitted``). Models that
+    stand alone ignore it; a model built on others (``composes``) takes its parts from it."""
+
+    fitted: Mapping[str, Recommender] = field(default_factory=dict)
+    cut_fitted: Mapping[str, Recommender] = field(default_factory=dict)
+
+
+class Recommender(ABC):
+    """fit(snapshot, ctx) -> recommend(user, k, exclude) / explain(user, item).
+
+    Hyperparameters live in the class's ``Config`` (a frozen, validated ``ModelConfig``) given
+    to the constructor. ``save``/``load`` write arrays (``.npz``) and JSON, never pickle.
     """
 
     name: ClassVar[str]
+    Config: ClassVar[type[ModelConfig]]
+    #: Whether reasons decompose the score (their contributions add up to it).
     additive: ClassVar[bool] = True
+    #: Predicted fit cost (required: ``register`` refuses a class that does not set it).
+    fit_cost: ClassVar[FitCost]
+    #: Tuned only when asked (``kgrec train --tune-kge``): each trial takes minutes.
+    expensive: ClassVar[bool] = False
+    #: Position in ``kgrec train``'s default models (the fallback order); None: not a default.
+    default_rank: ClassVar[int | None] = None
+    #: Position among the hybrid's default components; None: not a default component.
+    hybrid_rank: ClassVar[int | None] = None
+    #: Built from other models (fitted after them, from ``FitContext``): the hybrid.
+    composes: ClassVar[bool] = False
+    #: This model's options (an instance of ``Config``).
+    config: ModelConfig
+
+    def __init__(self, config: ModelConfig | None = None, **overrides: Any) -> None:
+        base = config if config is not None else self.Config()
+        self.config = base.replace(**overrides) if overrides else base
+
+    @classmethod
+    def members(cls, config: ModelConfig) -> tuple[str, ...]:
+        """The models this one is built from (tuned and fitted with it): none unless ``composes``."""
+        return ()
+
+    @classmethod
+    def with_member_configs(cls, settings: Mapping[str, Any], chosen: Mapping[str, Mapping[str, Any]]
+                            ) -> dict[str, Any]:
+        """This model's settings once its members' options are chosen (``chosen``: options per
+        member); a composed model passes them on, unless the user set them."""
+        return dict(settings)
+
+    def manifest_entry(self) -> dict[str, Any] | None:
+        """What ``kgrec train`` records about this fitted model in the bundle's manifest (under
+        its name), e.g. the hybrid's validation choice; None records nothing."""
+        return None
 
     @abstractmethod
-    def fit(self, snapshot: GraphSnapshot) -> Recommender: ...
+    def fit(self, snapshot: GraphSnapshot, ctx: FitContext | None = None) -> Recommender: ...
 
     @abstractmethod
     def recommend(self, user_id: str, k: int = 10, exclude: Collection[str] | None = None) -> list[Recommendation]: ...
@@ -124,11 +192,6 @@ class Recommender(ABC):
         can be done once; this default just loops."""
         return [self.explain_top(user_id, item, limit) for item in item_ids]
 
-    @classmethod
-    def search_starts(cls, snapshot: GraphSnapshot) -> list[dict[str, Any]]:
-        """Trials a tuner runs right after the defaults (``Tunable``): none by default."""
-        return []
-
     @abstractmethod
     def save(self, directory: str | Path) -> None: ...
 
@@ -137,70 +200,77 @@ class Recommender(ABC):
     def load(cls, directory: str | Path, snapshot: GraphSnapshot) -> Recommender: ...
 
 
-# -- optional abilities, declared by the classes that have them (and checked with isinstance) --
-@runtime_checkable
-class ScoresAllItems(Protocol):
+# -- optional abilities: a class declares one by inheriting it (checked with isinstance) --------
+class ScoresAllItems(ABC):
     """Scores every item of the snapshot for a known user, so a server can filter (tags, hidden
     items, dislikes) on the whole vector instead of asking for ever longer lists."""
 
     #: Only items scored above zero are recommended (no evidence, no item); factor models: False.
-    positive_only: ClassVar[bool]
+    positive_only: ClassVar[bool] = True
 
+    @abstractmethod
     def score_user(self, user_id: str) -> np.ndarray | None:
         """All item scores (read-only), or None when the user is unknown or cold."""
-        ...
 
 
-@runtime_checkable
-class FoldsInHistory(Protocol):
+class FoldsInHistory(ABC):
     """Scores a history newer than the fit (feedback posted since the bundle) without refitting.
     Weights are the raw interaction weights; a negative weight is negative evidence (a dislike)."""
 
-    positive_only: ClassVar[bool]
+    positive_only: ClassVar[bool] = True
 
+    @abstractmethod
     def score_history(self, history: Mapping[str, float]) -> np.ndarray | None:
         """All item scores for ``history`` (item id -> weight), or None when nothing in it is known."""
-        ...
 
 
-@runtime_checkable
-class ExplainsHistory(Protocol):
+class ExplainsHistory(ABC):
     """Explains an item scored from a folded-in history with the model's own evidence."""
 
+    @abstractmethod
     def explain_history(self, history: Mapping[str, float], item_id: str) -> list[Reason]: ...
 
 
-@runtime_checkable
-class RecommendsAnonymously(Protocol):
+class RecommendsAnonymously(ABC):
     """Serves users the graph has never seen (no history at all), and says why."""
 
+    @abstractmethod
     def anonymous_scores(self) -> np.ndarray:
         """Every item's score for someone we know nothing about (higher is better, > 0 to serve)."""
-        ...
 
+    @abstractmethod
     def recommend_anonymous(self, k: int = 10, exclude: Collection[str] | None = None) -> list[Recommendation]: ...
 
+    @abstractmethod
     def explain_anonymous(self, item_id: str) -> list[Reason]: ...
 
 
-@runtime_checkable
-class Tunable(Protocol):
+class Tunable(ABC):
     """Has hyper-parameters worth searching on a validation cut (``recommenders.tuning``);
     checked on the class, ``issubclass(cls, Tunable)``."""
 
     @classmethod
+    @abstractmethod
     def search_space(cls, trial: optuna.Trial, snapshot: GraphSnapshot) -> dict[str, Any]:
         """Config overrides drawn from ``trial`` for ``snapshot``."""
-        ...
 
     @classmethod
     def search_starts(cls, snapshot: GraphSnapshot) -> list[dict[str, Any]]:
         """Trials to run right after the defaults (none unless a class knows good ones)."""
-        ...
+        return []
 
 
-@runtime_checkable
-class SimilarItems(Protocol):
+class PredictsRatings(ABC):
+    """Predicts how a user would rate an item, on the scale of the graph's ratings."""
+
+    @abstractmethod
+    def predict_ratings(self, users: Sequence[str], items: Sequence[str]) -> np.ndarray:
+        """One predicted rating per (user, item) pair, clipped to the data's scale; a user or
+        item the model does not know gets its baseline part, never NaN."""
+
+
+class SimilarItems(ABC):
     """Items like a given item, from the model's own fitted similarity (no scores for a user)."""
 
+    @abstractmethod
     def similar_items(self, item_id: str, k: int = 10) -> list[Recommendation]: ...

@@ -1,60 +1,92 @@
 """The registry: recommender name -> class, and ``create(name, **config)``.
 
-A recommender joins by adding one line here; the contract suite
-(``tests/test_recommender_contract.py``) fails for any name it does not cover, and the
-bundle finds classes here when it loads a saved model.
+A leaf: it imports no model. Models register themselves with ``@register``; the first lookup
+imports every module of the model packages (``MODEL_PACKAGES``), so a new recommender needs only
+its own module there (and its line in ``tests/test_recommender_contract.py``, which fails for
+any registered name it does not cover). The bundle finds classes here when it loads a model.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+import pkgutil
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from recommenders.association import Association
-from recommenders.base import Recommender
-from recommenders.content import Content
-from recommenders.ease import EASE
-from recommenders.graph_walk import GraphWalk
-from recommenders.hybrid import Hybrid
-from recommenders.itemcf import ItemCF
-from recommenders.kge import KGE
-from recommenders.mf import ALS, BPR
-from recommenders.multvae import MultVAE
-from recommenders.popularity import Popularity
-from recommenders.social import Social
-from recommenders.usercf import UserCF
+if TYPE_CHECKING:
+    from kgrec.recommenders.base import Recommender
 
-REGISTRY: dict[str, type[Recommender]] = {
-    Popularity.name: Popularity,
-    ItemCF.name: ItemCF,
-    UserCF.name: UserCF,
-    Content.name: Content,
-    Association.name: Association,
-    ALS.name: ALS,
-    BPR.name: BPR,
-    GraphWalk.name: GraphWalk,
-    Social.name: Social,
-    Hybrid.name: Hybrid,
-    KGE.name: KGE,
-    EASE.name: EASE,
-    MultVAE.name: MultVAE,
-}
+#: Packages whose modules hold registered recommenders (their private ``_*`` modules are skipped).
+MODEL_PACKAGES = ("kgrec.recommenders.models", "kgrec.recommenders.hybrid")
+
+_REGISTRY: dict[str, type[Recommender]] = {}
+_discovered = False
+_lock = threading.Lock()
+R = TypeVar("R", bound="type[Recommender]")
+
+
+def register(cls: R) -> R:
+    """Class decorator: add ``cls`` under ``cls.name`` (a name may be registered once)."""
+    name = cls.__dict__.get("name")
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{cls.__qualname__} needs a class attribute `name` to be registered")
+    if "fit_cost" not in dir(cls):
+        raise TypeError(f"{cls.__qualname__} must set `fit_cost` (the tuner's trial-time prediction)")
+    if _REGISTRY.get(name, cls) is not cls:
+        raise ValueError(f"recommender name {name!r} is registered twice")
+    cls.Config.model_name = name
+    _REGISTRY[name] = cls
+    return cls
+
+
+def _discover() -> None:
+    global _discovered
+    if _discovered:
+        return
+    with _lock:
+        if _discovered:
+            return
+        for package in MODEL_PACKAGES:
+            path = importlib.import_module(package).__path__
+            for info in pkgutil.iter_modules(path):
+                if not info.name.startswith("_"):
+                    importlib.import_module(f"{package}.{info.name}")
+        _discovered = True
+
+
+def registry() -> Mapping[str, type[Recommender]]:
+    """Every registered recommender by name."""
+    _discover()
+    return dict(_REGISTRY)
 
 
 def get(name: str) -> type[Recommender]:
     """The class registered under ``name``, or a ValueError naming the choices."""
+    _discover()
     try:
-        return REGISTRY[name]
+        return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown recommender {name!r}; registered: {', '.join(sorted(REGISTRY))}") from None
+        raise ValueError(f"unknown recommender {name!r}; registered: {', '.join(sorted(_REGISTRY))}") from None
 
 
 def create(name: str, **config: Any) -> Recommender:
-    """A new, unfitted recommender; keyword arguments override its Config defaults."""
+    """A new, unfitted recommender; keyword arguments override its Config defaults. A bad value
+    is a ``recommenders.config.ConfigError`` naming the option."""
     cls = get(name)
-    config_cls = getattr(cls, "Config", None)
-    if config_cls is None:
-        return cls(**config)
-    try:
-        return cls(config_cls(**config))
-    except TypeError as exc:
-        raise ValueError(f"bad options for {name}: {exc}") from None
+    return cls(cls.Config.build(**config))
+
+
+def _ranked(rank: Callable[[type[Recommender]], int | None]) -> tuple[str, ...]:
+    ranked = [(r, n) for n, c in registry().items() if (r := rank(c)) is not None]
+    return tuple(n for _, n in sorted(ranked))
+
+
+def default_models() -> tuple[str, ...]:
+    """What ``kgrec train`` fits without ``--models``, best first (the fallback order)."""
+    return _ranked(lambda c: c.default_rank)
+
+
+def hybrid_components() -> tuple[str, ...]:
+    """The hybrid's components unless its config names others."""
+    return _ranked(lambda c: c.hybrid_rank)

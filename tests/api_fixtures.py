@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from api.bundle_loader import load_server
-from graph.memory import MemoryStore
-from graph.records import GraphRecords
-from graph.snapshot import GraphSnapshot
-from recommenders.bundle import fit_models, save_bundle
-from recommenders.registry import REGISTRY
-from recommenders.serving import Server
+from kgrec.graph.memory import MemoryStore
+from kgrec.graph.records import GraphRecords
+from kgrec.graph.snapshot import GraphSnapshot
+from kgrec.recommenders.bundle.model_bundle import fit_models, save_bundle
+from kgrec.recommenders.registry import registry
+from kgrec.recommenders.serving.server import Server
+from kgrec.recommenders.serving.server_loading import load_server
 
 API_KEY = "test-key-0123456789"
 ANALYST_KEY = "analyst-key-0123456789"
 #: The models the API tests serve: the walk, the neighbourhood and the last resort.
-MODELS = [m for m in ("graph_walk", "itemcf", "popularity") if m in REGISTRY]
+MODELS = [m for m in ("graph_walk", "itemcf", "popularity") if m in registry()]
 
 
 def train_bundle(snapshot: GraphSnapshot, directory: Path) -> Path:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from graph.memory import MemoryStore
-from graph.snapshot import GraphSnapshot, build_snapshot
-from graph.store import GraphStore
-from loaders.synthetic import SyntheticGraph, generate
+from kgrec.graph.memory import MemoryStore
+from kgrec.graph.snapshot import GraphSnapshot, build_snapshot
+from kgrec.graph.store import GraphStore
+from kgrec.loaders.synthetic import SyntheticGraph, generate
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Folders the guard does not watch: tools' own caches, the shared virtualenv and Neo4j jars.
@@ -92,7 +92,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore
     if request.param == "memory":
         s: GraphStore = MemoryStore(tmp_path / "graph")
     else:
-        from graph.neo4j_store import Neo4jStore
+        from kgrec.graph.neo4j_store import Neo4jStore
 
         s = Neo4jStore.from_url(request.getfixturevalue("neo4j_uri"))
         s.clear()

@@ -22,9 +22,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from api import params
-from graph.memory import MemoryStore
-from graph.records import Dislike, GraphRecords, Interaction
+from kgrec.api import params
+from kgrec.graph.memory import MemoryStore
+from kgrec.graph.records import Dislike, GraphRecords, Interaction
 
 #: Valid requests must answer as documented; invalid ones need only no 5xx and JSON errors.
 POSITIVE_CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,

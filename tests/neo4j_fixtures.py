@@ -9,8 +9,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from graph.records import GraphRecords
-from graph.store import GraphStore, open_store
+from kgrec.graph.records import GraphRecords
+from kgrec.graph.store import GraphStore
+from kgrec.graph.store_factory import open_store
 
 
 @contextmanager

@@ -53,7 +53,7 @@ def serving(bundle: Path, store: str, cwd: Path, *extra: str, env: dict[str, str
     """``kgrec serve`` (gunicorn, or Flask's server with ``--dev`` in ``extra``) until the block ends;
     yields (port, process) once ``/v1/health`` answers."""
     port = free_port()
-    cmd = [sys.executable, "-c", "from api.cli import main; main()", "serve", "--bundle", str(bundle),
+    cmd = [sys.executable, "-c", "from kgrec.cli import main; main()", "serve", "--bundle", str(bundle),
            "--store", store, "--port", str(port), "--workers", str(workers), "--threads", str(threads), *extra]
     proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

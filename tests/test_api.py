@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from api.app import create_app
-from api.settings import Settings, SettingsError
+from kgrec.api.app import create_app
+from kgrec.api.settings import Settings, SettingsError
 from tests.api_fixtures import API_KEY, fill_store, fresh_server, train_bundle
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -276,10 +276,10 @@ def test_interaction_with_unknown_item_is_404_and_writes_nothing(client, store_d
     resp = client.post("/v1/interactions", json=[{"user": "a", "item": "i0001"}, {"user": "a", "item": "ghost"}],
                        headers=AUTH)
     assert_error(resp, 404, "[1].item")
-    from graph.memory import MemoryStore
+    from kgrec.graph.memory import MemoryStore
 
     store = MemoryStore(store_dir)
-    assert store.get_node(__import__("graph.schema").schema.Label.USER, "a") is None
+    assert store.get_node(__import__("kgrec.graph.schema").graph.schema.Label.USER, "a") is None
 
 
 def test_oversized_body_is_413(client):
@@ -300,8 +300,8 @@ def test_feedback_is_stored_and_reflected_without_retraining(client, snapshot, s
     assert len(after) == 5
     history = client.get(f"/v1/users/{user}").get_json()
     assert {h["item"] for h in history["history"]} >= set(liked)
-    from graph.memory import MemoryStore
-    from graph.schema import Label, Rel
+    from kgrec.graph.memory import MemoryStore
+    from kgrec.graph.schema import Label, Rel
 
     reopened = MemoryStore(store_dir)
     assert all(reopened.has_relationship((Label.USER, user), Rel.INTERACTED, (Label.ITEM, i)) for i in liked)
@@ -367,8 +367,8 @@ def test_store_unreachable_at_startup_still_serves_reads(bundle_dir, tmp_path, s
 
 
 def test_reason_serialisation_matches_reason_to_dict(app, snapshot):
-    from recommenders.served import reason_json
-    from recommenders.serving import Query
+    from kgrec.recommenders.serving.reason_json import reason_json
+    from kgrec.recommenders.serving.server import Query
 
     server = app.extensions["kgrec.server"]
     user = busy_user(snapshot)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from api.app import create_app
-from api.settings import Settings
-from graph.memory import MemoryStore
-from graph.schema import Label
+from kgrec.api.app import create_app
+from kgrec.api.settings import Settings
+from kgrec.graph.memory import MemoryStore
+from kgrec.graph.schema import Label
 from tests.api_fixtures import ANALYST_KEY, API_KEY, fill_store, fresh_server, train_bundle
 from tests.bad_input_corpus import ANALYST, WRITER, Case, cases
 from tests.fuzz_oracle import digest

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from api.app import create_app
-from api.settings import Settings
-from graph.cypher import run
-from loaders.synthetic import generate
+from kgrec.api.app import create_app
+from kgrec.api.settings import Settings
+from kgrec.graph.cypher import run
+from kgrec.loaders.synthetic import generate
 from tests.api_fixtures import ANALYST_KEY, API_KEY, fill_store, fresh_server, train_bundle
 from tests.neo4j_fixtures import loaded_neo4j
 
@@ -157,7 +157,7 @@ def test_loading_admin_and_unlisted_procedures_are_forbidden(client, neo4j, quer
 @pytest.mark.neo4j
 def test_the_servers_own_plan_is_checked_too(neo4j):
     """The second line of defence, on a real plan: what the tokens let through is checked again."""
-    from api.cypher_guard import Forbidden, check_plan
+    from kgrec.api.cypher_guard import Forbidden, check_plan
 
     check_plan(neo4j.plan("CALL db.labels() YIELD label RETURN label"))
     for query in ("CALL dbms.components() YIELD name RETURN name", "SHOW TRANSACTIONS",
@@ -189,7 +189,7 @@ def test_rows_are_streamed_and_the_query_stopped_at_max_rows(client):
 
 @pytest.mark.neo4j
 def test_the_response_size_is_capped(client):
-    from api.blueprints.cypher import MAX_RESPONSE_BYTES
+    from kgrec.api.blueprints.cypher import MAX_RESPONSE_BYTES
 
     body = {"query": "UNWIND range(1, 100) AS x RETURN x, range(1, 200000) AS r", "max_rows": 100}
     resp = client.post("/v1/cypher", json=body, headers=AUTH)

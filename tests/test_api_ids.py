@@ -9,8 +9,8 @@ from urllib.parse import quote
 
 import pytest
 
-from api.app import create_app
-from api.settings import Settings
+from kgrec.api.app import create_app
+from kgrec.api.settings import Settings
 from tests.api_fixtures import API_KEY, fill_store, fresh_server, train_bundle
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

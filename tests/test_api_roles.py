@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from api.app import create_app
-from api.settings import Settings
+from kgrec.api.app import create_app
+from kgrec.api.settings import Settings
 from tests.api_fixtures import fill_store, fresh_server, train_bundle
 
 OLD_WRITER, NEW_WRITER = "writer-old-0123456789", "writer-new-0123456789"

@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from api.app import create_app
-from api.settings import Settings
+from kgrec.api.app import create_app
+from kgrec.api.settings import Settings
 from tests.api_fixtures import ANALYST_KEY, API_KEY, fresh_server, train_bundle
 
 

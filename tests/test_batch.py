@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from recommenders.batch import LocalEngine, Payload, block_size, blocks_of, engine_class
-from recommenders.batch_ray import pack_directory, unpack_directory
+from kgrec.embeddings.ray_cluster import pack_directory, unpack_directory
+from kgrec.recommenders.batch.engine_choice import engine_class
+from kgrec.recommenders.batch.engines import LocalEngine, Payload, block_size, blocks_of
 
 
 def _echo(context: dict, users: Sequence[str], options: str, states: Sequence[str] | None) -> list[str]:
@@ -106,7 +107,7 @@ def test_packed_directories_round_trip_and_refuse_escapes(tmp_path: Path) -> Non
 
 
 def test_recommend_output_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
-    from api.cli.recommend import _output
+    from kgrec.cli.recommend_command import _output
 
     target = tmp_path / "recs.csv"
     target.write_text("old\n")
@@ -123,7 +124,7 @@ def test_recommend_output_is_written_whole_or_not_at_all(tmp_path: Path) -> None
 def test_an_unreachable_ray_address_fails_fast() -> None:
     import socket
 
-    from recommenders.ray_session import check_reachable
+    from kgrec.embeddings.ray_cluster import check_reachable
 
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))

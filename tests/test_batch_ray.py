@@ -15,29 +15,29 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from api.app import create_app
-from api.cli import main
-from api.settings import Settings
-from graph.records import Dislike, GraphRecords, Interaction
-from graph.snapshot import GraphSnapshot
-from graph.store import open_store
-from graph.writeback import recommendation_rows
-from loaders.synthetic import SyntheticGraph
-from recommenders.batch import Payload
-from recommenders.batch_ray import RayEngine
-from recommenders.batch_tasks import (
+from kgrec.api.app import create_app
+from kgrec.api.settings import Settings
+from kgrec.cli import main
+from kgrec.graph.recommendation_writeback import recommendation_rows
+from kgrec.graph.records import Dislike, GraphRecords, Interaction
+from kgrec.graph.snapshot import GraphSnapshot
+from kgrec.graph.store_factory import open_store
+from kgrec.loaders.synthetic import SyntheticGraph
+from kgrec.recommenders.batch.batch_tasks import (
     ModelOptions,
     load_models,
-    load_server,
     own_rows_block,
     pack_models,
     ranked_block,
 )
-from recommenders.bundle import Bundle, fit_models, save_bundle
-from recommenders.evaluation import fit_all, score_fitted
-from recommenders.registry import create
-from recommenders.serving import OwnItems
-from recommenders.splits import random_holdout
+from kgrec.recommenders.batch.engines import Payload
+from kgrec.recommenders.batch.ray_engine import RayEngine
+from kgrec.recommenders.bundle.model_bundle import Bundle, fit_models, save_bundle
+from kgrec.recommenders.evaluation.offline_evaluation import fit_all, score_fitted
+from kgrec.recommenders.evaluation.splits import random_holdout
+from kgrec.recommenders.registry import create
+from kgrec.recommenders.serving.server import OwnItems
+from kgrec.recommenders.serving.server_loading import load_server
 from tests.api_fixtures import API_KEY, fill_store
 
 ray = pytest.importorskip("ray")
@@ -45,7 +45,7 @@ ray = pytest.importorskip("ray")
 
 @pytest.fixture(scope="module", autouse=True)
 def ray_cluster() -> Iterator[None]:
-    from recommenders.ray_session import ray_session
+    from kgrec.embeddings.ray_cluster import ray_session
 
     with ray_session(cpus=2):
         yield

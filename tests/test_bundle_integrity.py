@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from api.cli import main
-from recommenders.bundle import Bundle, fit_models, save_bundle
-from recommenders.integrity import BundleError, digest_files
+from kgrec.cli import main
+from kgrec.recommenders.bundle.integrity import digest_files
+from kgrec.recommenders.bundle.model_bundle import Bundle, fit_models, save_bundle
+from kgrec.recommenders.saved_arrays import BundleError
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from api.app import create_app
-from api.cli import main
-from api.settings import Settings
-from graph.records import Dislike, Interaction
-from graph.store import GraphStore, open_store
-from loaders.synthetic import SyntheticGraph, generate
+from kgrec.api.app import create_app
+from kgrec.api.settings import Settings
+from kgrec.cli import main
+from kgrec.graph.records import Dislike, Interaction
+from kgrec.graph.store import GraphStore
+from kgrec.graph.store_factory import open_store
+from kgrec.loaders.synthetic import SyntheticGraph, generate
 from tests.api_fixtures import API_KEY
 
 #: Every registered recommender but kge (its CLI and API answers are compared in test_kge).

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from api.cli import main
-from graph.store import open_store
-from loaders.ingest import write_records
-from loaders.synthetic import SyntheticGraph
+from kgrec.cli import main
+from kgrec.graph.store_factory import open_store
+from kgrec.loaders.ingest import write_records
+from kgrec.loaders.synthetic import SyntheticGraph
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from api.cli import main
-from graph.store import open_store
-from loaders.ingest import write_records
-from loaders.synthetic import SyntheticGraph
-from recommenders.bundle import Bundle
-from recommenders.tuning import TuningResult
+from kgrec.cli import main
+from kgrec.graph.store_factory import open_store
+from kgrec.loaders.ingest import write_records
+from kgrec.loaders.synthetic import SyntheticGraph
+from kgrec.recommenders.bundle.model_bundle import Bundle
+from kgrec.recommenders.tuning.tuner import TuningResult
 
 COMPONENTS = '["itemcf", "usercf", "popularity"]'
 

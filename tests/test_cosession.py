@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graph.records import GraphRecords, Interaction, Item, User
-from graph.snapshot import GraphSnapshot, build_snapshot
-from recommenders.cosession import has_timestamps, local_gram
-from recommenders.ease import EASE
+from kgrec.graph.records import GraphRecords, Interaction, Item, User
+from kgrec.graph.snapshot import GraphSnapshot, build_snapshot
+from kgrec.recommenders.models.cosession import has_timestamps, local_gram
+from kgrec.recommenders.models.ease import EASE
 
 
 def tiny(stamped: bool = True) -> GraphSnapshot:

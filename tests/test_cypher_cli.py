@@ -9,9 +9,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from api.cli import main
-from api.cli.cypher import format_rows, parse_params
-from graph.cypher import Cookbook, CookbookError
+from kgrec.cli import main
+from kgrec.cli.cypher_command import format_rows, parse_params
+from kgrec.graph.cypher import Cookbook, CookbookError
 
 
 def test_list_shows_every_query_with_its_purpose() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from graph.cypher import Cookbook, CookbookError, parse_query
-from graph.schema import Label, Rel
+from kgrec.graph.cypher import Cookbook, CookbookError, parse_query
+from kgrec.graph.schema import Label, Rel
 
 REQUIRED = {
     "graph_summary", "user_history", "also_played", "shared_tags", "friends_like", "tag_neighbourhood",

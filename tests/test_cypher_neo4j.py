@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from api.cli import main
-from graph.cypher import Cookbook, run
-from graph.records import Dislike
-from graph.snapshot import build_snapshot
-from graph.store import open_store
-from graph.writeback import recommendation_rows, write_recommendations
-from loaders.synthetic import SyntheticGraph, generate
-from recommenders.registry import create
+from kgrec.cli import main
+from kgrec.graph.cypher import Cookbook, run
+from kgrec.graph.recommendation_writeback import recommendation_rows, write_recommendations
+from kgrec.graph.records import Dislike
+from kgrec.graph.snapshot import build_snapshot
+from kgrec.graph.store_factory import open_store
+from kgrec.loaders.synthetic import SyntheticGraph, generate
+from kgrec.recommenders.registry import create
 
 pytestmark = pytest.mark.neo4j
 

@@ -8,11 +8,11 @@ import optuna
 import pytest
 import scipy.sparse as sp
 
-from graph.snapshot import GraphSnapshot
-from recommenders.ease import EASE, item_cap, kept_items
-from recommenders.hybrid import Hybrid
-from recommenders.registry import create
-from recommenders.serving import Query, Server
+from kgrec.graph.snapshot import GraphSnapshot
+from kgrec.recommenders.hybrid.hybrid_model import Hybrid
+from kgrec.recommenders.models.ease import EASE, item_cap, kept_items
+from kgrec.recommenders.registry import create
+from kgrec.recommenders.serving.server import Query, Server
 
 
 def reference_ease(x: np.ndarray, lam: float) -> np.ndarray:

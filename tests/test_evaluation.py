@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from graph.records import GraphRecords, Interaction, ItemTag, Tagging
-from graph.snapshot import GraphSnapshot, build_snapshot
-from recommenders import metrics
-from recommenders.base import Reason, Recommendation, Recommender
-from recommenders.evaluation import Evaluation, evaluate
-from recommenders.report import save_plot, to_json, to_markdown, to_table
-from recommenders.splits import leave_last_out, make_split, random_holdout, time_split
+from kgrec.graph.records import GraphRecords, Interaction, ItemTag, Tagging
+from kgrec.graph.snapshot import GraphSnapshot, build_snapshot
+from kgrec.recommenders.base import Reason, Recommendation, Recommender
+from kgrec.recommenders.evaluation import ranking_metrics as metrics
+from kgrec.recommenders.evaluation.evaluation_report import save_plot, to_json, to_markdown, to_table
+from kgrec.recommenders.evaluation.offline_evaluation import Evaluation, evaluate
+from kgrec.recommenders.evaluation.splits import leave_last_out, make_split, random_holdout, time_split
 
 # -- metrics, by hand -----------------------------------------------------------------------
 
@@ -269,7 +269,7 @@ def test_evaluate_restricts_to_a_user_subset() -> None:
 
 @pytest.fixture()
 def store_url(tmp_path: Path, synthetic) -> str:
-    from graph.store import open_store
+    from kgrec.graph.store_factory import open_store
 
     url = f"memory://{tmp_path / 'graph'}"
     with open_store(url) as store:
@@ -280,7 +280,7 @@ def store_url(tmp_path: Path, synthetic) -> str:
 def test_cli_evaluate_writes_every_output(tmp_path: Path, store_url: str) -> None:
     from click.testing import CliRunner
 
-    from api.cli import main
+    from kgrec.cli import main
 
     out = tmp_path / "out"
     args = ["evaluate", "--store", store_url, "--models", "popularity,itemcf", "--k", "5", "--seed", "3",
@@ -304,7 +304,7 @@ def test_cli_evaluate_writes_every_output(tmp_path: Path, store_url: str) -> Non
 def test_cli_evaluate_reports_bad_input(store_url: str) -> None:
     from click.testing import CliRunner
 
-    from api.cli import main
+    from kgrec.cli import main
 
     bad_model = CliRunner().invoke(main, ["evaluate", "--store", store_url, "--models", "nosuch"])
     assert bad_model.exit_code != 0 and "unknown recommender 'nosuch'" in bad_model.output
@@ -316,8 +316,8 @@ def test_cli_evaluate_reports_bad_input(store_url: str) -> None:
 def test_cli_evaluate_refits_a_bundles_configuration(tmp_path: Path, snapshot: GraphSnapshot) -> None:
     from click.testing import CliRunner
 
-    from api.cli import main
-    from recommenders.bundle import fit_models, save_bundle
+    from kgrec.cli import main
+    from kgrec.recommenders.bundle.model_bundle import fit_models, save_bundle
 
     models = fit_models(snapshot, ["itemcf"], seed=1, configs={"itemcf": {"neighbours": 7}})
     save_bundle(tmp_path / "b", snapshot, models, seed=1)
@@ -329,7 +329,7 @@ def test_cli_evaluate_refits_a_bundles_configuration(tmp_path: Path, snapshot: G
 
 
 def test_rating_baseline_by_hand() -> None:
-    from recommenders.evaluation import bias_baseline
+    from kgrec.recommenders.evaluation.offline_evaluation import bias_baseline
 
     snap = _tiny()
     split = leave_last_out(snap, seed=0)  # held out: a-i5 (rating 5), b-i6 (rating 5)

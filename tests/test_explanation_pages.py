@@ -15,8 +15,8 @@ from urllib.request import urlopen
 import pytest
 from werkzeug.serving import make_server
 
-from api.app import create_app
-from api.settings import Settings
+from kgrec.api.app import create_app
+from kgrec.api.settings import Settings
 from tests.api_fixtures import API_KEY, fill_store, fresh_server, train_bundle
 
 pytestmark = pytest.mark.browser

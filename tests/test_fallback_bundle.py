@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import scipy.sparse as sp
 
-from graph.snapshot import GraphSnapshot
-from recommenders.bundle import Bundle, fit_models, save_bundle
-from recommenders.registry import create
-from recommenders.serving import Query, Server
+from kgrec.graph.snapshot import GraphSnapshot
+from kgrec.recommenders.bundle.model_bundle import Bundle, fit_models, save_bundle
+from kgrec.recommenders.registry import create
+from kgrec.recommenders.serving.server import Query, Server
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,8 +82,8 @@ def test_bundle_loads_in_a_fresh_process(snapshot: GraphSnapshot, tmp_path: Path
     user = snapshot.users.ids[4]
     script = (
         "import json, sys\n"
-        "from recommenders.bundle import Bundle\n"
-        "from recommenders.serving import Query, Server\n"
+        "from kgrec.recommenders.bundle.model_bundle import Bundle\n"
+        "from kgrec.recommenders.serving.server import Query, Server\n"
         "s = Server.from_bundle(Bundle.load(sys.argv[1]))\n"
         "print(json.dumps([[r.item, r.score, r.source] for r in s.recommend(Query(sys.argv[2], 10))]))\n"
     )

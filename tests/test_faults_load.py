@@ -15,10 +15,10 @@ from functools import cache
 import pytest
 from click.testing import CliRunner
 
-from api.cli import main
-from graph.snapshot import build_snapshot
-from graph.store import open_store
-from loaders.synthetic import generate
+from kgrec.cli import main
+from kgrec.graph.snapshot import build_snapshot
+from kgrec.graph.store_factory import open_store
+from kgrec.loaders.synthetic import generate
 from tests.serve_fixtures import ROOT
 
 #: Big enough that compaction takes a while (the kill must land inside it), small enough to be quick.
@@ -27,7 +27,7 @@ LOAD = (("users", 3000), ("items", 2000), ("seed", 11))
 
 def kgrec_load(store: str, load: tuple[tuple[str, int], ...] = LOAD) -> subprocess.Popen:
     args = ["load", "synthetic", *(f"--{k}={v}" for k, v in load), "--store", store, "--no-progress"]
-    return subprocess.Popen([sys.executable, "-c", "from api.cli import main; main()", *args],
+    return subprocess.Popen([sys.executable, "-c", "from kgrec.cli import main; main()", *args],
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
 

@@ -16,10 +16,11 @@ from urllib.request import Request, urlopen
 
 import pytest
 
-from api.app import create_app
-from api.settings import Settings
-from graph.schema import Label
-from graph.store import StoreUnavailable, open_store
+from kgrec.api.app import create_app
+from kgrec.api.settings import Settings
+from kgrec.graph.schema import Label
+from kgrec.graph.store_errors import StoreUnavailable
+from kgrec.graph.store_factory import open_store
 from tests.api_fixtures import API_KEY, fresh_server, train_bundle
 from tests.neo4j_fixtures import dedicated_neo4j
 from tests.serve_fixtures import serving

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from api.app import create_app
-from api.settings import Settings
-from graph.snapshot import GraphSnapshot
-from recommenders.base import FoldsInHistory
-from recommenders.registry import create
+from kgrec.api.app import create_app
+from kgrec.api.settings import Settings
+from kgrec.graph.snapshot import GraphSnapshot
+from kgrec.recommenders.base import FoldsInHistory
+from kgrec.recommenders.registry import create
 from tests.api_fixtures import API_KEY, fill_store, fresh_server, train_bundle
 
 AUTH = {"Authorization": f"Bearer {API_KEY}"}

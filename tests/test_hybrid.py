@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graph.snapshot import GraphSnapshot
-from loaders.synthetic import SyntheticGraph
-from recommenders import metrics
-from recommenders.base import Recommender
-from recommenders.hybrid import Hybrid, HybridConfig
-from recommenders.popularity import Popularity
-from recommenders.registry import create
+from kgrec.graph.snapshot import GraphSnapshot
+from kgrec.loaders.synthetic import SyntheticGraph
+from kgrec.recommenders.base import FitContext, Recommender
+from kgrec.recommenders.evaluation import ranking_metrics as metrics
+from kgrec.recommenders.hybrid.hybrid_model import Hybrid, HybridConfig
+from kgrec.recommenders.models.popularity import Popularity
+from kgrec.recommenders.registry import create
 
 #: A ranker always serves (any positive validation NDCG beats the components "by -100 %").
 FAST = HybridConfig(components=("graph_walk", "itemcf", "social", "popularity"), candidates=30, seed=3,
@@ -69,7 +69,7 @@ def test_beats_popularity_on_planted_future(hybrid: Hybrid, snapshot: GraphSnaps
 
 
 def test_explanations_come_from_the_components(hybrid: Hybrid, snapshot: GraphSnapshot) -> None:
-    from recommenders.paths import path_exists
+    from kgrec.recommenders.reason_paths import path_exists
 
     user = snapshot.users.ids[5]
     item = hybrid.recommend(user, k=1)[0].item_id
@@ -96,7 +96,7 @@ def test_save_load_round_trip_without_pickle(hybrid: Hybrid, snapshot: GraphSnap
 def test_undeclared_or_misshapen_arrays_are_refused(hybrid: Hybrid, snapshot: GraphSnapshot, tmp_path: Path) -> None:
     """The ranker's arrays and the precomputed lists are declared (``recommenders.integrity``):
     an extra array, a missing one, or lists for another number of users is refused on load."""
-    from recommenders.integrity import BundleError
+    from kgrec.recommenders.bundle.integrity import BundleError
 
     hybrid.save(tmp_path / "h")
     path = tmp_path / "h" / "arrays.npz"
@@ -135,7 +135,7 @@ def test_refuses_to_contain_itself(snapshot: GraphSnapshot) -> None:
 
 
 def test_precomputed_lists_serve_what_live_scoring_does(hybrid: Hybrid, snapshot: GraphSnapshot) -> None:
-    assert hybrid._top is not None and len(hybrid._top["items"]) > 0
+    assert hybrid.precomputed is not None and len(hybrid.precomputed.items) > 0
     diverse = copy.copy(hybrid)
     diverse.config = replace(FAST, mmr_lambda=0.3)
     for u, user in enumerate(snapshot.users.ids):
@@ -154,12 +154,12 @@ def test_precomputed_lists_serve_what_live_scoring_does(hybrid: Hybrid, snapshot
 
 
 def test_reuses_components_fitted_on_the_same_snapshot(hybrid: Hybrid, snapshot: GraphSnapshot) -> None:
-    from recommenders.bundle import fit_models
-    from recommenders.registry import create
+    from kgrec.recommenders.bundle.model_bundle import fit_models
+    from kgrec.recommenders.registry import create
 
     same = create("itemcf", seed=FAST.seed).fit(snapshot)
     other_config = create("graph_walk", seed=FAST.seed + 1).fit(snapshot)
-    again = Hybrid(FAST).fit(snapshot, fitted={"itemcf": same, "graph_walk": other_config})
+    again = Hybrid(FAST).fit(snapshot, FitContext(fitted={"itemcf": same, "graph_walk": other_config}))
     assert again.components["itemcf"] is same
     assert again.components["graph_walk"] is not other_config
     assert again.selection == hybrid.selection

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graph.records import GraphRecords, Interaction, Item, User
-from graph.snapshot import build_snapshot
-from recommenders.hybrid_features import DAY, ITEM_DAMPING, FeatureSpace
+from kgrec.graph.records import GraphRecords, Interaction, Item, User
+from kgrec.graph.snapshot import build_snapshot
+from kgrec.recommenders.hybrid.features import DAY, ITEM_DAMPING, FeatureSpace
 
 T0 = 1_500_000_000
 

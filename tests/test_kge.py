@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from embeddings.artifact import KGEArtifact
-from embeddings.scoring import MODELS
-from embeddings.train import TrainConfig, train_full
-from embeddings.triples import (
+from kgrec.embeddings.artifact import KGEArtifact
+from kgrec.embeddings.pykeen_setup import TrainConfig
+from kgrec.embeddings.scoring import MODELS
+from kgrec.embeddings.train import train_full
+from kgrec.embeddings.triples import (
     FOLLOWS,
     HAS_TAG,
     INTERACTED,
@@ -18,12 +19,12 @@ from embeddings.triples import (
     inverse,
     split_interactions,
 )
-from graph.records import Interaction, User
-from graph.snapshot import build_snapshot
-from loaders.synthetic import generate
-from recommenders.kge import KGE, KGEConfig
-from recommenders.paths import path_exists
-from recommenders.scored import top_k
+from kgrec.graph.records import Interaction, User
+from kgrec.graph.snapshot import build_snapshot
+from kgrec.loaders.synthetic import generate
+from kgrec.recommenders.models.kge import KGE, KGEConfig
+from kgrec.recommenders.ranking import top_k
+from kgrec.recommenders.reason_paths import path_exists
 from tests.torchless import run_without_torch
 
 FAST = {"dim": 8, "epochs": 2, "batch_size": 256, "progress": False, "eval_every": 1}
@@ -168,9 +169,9 @@ def test_saved_model_loads_and_serves_where_torch_cannot_be_imported(fitted, tin
     user = tiny_snapshot.users.ids[0]
     expected = [r.item_id for r in fitted.recommend(user, 5)]
     out = run_without_torch(f"""
-        from embeddings.artifact import KGEArtifact
-        from graph.snapshot import GraphSnapshot
-        from recommenders.kge import KGE
+        from kgrec.embeddings.artifact import KGEArtifact
+        from kgrec.graph.snapshot import GraphSnapshot
+        from kgrec.recommenders.models.kge import KGE
         a = KGEArtifact.load({str(tmp_path / "model" / "artifact")!r})
         m = KGE.load({str(tmp_path / "model")!r}, GraphSnapshot.load({str(tmp_path / "snap")!r}))
         print(",".join(r.item_id for r in m.recommend({user!r}, 5)))
@@ -261,9 +262,9 @@ def test_kge_beats_random_on_the_planted_graph(synthetic, snapshot):
 def test_cli_train_kge_writes_a_bundle_that_serves(tiny, tmp_path):
     from click.testing import CliRunner
 
-    from api.cli import main
-    from graph.store import open_store
-    from recommenders.bundle import Bundle
+    from kgrec.cli import main
+    from kgrec.graph.store_factory import open_store
+    from kgrec.recommenders.bundle.model_bundle import Bundle
 
     url = f"memory://{tmp_path / 'store'}"
     with open_store(url) as store:
@@ -280,7 +281,7 @@ def test_cli_train_kge_writes_a_bundle_that_serves(tiny, tmp_path):
     assert kge.artifact.config["epochs"] == 2 and "tail.mrr" in kge.artifact.metrics
     assert (kge.artifact.config["training_loop"], kge.artifact.config["num_negatives"]) == ("shared", 16)
     user = tiny.records.users[0].id
-    from recommenders.serving import Query, Server
+    from kgrec.recommenders.serving.server import Query, Server
 
     assert [r.source for r in Server.from_bundle(bundle).recommend(Query(user, 5))][:1] == ["kge"]
     rec = CliRunner().invoke(main, ["recommend", "--bundle", str(out), "--user", user, "--model", "kge",
@@ -296,10 +297,10 @@ def test_cli_train_kge_writes_a_bundle_that_serves(tiny, tmp_path):
 def test_api_serves_a_kge_bundle(fitted, tiny_snapshot, tmp_path):
     """The Flask API loads a bundle holding kge and serves its recommendations, similar items
     and evidence reasons."""
-    from api.app import create_app
-    from api.bundle_loader import load_server
-    from api.settings import Settings
-    from recommenders.bundle import fit_models, save_bundle
+    from kgrec.api.app import create_app
+    from kgrec.api.settings import Settings
+    from kgrec.recommenders.bundle.model_bundle import fit_models, save_bundle
+    from kgrec.recommenders.serving.server_loading import load_server
 
     models = {"kge": fitted, **fit_models(tiny_snapshot, ["popularity"], seed=1)}
     save_bundle(tmp_path / "bundle", tiny_snapshot, models)

@@ -6,11 +6,19 @@ from collections.abc import Iterator
 
 import pytest
 
-from embeddings.train import TrainConfig, train
-from embeddings.writeback import DROP_INDEX, INDEX_NAME, PROPERTY, QUERY_NEIGHBOURS, numpy_neighbours, write_embeddings
-from graph.schema import Label
-from graph.snapshot import build_snapshot
-from loaders.synthetic import generate
+from kgrec.embeddings.pykeen_setup import TrainConfig
+from kgrec.embeddings.train import train
+from kgrec.embeddings.vector_writeback import (
+    DROP_INDEX,
+    INDEX_NAME,
+    PROPERTY,
+    QUERY_NEIGHBOURS,
+    numpy_neighbours,
+    write_embeddings,
+)
+from kgrec.graph.schema import Label
+from kgrec.graph.snapshot import build_snapshot
+from kgrec.loaders.synthetic import generate
 from tests.neo4j_fixtures import loaded_neo4j
 
 pytestmark = pytest.mark.neo4j

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from api.cli import main
-from embeddings.artifact import KGEArtifact
-from embeddings.ray_train import shard
-from embeddings.train import TrainConfig
-from embeddings.triples import build_triples
-from graph.store import open_store
-from loaders.ingest import write_records
-from loaders.synthetic import SyntheticGraph
+from kgrec.cli import main
+from kgrec.embeddings.artifact import KGEArtifact
+from kgrec.embeddings.pykeen_setup import TrainConfig
+from kgrec.embeddings.ray_train import shard
+from kgrec.embeddings.triples import build_triples
+from kgrec.graph.store_factory import open_store
+from kgrec.loaders.ingest import write_records
+from kgrec.loaders.synthetic import SyntheticGraph
 
 pytest.importorskip("ray")
 
@@ -110,7 +110,7 @@ def _hook_worker(rank: int, port: int, out: str) -> None:
     import torch
     import torch.distributed as dist
 
-    from embeddings.ray_train import row_sparse_allreduce
+    from kgrec.embeddings.ray_train import row_sparse_allreduce
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     shapes = [(500, 8), (3, 8), (5,)]

@@ -9,8 +9,8 @@ torch = pytest.importorskip("torch")
 from pykeen.models import ComplEx, DistMult, RotatE  # noqa: E402
 from pykeen.triples import TriplesFactory  # noqa: E402
 
-from embeddings.interactions import MatmulRotatE, use_matmul_interaction  # noqa: E402
-from embeddings.shared_negatives import SharedNegativesTrainingLoop  # noqa: E402
+from kgrec.embeddings.interactions import MatmulRotatE, use_matmul_interaction  # noqa: E402
+from kgrec.embeddings.shared_negatives import SharedNegativesTrainingLoop  # noqa: E402
 
 PYKEEN_MODELS = {"DistMult": DistMult, "ComplEx": ComplEx, "RotatE": RotatE}
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from api.cli import main
-from graph.store import open_store
-from loaders.download import DownloadError, fetch
+from kgrec.cli import main
+from kgrec.graph.store_factory import open_store
+from kgrec.loaders.download import DownloadError, fetch
 from tests.test_loaders_datasets import make_ml100k
 from tests.test_loaders_validation import make_csv_dir
 

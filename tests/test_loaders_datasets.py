@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from graph.snapshot import build_snapshot
-from loaders import lastfm, movielens
+from kgrec.graph.snapshot import build_snapshot
+from kgrec.loaders import lastfm, movielens
 
 
 def _write(path: Path, data: str | bytes) -> None:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from graph.records import COUNT_KEYS, GraphRecords
-from graph.store import open_store
-from loaders import csv_dir, lastfm
-from loaders.ingest import write_records
-from loaders.synthetic import SyntheticGraph
+from kgrec.graph.records import COUNT_KEYS, GraphRecords
+from kgrec.graph.store_factory import open_store
+from kgrec.loaders import csv_dir, lastfm
+from kgrec.loaders.ingest import write_records
+from kgrec.loaders.synthetic import SyntheticGraph
 from tests.test_loaders_datasets import make_lastfm
 from tests.test_loaders_validation import make_csv_dir
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from loaders import csv_dir
-from loaders.validation import LoadReport, Table, ident, weight
+from kgrec.loaders import csv_dir
+from kgrec.loaders.checked_tables import LoadReport, Table, ident, weight
 
 
 def _write(path: Path, data: str | bytes) -> Path:
@@ -146,7 +146,7 @@ def test_values_no_store_can_hold_are_rejected_per_row_by_the_stores_own_rules(t
     """The loaders apply graph.values like the API and the stores: a '/' in a user id, a control
     character in a title, a timestamp past year 9999 each reject their row (reason ``value``), the
     rest loads, and the store takes every row kept."""
-    from graph.memory import MemoryStore
+    from kgrec.graph.memory import MemoryStore
 
     d = tmp_path / "data"
     d.mkdir()

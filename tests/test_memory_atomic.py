@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from graph.memory import MemoryStore
-from graph.memory_file import FILE_NAME
-from graph.records import Follow, Interaction, Item, User
-from graph.schema import Label
-from graph.store import StoreError
-from loaders.synthetic import generate
+from kgrec.graph.memory import MemoryStore
+from kgrec.graph.memory_file import FILE_NAME
+from kgrec.graph.records import Follow, Interaction, Item, User
+from kgrec.graph.schema import Label
+from kgrec.graph.store_errors import StoreError
+from kgrec.loaders.synthetic import generate
 
 
 @pytest.fixture()

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from graph.memory import FILE_NAME, JOURNAL_NAME, MemoryStore
-from graph.records import Fact, Interaction, Item, Tagging, User
-from graph.schema import Label, Rel
-from graph.store import StoreError
-from loaders.synthetic import SyntheticGraph
+from kgrec.graph.memory import FILE_NAME, JOURNAL_NAME, MemoryStore
+from kgrec.graph.records import Fact, Interaction, Item, Tagging, User
+from kgrec.graph.schema import Label, Rel
+from kgrec.graph.store_errors import StoreError
+from kgrec.loaders.synthetic import SyntheticGraph
 
 DBR = "http://dbpedia.org/resource/"
 
@@ -80,7 +80,7 @@ def test_a_torn_last_line_is_ignored_and_cut_off_by_the_next_flush(
     s.flush()
     journal = tmp_path / JOURNAL_NAME
     journal.write_bytes(journal.read_bytes()[:-7])  # the crash: the second append never finished
-    with caplog.at_level(logging.WARNING, logger="graph.memory_file"):
+    with caplog.at_level(logging.WARNING, logger="kgrec.graph.memory_file"):
         reopened = MemoryStore(tmp_path)
     assert "unfinished last line" in caplog.text
     assert reopened.get_node(Label.USER, "first") is not None

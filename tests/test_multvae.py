@@ -11,9 +11,16 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from graph.snapshot import GraphSnapshot
-from recommenders.multvae import MultVAE
-from recommenders.vae_train import Batch, MultVAENet, TrainOptions, hold_out, train_multvae, validation_ndcg
+from kgrec.graph.snapshot import GraphSnapshot
+from kgrec.recommenders.models._vae_training import (
+    Batch,
+    MultVAENet,
+    TrainOptions,
+    hold_out,
+    train_multvae,
+    validation_ndcg,
+)
+from kgrec.recommenders.models.multvae import MultVAE
 from tests.torchless import run_without_torch
 
 #: Small networks train fastest on one thread (torch's threads contend on a busy machine).
@@ -105,8 +112,8 @@ def test_saved_model_serves_where_torch_cannot_be_imported(fitted: MultVAE, snap
     user = snapshot.users.ids[0]
     expected = [r.item_id for r in fitted.recommend(user, 5)]
     out = run_without_torch(f"""
-        from graph.snapshot import GraphSnapshot
-        from recommenders.multvae import MultVAE
+        from kgrec.graph.snapshot import GraphSnapshot
+        from kgrec.recommenders.models.multvae import MultVAE
         m = MultVAE.load({str(tmp_path / "model")!r}, GraphSnapshot.load({str(tmp_path / "snap")!r}))
         recs = m.recommend({user!r}, 5)
         assert m.explain({user!r}, recs[0].item_id)

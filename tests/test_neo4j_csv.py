@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from graph.memory import MemoryStore
-from graph.neo4j_csv import MANIFEST, export_neo4j_csv
-from graph.records import (
+from kgrec.graph.memory import MemoryStore
+from kgrec.graph.neo4j_csv import MANIFEST, export_neo4j_csv
+from kgrec.graph.records import (
     COUNT_KEYS,
     Dislike,
     Fact,
@@ -32,8 +32,8 @@ from graph.records import (
     Tagging,
     User,
 )
-from graph.schema import ATTR_PREFIX, KEY, Label
-from graph.store import StoreError
+from kgrec.graph.schema import ATTR_PREFIX, KEY, Label
+from kgrec.graph.store_errors import StoreError
 from tests.test_store_load_modes import tricky, upserted
 
 PARSE = {"string": str, "long": int, "double": float, "boolean": lambda v: {"true": True, "false": False}[v]}
@@ -163,7 +163,7 @@ def test_a_folder_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
 
 
 def test_kgrec_export_neo4j_csv_from_a_store(tmp_path: Path) -> None:
-    from api.cli import main
+    from kgrec.cli import main
 
     url = f"memory://{tmp_path / 'graph'}"
     with MemoryStore(tmp_path / "graph") as store:

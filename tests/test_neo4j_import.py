@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from graph.memory import MemoryStore
-from graph.schema import Label
+from kgrec.graph.memory import MemoryStore
+from kgrec.graph.schema import Label
 from tests.test_neo4j_csv import awkward, typed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,8 +33,8 @@ def local(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_export_import_start_gives_the_same_graph(tmp_path: Path) -> None:
-    from api.cli import main
-    from graph.neo4j_store import Neo4jStore
+    from kgrec.cli import main
+    from kgrec.graph.neo4j_store import Neo4jStore
 
     if not STAMP.is_file():
         if os.environ.get("CI", "").lower() == "true":

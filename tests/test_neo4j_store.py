@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from graph import neo4j_store
-from graph.neo4j_store import Neo4jStore
-from graph.records import Interaction, Item, User
-from graph.schema import Label, Rel
-from graph.snapshot import build_snapshot
-from graph.store import StoreError, StoreUnavailable, open_store
-from loaders.synthetic import generate
+from kgrec.graph import neo4j_store
+from kgrec.graph.neo4j_store import Neo4jStore
+from kgrec.graph.records import Interaction, Item, User
+from kgrec.graph.schema import Label, Rel
+from kgrec.graph.snapshot import build_snapshot
+from kgrec.graph.store_errors import StoreError, StoreUnavailable
+from kgrec.graph.store_factory import open_store
+from kgrec.loaders.synthetic import generate
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "deploy" / "neo4j" / "neo4j-local"

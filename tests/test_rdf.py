@@ -10,14 +10,16 @@ import pytest
 from click.testing import CliRunner
 from rdflib import Graph
 
-from api.cli import main
-from graph.memory import MemoryStore
-from graph.rdf import KG, export_rdf, import_rdf, node_iri
-from graph.records import Dislike, Fact, GraphRecords, Interaction, Item, User
-from graph.schema import Label, Rel
-from graph.snapshot import build_snapshot
-from graph.store import StoreError
-from loaders.synthetic import generate
+from kgrec.cli import main
+from kgrec.graph.memory import MemoryStore
+from kgrec.graph.rdf_export import export_rdf
+from kgrec.graph.rdf_import import import_rdf
+from kgrec.graph.rdf_terms import KG, node_iri
+from kgrec.graph.records import Dislike, Fact, GraphRecords, Interaction, Item, User
+from kgrec.graph.schema import Label, Rel
+from kgrec.graph.snapshot import build_snapshot
+from kgrec.graph.store_errors import StoreError
+from kgrec.loaders.synthetic import generate
 
 CYPHERISH = "') DETACH DELETE n; MATCH (m) RETURN ('"
 
@@ -239,7 +241,7 @@ def test_import_into_neo4j_gives_the_same_graph(
     request: pytest.FixtureRequest, store: MemoryStore, tmp_path: Path
 ) -> None:
     uri = request.getfixturevalue("neo4j_uri")
-    neo4j_store = pytest.importorskip("graph.neo4j_store")
+    neo4j_store = pytest.importorskip("kgrec.graph.neo4j_store")
     path = tmp_path / "graph.ttl"
     export_rdf(store, path, "ttl")
     with neo4j_store.Neo4jStore.from_url(uri) as neo:

@@ -7,13 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from graph.snapshot import GraphSnapshot, build_snapshot
-from graph.store import open_store
-from loaders.synthetic import generate
-from recommenders.base import Reason
-from recommenders.paths import CYPHER
-from recommenders.registry import create
-from recommenders.serving import Server
+from kgrec.graph.snapshot import GraphSnapshot, build_snapshot
+from kgrec.graph.store_factory import open_store
+from kgrec.loaders.synthetic import generate
+from kgrec.recommenders.base import Reason
+from kgrec.recommenders.reason_paths import CYPHER
+from kgrec.recommenders.registry import create
+from kgrec.recommenders.serving.server import Server
 
 #: The recommenders whose reasons are replayed, with small settings where fitting is slow
 #: (social with its two-hop and popularity shares on, so every path shape is replayed).

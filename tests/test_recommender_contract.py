@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graph.snapshot import GraphSnapshot
-from recommenders.paths import CYPHER, path_exists
-from recommenders.registry import REGISTRY, create
+from kgrec.graph.snapshot import GraphSnapshot
+from kgrec.recommenders.reason_paths import CYPHER, path_exists
+from kgrec.recommenders.registry import create, registry
 
 #: Every registered name, with the configurations the contract runs (small, for speed).
 COVERED: dict[str, list[dict]] = {
@@ -37,9 +37,9 @@ K = 10
 
 
 def test_every_registered_recommender_is_under_contract() -> None:
-    missing = set(REGISTRY) - set(COVERED)
+    missing = set(registry()) - set(COVERED)
     assert not missing, f"registered but not under contract: {sorted(missing)}"
-    assert not set(COVERED) - set(REGISTRY), "COVERED names a recommender that is not registered"
+    assert not set(COVERED) - set(registry()), "COVERED names a recommender that is not registered"
 
 
 @pytest.fixture(scope="module", params=CASES, ids=IDS)
@@ -93,7 +93,7 @@ def test_save_load_round_trips(fitted, snapshot: GraphSnapshot, tmp_path) -> Non
     name, _, model = fitted
     model.save(tmp_path / name)
     assert not list((tmp_path / name).glob("*.pkl"))
-    loaded = REGISTRY[name].load(tmp_path / name, snapshot)
+    loaded = registry()[name].load(tmp_path / name, snapshot)
     assert loaded.config == model.config
     for user in _users(snapshot, 6):
         a = model.recommend(user, k=K)
@@ -107,7 +107,7 @@ def test_load_refuses_another_snapshot(fitted, snapshot: GraphSnapshot, tmp_path
     model.save(tmp_path / name)
     other = snapshot.with_interactions(_drop_first_row(snapshot))
     with pytest.raises(ValueError, match="snapshot"):
-        REGISTRY[name].load(tmp_path / name, other)
+        registry()[name].load(tmp_path / name, other)
 
 
 def _drop_first_row(snapshot: GraphSnapshot):
@@ -168,3 +168,33 @@ def test_top_reasons_keep_the_full_explanation(fitted, snapshot: GraphSnapshot, 
             checked += 1
     assert checked > 0
     assert model.explain_many("nobody-at-all", ["x"], limit)[0].reasons == ()
+
+
+def test_the_served_list_is_the_models_own(fitted, snapshot: GraphSnapshot) -> None:
+    """Production ranks through the read path (``Server``), the contract above through
+    ``recommend``: both must give the same items, scores and order (one top-k path)."""
+    from kgrec.recommenders.serving.server import Query, Server
+
+    name, _, model = fitted
+    server = Server(snapshot, {name: model}, [name], name, 0)
+    for user in _users(snapshot, 6):
+        own = model.recommend(user, k=K)
+        served = server.recommend(Query(user, K, fallback=False))
+        assert [r.item for r in served] == [r.item_id for r in own]
+        assert [r.score for r in served] == pytest.approx([r.score for r in own], rel=1e-12)
+
+
+def test_the_class_declares_its_contract(fitted) -> None:
+    """What tuning and training need is on the class, and a bad option fails at construction."""
+    from kgrec.recommenders.base import FitCost, ScoresAllItems
+    from kgrec.recommenders.config import ConfigError, ModelConfig
+
+    name, _, model = fitted
+    cls = type(model)
+    assert isinstance(cls.fit_cost, FitCost)
+    assert issubclass(cls.Config, ModelConfig) and isinstance(model.config, cls.Config)
+    assert isinstance(model, ScoresAllItems) != cls.composes, "composed models rank candidates, not all items"
+    with pytest.raises(ConfigError, match="seed"):
+        create(name, seed="three")
+    with pytest.raises(ConfigError, match="no_such_option"):
+        create(name, no_such_option=1)

@@ -18,16 +18,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graph.snapshot import GraphSnapshot
-from loaders.synthetic import SyntheticGraph
-from recommenders.registry import REGISTRY, create
+from kgrec.graph.snapshot import GraphSnapshot
+from kgrec.loaders.synthetic import SyntheticGraph
+from kgrec.recommenders.registry import create, registry
 
 K = 10
 MARGIN = {"content": 1.2}
 DEFAULT_MARGIN = 1.5
 #: Settings other than the shipped defaults, each with its reason in the docstring above.
 SMALL_GRAPH_CONFIG: dict[str, dict] = {"kge": {"test_fraction": 0.0, "progress": False}, "multvae": {"threads": 1}}
-PERSONALISED = [n for n in REGISTRY if n != "popularity"]
+PERSONALISED = [n for n in registry() if n != "popularity"]
 
 
 def recall(model, synthetic: SyntheticGraph) -> float:

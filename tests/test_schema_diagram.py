@@ -7,9 +7,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from api.cli import main
-from graph.diagram import render_svg
-from graph.schema import PROPERTIES, Label, Rel
+from kgrec.cli import main
+from kgrec.graph.diagram import render_svg
+from kgrec.graph.schema import PROPERTIES, Label, Rel
 
 SVG = "{http://www.w3.org/2000/svg}"
 

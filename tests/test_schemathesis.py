@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from api.app import create_app
-from api.openapi import build_spec
-from api.settings import Settings
+from kgrec.api.app import create_app
+from kgrec.api.openapi import build_spec
+from kgrec.api.settings import Settings
 from tests.api_fixtures import ANALYST_KEY, API_KEY, fill_store, fresh_server, train_bundle
 from tests.fuzz_oracle import NEGATIVE_CHECKS, POSITIVE_CHECKS, StoreOracle, sent_body, with_known_ids
 

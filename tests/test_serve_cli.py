@@ -8,7 +8,7 @@ from urllib.request import Request, urlopen
 import pytest
 from click.testing import CliRunner
 
-from api.cli import main
+from kgrec.cli import main
 from tests.api_fixtures import API_KEY, fill_store, train_bundle
 from tests.serve_fixtures import serving
 

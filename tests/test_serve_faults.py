@@ -109,8 +109,8 @@ def test_a_killed_worker_is_replaced_and_the_service_keeps_answering(server):
 
 def test_the_store_files_hold_exactly_what_was_acknowledged(server):
     """After all of the above, reading the store from disk shows the acknowledged users."""
-    from graph.memory import MemoryStore
-    from graph.schema import Label
+    from kgrec.graph.memory import MemoryStore
+    from kgrec.graph.schema import Label
 
     _, proc = server
     store_dir = Path(proc.args[proc.args.index("--store") + 1].removeprefix("memory://"))

@@ -19,9 +19,9 @@ from urllib.request import Request, urlopen
 
 import pytest
 
-from graph.store import open_store
-from loaders.synthetic import generate
-from recommenders.bundle import fit_models, save_bundle
+from kgrec.graph.store_factory import open_store
+from kgrec.loaders.synthetic import generate
+from kgrec.recommenders.bundle.model_bundle import fit_models, save_bundle
 from tests.api_fixtures import API_KEY
 from tests.serve_fixtures import free_port, wait_for
 
@@ -45,7 +45,7 @@ class Served:
     def __init__(self, bundle: Path, store: str, tmp: Path) -> None:
         self.port, self.tmp = free_port(), tmp
         self.metrics = tmp / "metrics"
-        self.cmd = [sys.executable, "-c", "from api.cli import main; main()", "serve", "--bundle", str(bundle),
+        self.cmd = [sys.executable, "-c", "from kgrec.cli import main; main()", "serve", "--bundle", str(bundle),
                     "--store", store, "--port", str(self.port), "--workers", "2", "--threads", "2"]
         self.proc: subprocess.Popen | None = None
         self.base = f"http://127.0.0.1:{self.port}"

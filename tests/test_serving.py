@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graph.snapshot import GraphSnapshot
-from recommenders.paths import path_exists
-from recommenders.registry import create
-from recommenders.serving import OwnItems, Query, Server, UserState
+from kgrec.graph.snapshot import GraphSnapshot
+from kgrec.recommenders.base import FitContext
+from kgrec.recommenders.reason_paths import path_exists
+from kgrec.recommenders.registry import create
+from kgrec.recommenders.serving.server import OwnItems, Query, Server, UserState
 
 MODELS = ("graph_walk", "itemcf", "hybrid", "popularity")
 
@@ -20,7 +21,7 @@ def server(snapshot: GraphSnapshot) -> Server:
     for name, model in fitted.items():
         if name != "hybrid":
             model.fit(snapshot)
-    fitted["hybrid"].fit(snapshot, fitted={n: m for n, m in fitted.items() if n != "hybrid"})
+    fitted["hybrid"].fit(snapshot, FitContext(fitted={n: m for n, m in fitted.items() if n != "hybrid"}))
     return Server(snapshot, fitted, list(MODELS))
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from graph.records import Fact, GraphRecords, Interaction, Item, Tagging
-from graph.snapshot import GraphSnapshot, build_snapshot
-from loaders.synthetic import SyntheticGraph
+from kgrec.graph.records import Fact, GraphRecords, Interaction, Item, Tagging
+from kgrec.graph.snapshot import GraphSnapshot, build_snapshot
+from kgrec.loaders.synthetic import SyntheticGraph
 
 
 def _copy(records: GraphRecords) -> GraphRecords:

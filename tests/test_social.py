@@ -10,15 +10,15 @@ import numpy as np
 import optuna
 import pytest
 
-from graph.records import Follow, GraphRecords, Interaction, Item, User
-from graph.snapshot import GraphSnapshot, build_snapshot
-from recommenders.evaluation import score_fitted
-from recommenders.metrics import block_ndcg, ndcg_at_k
-from recommenders.paths import FRIEND, FRIEND_OF_FRIEND, ITEM, path_exists
-from recommenders.registry import create
-from recommenders.scored import top_k
-from recommenders.social import SHRINKAGE_GRID, TWO_HOP_GRID, Social
-from recommenders.splits import random_holdout
+from kgrec.graph.records import Follow, GraphRecords, Interaction, Item, User
+from kgrec.graph.snapshot import GraphSnapshot, build_snapshot
+from kgrec.recommenders.evaluation.offline_evaluation import score_fitted
+from kgrec.recommenders.evaluation.ranking_metrics import block_ndcg, ndcg_at_k
+from kgrec.recommenders.evaluation.splits import random_holdout
+from kgrec.recommenders.models.social import SHRINKAGE_GRID, TWO_HOP_GRID, Social
+from kgrec.recommenders.ranking import top_k
+from kgrec.recommenders.reason_paths import FRIEND, FRIEND_OF_FRIEND, ITEM, path_exists
+from kgrec.recommenders.registry import create
 from tests.trust_graphs import trust_graph
 
 

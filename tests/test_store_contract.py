@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from graph.memory import FILE_NAME, JOURNAL_NAME, LOCK_NAME, TABLES, MemoryStore
-from graph.records import (
+from kgrec.graph.memory import FILE_NAME, JOURNAL_NAME, LOCK_NAME, TABLES, MemoryStore
+from kgrec.graph.records import (
     COUNT_KEYS,
     Dislike,
     Fact,
@@ -26,10 +26,12 @@ from graph.records import (
     Tagging,
     User,
 )
-from graph.schema import Label, Rel
-from graph.snapshot import build_snapshot
-from graph.store import GraphStore, StoreError, neighbor_order, open_store
-from loaders.synthetic import SyntheticGraph
+from kgrec.graph.schema import Label, Rel
+from kgrec.graph.snapshot import build_snapshot
+from kgrec.graph.store import GraphStore, neighbor_order
+from kgrec.graph.store_errors import StoreError
+from kgrec.graph.store_factory import open_store
+from kgrec.loaders.synthetic import SyntheticGraph
 
 # Ids that would break a query built from strings (none are: values travel as parameters). No
 # "//" comments: user and item ids may not contain "/" (graph.values.id_problem).

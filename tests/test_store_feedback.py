@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from graph.memory import MemoryStore
-from graph.records import Dislike, GraphRecords, Interaction, Item, User
-from graph.schema import Label
-from graph.store import GraphStore
+from kgrec.graph.memory import MemoryStore
+from kgrec.graph.records import Dislike, GraphRecords, Interaction, Item, User
+from kgrec.graph.schema import Label
+from kgrec.graph.store import GraphStore
 
 
 def base() -> GraphRecords:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from graph.memory import MemoryStore
-from graph.records import (
+from kgrec.graph.memory import MemoryStore
+from kgrec.graph.records import (
     COUNT_KEYS,
     Dislike,
     Fact,
@@ -27,18 +27,19 @@ from graph.records import (
     Tagging,
     User,
 )
-from graph.schema import Label
-from graph.store import GraphStore, StoreError
-from loaders.synthetic import SyntheticGraph
+from kgrec.graph.schema import Label
+from kgrec.graph.store import GraphStore
+from kgrec.graph.store_errors import StoreError
+from kgrec.loaders.synthetic import SyntheticGraph
 from tests.test_store_contract import DBO, DBR, small
 
 
 def test_every_record_kind_has_its_tables_and_statements() -> None:
     """The whole-graph paths are driven by graph.bulk's tables: a record kind added without its
     table entries or its Cypher fails here, by name."""
-    from graph import bulk, neo4j_cypher
-    from graph.rows import FIELDS
-    from graph.schema import ENDPOINTS, PROPERTIES
+    from kgrec.graph import bulk, neo4j_bulk_cypher, neo4j_cypher
+    from kgrec.graph.rows import FIELDS
+    from kgrec.graph.schema import ENDPOINTS, PROPERTIES
 
     assert set(bulk.RECORD_TABLES) == set(COUNT_KEYS)
     hints = typing.get_type_hints(GraphRecords)
@@ -50,11 +51,13 @@ def test_every_record_kind_has_its_tables_and_statements() -> None:
             assert (table in bulk.NODE_BY_TABLE) != (table in bulk.REL_BY_TABLE), table
     for node in bulk.NODE_TABLES:
         assert len(node.fields) + 1 == len(FIELDS[node.table]), node.table
-        for statements in (neo4j_cypher.CREATE_NODES, neo4j_cypher.UPSERT_NODE_ROWS, neo4j_cypher.MERGE_NODES):
+        for statements in (neo4j_bulk_cypher.CREATE_NODES, neo4j_bulk_cypher.UPSERT_NODE_ROWS,
+                           neo4j_cypher.MERGE_NODES):
             assert node.label in statements, node.label
     labels = {node.label for node in bulk.NODE_TABLES}
     for rel in bulk.REL_TABLES:
-        assert rel.kind in COUNT_KEYS and rel.rel in neo4j_cypher.CREATE_RELS and rel.rel in neo4j_cypher.MERGE_RELS
+        assert (rel.kind in COUNT_KEYS and rel.rel in neo4j_bulk_cypher.CREATE_RELS
+                and rel.rel in neo4j_bulk_cypher.MERGE_RELS)
         ends = dict((pos, label) for label, pos in rel.nodes)
         assert (ends[rel.start], ends[rel.end]) == ENDPOINTS[rel.rel], rel.rel
         assert {label for label, _ in rel.nodes} <= labels
@@ -166,7 +169,7 @@ def test_a_bad_row_refuses_the_whole_graph_in_every_mode(store: GraphStore) -> N
 def test_neo4j_batches_and_concurrent_transactions_cover_everything(neo4j_uri: str, tmp_path: Path,
                                                                       synthetic: SyntheticGraph) -> None:
     """Tiny transactions, several at a time, in both modes; written-back properties survive merge."""
-    from graph.neo4j_store import Neo4jStore
+    from kgrec.graph.neo4j_store import Neo4jStore
 
     records = synthetic.records
     want = upserted(records, tmp_path).snapshot().fingerprint
@@ -187,8 +190,8 @@ def test_neo4j_batches_and_concurrent_transactions_cover_everything(neo4j_uri: s
 def test_neo4j_batch_whose_end_node_vanished_is_rolled_back(neo4j_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Relationships find their ends by element id; if another client deletes an end node
     between the node and relationship phases, the batch is refused whole, never half-written."""
-    from graph import neo4j_bulk
-    from graph.neo4j_store import Neo4jStore
+    from kgrec.graph import neo4j_bulk
+    from kgrec.graph.neo4j_store import Neo4jStore
 
     with Neo4jStore.from_url(neo4j_uri) as store:
         store.clear()
@@ -211,7 +214,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "memory":
         yield f"memory://{tmp_path / 'graph'}"
         return
-    from graph.neo4j_store import Neo4jStore
+    from kgrec.graph.neo4j_store import Neo4jStore
 
     url = request.getfixturevalue("neo4j_uri")
     with Neo4jStore.from_url(url) as s:
@@ -221,7 +224,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def test_kgrec_load_picks_create_then_merge_and_refuses_create_on_data(store_url: str) -> None:
-    from api.cli import main
+    from kgrec.cli import main
 
     args = ["load", "synthetic", "--users", "30", "--items", "40", "--store", store_url, "--no-progress"]
     runner = CliRunner()

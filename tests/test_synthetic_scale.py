@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from graph.snapshot import build_snapshot
-from loaders import csv_dir
-from loaders.synthetic_scale import INTERACTIONS_PER_USER, lastfm_like
+from kgrec.graph.snapshot import build_snapshot
+from kgrec.loaders import csv_dir
+from kgrec.loaders.synthetic_scale import INTERACTIONS_PER_USER, lastfm_like
 
 
 def test_counts_scale_together_and_the_seed_decides() -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from graph.snapshot import GraphSnapshot
-from recommenders.base import Tunable
-from recommenders.registry import REGISTRY, create
-from recommenders.tuning import (
+from kgrec.graph.snapshot import GraphSnapshot
+from kgrec.recommenders.base import Tunable
+from kgrec.recommenders.evaluation.validation_cut import UserSample, user_ndcg, validation_cut
+from kgrec.recommenders.registry import create, registry
+from kgrec.recommenders.tuning.trial_cost import trial_seconds
+from kgrec.recommenders.tuning.tuner import (
     MAX_TRIALS,
     MAX_USERS,
     TuningResult,
@@ -18,8 +20,6 @@ from recommenders.tuning import (
     tune,
     weights_from_defaults,
 )
-from recommenders.tuning_cost import trial_seconds
-from recommenders.validation import UserSample, user_ndcg, validation_cut
 
 NAMES = ("itemcf", "usercf", "graph_walk")
 SEED = 5
@@ -110,11 +110,11 @@ def test_kge_is_tuned_only_when_asked() -> None:
     assert not tunable("popularity") and tunable("ease")
 
 
-@pytest.mark.parametrize("name", sorted(n for n in REGISTRY if issubclass(REGISTRY[n], Tunable)))
+@pytest.mark.parametrize("name", sorted(n for n in registry() if issubclass(registry()[n], Tunable)))
 def test_every_search_space_gives_valid_options(name: str, snapshot: GraphSnapshot) -> None:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
     for _ in range(20):
-        overrides = REGISTRY[name].search_space(study.ask(), snapshot)
+        overrides = registry()[name].search_space(study.ask(), snapshot)
         assert overrides
         create(name, **overrides)  # every key is a Config field
 
@@ -122,7 +122,7 @@ def test_every_search_space_gives_valid_options(name: str, snapshot: GraphSnapsh
 def test_nothing_tunable_builds_no_validation_cut(snapshot: GraphSnapshot) -> None:
     """kge alone (not asked to tune) or a model without a search space trains with its defaults
     and the manifest says nothing was tuned, instead of recording an empty search."""
-    from recommenders.training import train_models
+    from kgrec.recommenders.tuning.training import train_models
 
     assert not tunable("popularity")
     trained = train_models(snapshot, ["popularity"], tune_models=True, budget_s=5)

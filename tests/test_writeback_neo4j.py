@@ -9,18 +9,18 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from api.cli import main
-from graph.records import Dislike, Interaction
-from graph.snapshot import build_snapshot
-from graph.writeback import (
+from kgrec.cli import main
+from kgrec.graph.recommendation_writeback import (
     REPLACE_RECOMMENDATIONS,
     WritebackError,
     delete_recommendations,
     recommendation_rows,
     write_recommendations,
 )
-from loaders.synthetic import generate
-from recommenders.bundle import fit_models, save_bundle
+from kgrec.graph.records import Dislike, Interaction
+from kgrec.graph.snapshot import build_snapshot
+from kgrec.loaders.synthetic import generate
+from kgrec.recommenders.bundle.model_bundle import fit_models, save_bundle
 from tests.neo4j_fixtures import loaded_neo4j
 
 pytestmark = pytest.mark.neo4j
@@ -260,10 +260,10 @@ def test_cli_needs_a_model_or_embeddings(tmp_path: Path, graph, neo4j_uri: str) 
 def test_cli_writes_kge_vectors_that_the_cookbook_can_query(store, graph, neo4j_uri: str, tmp_path: Path) -> None:
     """A bundle with a kge model: recommendations and vectors in one command, then the
     cookbook's vector_neighbours query returns numpy's cosine neighbours."""
-    pytest.importorskip("recommenders.kge")  # the KGE recommender and its write-back (another module's)
-    from embeddings.writeback import DROP_INDEX, INDEX_NAME, PROPERTY, numpy_neighbours
-    from graph.cypher import run
-    from graph.schema import Label
+    pytest.importorskip("kgrec.recommenders.models.kge")  # the KGE recommender and its write-back (another module's)
+    from kgrec.embeddings.vector_writeback import DROP_INDEX, INDEX_NAME, PROPERTY, numpy_neighbours
+    from kgrec.graph.cypher import run
+    from kgrec.graph.schema import Label
 
     snap = build_snapshot(graph.records)
     kge = {"dim": 8, "epochs": 2, "early_stopping": False, "progress": False, "device": "cpu"}

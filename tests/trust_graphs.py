@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from graph.records import Follow
-from loaders.synthetic import SyntheticGraph, generate
+from kgrec.graph.records import Follow
+from kgrec.loaders.synthetic import SyntheticGraph, generate
 
 MODES = ("correlated", "uncorrelated")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from werkzeug.wrappers import Response
 
-from api.blueprints.context import server, store
-from api.openapi import build_spec
-from recommenders.base import FoldsInHistory, SimilarItems
+from kgrec.api.blueprints.context import server, store
+from kgrec.api.openapi import build_spec
+from kgrec.recommenders.base import FoldsInHistory, SimilarItems
 
 bp = Blueprint("admin", __name__)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import current_app
 
-from api.settings import Settings
-from api.store_handle import StoreHandle
-from recommenders.live import LiveState
-from recommenders.serving import Server
+from kgrec.api.settings import Settings
+from kgrec.api.store_handle import StoreHandle
+from kgrec.recommenders.serving.live_state import LiveState
+from kgrec.recommenders.serving.server import Server
 
 
 def server() -> Server:

@@ -18,15 +18,16 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.wrappers import Response
 
-from api import params
-from api.auth import require_analyst_key
-from api.blueprints.context import store
-from api.cypher_guard import Forbidden, check_plan, check_text
-from api.errors import ApiError, bad_request
-from api.params import printable
-from graph.cypher import Cookbook, CookbookError
-from graph.store import RunsCypher, StoreError, StoreUnavailable
-from graph.values import scalar_problem, text_problem
+from kgrec.api import params
+from kgrec.api.auth import require_analyst_key
+from kgrec.api.blueprints.context import store
+from kgrec.api.cypher_guard import Forbidden, check_plan, check_text
+from kgrec.api.errors import ApiError, bad_request
+from kgrec.api.params import printable
+from kgrec.graph.cypher import Cookbook, CookbookError
+from kgrec.graph.store import RunsCypher
+from kgrec.graph.store_errors import StoreError, StoreUnavailable
+from kgrec.graph.values import scalar_problem, text_problem
 
 bp = Blueprint("cypher", __name__)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, abort, render_template, request
 from werkzeug.wrappers import Response
 
-from api import params
-from api.blueprints.context import live, server, settings, store
-from api.path_drawing import cypher_snippet, layout
-from graph.schema import Label
-from graph.store import StoreUnavailable
-from recommenders.serving import Query
+from kgrec.api import params
+from kgrec.api.blueprints.context import live, server, settings, store
+from kgrec.api.path_drawing import cypher_snippet, layout
+from kgrec.graph.schema import Label
+from kgrec.graph.store_errors import StoreUnavailable
+from kgrec.recommenders.serving.server import Query
 
 bp = Blueprint("explain_pages", __name__, template_folder="../templates", static_folder="../static",
                static_url_path="/static")

@@ -12,16 +12,17 @@ from typing import Any
 from flask import Blueprint, g, jsonify, request
 from werkzeug.wrappers import Response
 
-from api import params
-from api.auth import require_api_key
-from api.blueprints.context import live, server, settings, store
-from api.errors import ApiError, not_found
-from graph.records import Dislike, Interaction
-from graph.schema import Label
-from graph.store import GraphStore, StoreUnavailable
-from recommenders.live import Live
-from recommenders.served import reason_json
-from recommenders.serving import Query
+from kgrec.api import params
+from kgrec.api.auth import require_api_key
+from kgrec.api.blueprints.context import live, server, settings, store
+from kgrec.api.errors import ApiError, not_found
+from kgrec.graph.records import Dislike, Interaction
+from kgrec.graph.schema import Label
+from kgrec.graph.store import GraphStore
+from kgrec.graph.store_errors import StoreUnavailable
+from kgrec.recommenders.serving.live_state import Live
+from kgrec.recommenders.serving.reason_json import reason_json
+from kgrec.recommenders.serving.server import Query
 
 bp = Blueprint("recommend", __name__)
 

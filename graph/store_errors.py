@@ -1,0 +1,11 @@
+"""What a store raises: the bottom of the graph layer, so every module above can name it."""
+
+from __future__ import annotations
+
+
+class StoreError(RuntimeError):
+    """A store could not do what was asked (bad URL, bad data, refused write)."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached right now; the caller may retry later."""

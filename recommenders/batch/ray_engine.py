@@ -1,0 +1,153 @@
+"""``RayEngine``: block tasks on long-lived Ray actors, results in the users' order.
+
+What goes to the workers, once: the payload directory (a bundle, or packed models) as the
+bytes of an uncompressed tar, put in Ray's object store by the driver (``ray.put``). Every
+actor fetches that one object, unpacks it into its own temporary directory and loads it
+(``Payload.load``) in its constructor, so a bundle is read once per actor, not once per
+block, and the cluster needs no shared filesystem: the same code runs on a laptop's local
+cluster and on machines that see none of the driver's files (they need kgrec installed).
+Per-user store state (``BatchEngine.run``'s ``state``) is read by the driver as each block is
+submitted and travels with that block; workers never connect to the store.
+
+Scheduling: each actor has at most ``DEPTH`` blocks queued; a finished block frees its
+actor at once (``ray.wait``), and finished blocks are held until every block before them is
+done, then yielded — so output order is the users' order, and at most ``WINDOW`` blocks per
+worker are ever held. Each actor reserves ``cpus_per_worker`` CPUs and pins its BLAS/OpenMP
+pools to as many threads, so two workers on two cores do not oversubscribe them.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from kgrec.embeddings.ray_cluster import pack_directory, ray_session, thread_env, unpack_directory
+from kgrec.recommenders.batch.engines import BatchEngine, BatchError, Block, BlockTask, Payload
+
+#: Blocks queued per actor (one running, one waiting: no idle gap between blocks).
+DEPTH = 2
+#: Blocks per worker that may run ahead of the next block to yield.
+WINDOW = 4
+
+
+class _Worker:
+    """One actor: the loaded payload, and the block tasks run against it."""
+
+    def __init__(self, packed: bytes, load: Any, threads: int) -> None:
+        from threadpoolctl import threadpool_limits
+
+        self._limits = threadpool_limits(limits=threads)
+        self._dir = tempfile.TemporaryDirectory(prefix="kgrec-batch-")
+        unpack_directory(packed, Path(self._dir.name))
+        self.context = load(Path(self._dir.name))
+        self.busy_cpu = 0.0
+
+    def ready(self) -> bool:
+        return True
+
+    def run(self, task: BlockTask, options: Any, users: list[str], states: list[Any] | None) -> list[Any]:
+        started = time.process_time()
+        try:
+            return task(self.context, users, options, states)
+        finally:
+            self.busy_cpu += time.process_time() - started
+
+    def busy(self) -> float:
+        """CPU seconds this worker has spent inside block tasks (not in Ray's own machinery)."""
+        return self.busy_cpu
+
+
+class RayEngine(BatchEngine):
+    """Blocks on ``workers`` Ray actors (a local cluster, or the one at ``address``)."""
+
+    name = "ray"
+    needs_directory = True
+    default_workers = 2
+
+    def __init__(self, payload: Payload, workers: int = 2, block: int | None = None,
+                 address: str | None = None, cpus_per_worker: int = 1) -> None:
+        super().__init__(payload, workers, block, address)
+        self._stack = ExitStack()
+        try:
+            self._start(cpus_per_worker)
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _start(self, cpus: int) -> None:
+        import ray
+
+        assert self.payload.directory is not None
+        self._stack.enter_context(ray_session(self.address, cpus=self.workers * cpus))
+        packed = ray.put(pack_directory(self.payload.directory))
+        actor = ray.remote(_Worker).options(num_cpus=cpus, runtime_env={"env_vars": thread_env(cpus)})
+        self._actors = [actor.remote(packed, self.payload.load, cpus) for _ in range(self.workers)]
+        self._stack.callback(self._kill)
+        try:
+            ray.get([a.ready.remote() for a in self._actors])
+        except ray.exceptions.RayError as exc:
+            raise BatchError(f"Ray workers could not load {self.payload.directory}: {_first_line(exc)}") from exc
+
+    def _kill(self) -> None:
+        import ray
+
+        for a in self._actors:
+            ray.kill(a)
+
+    def _run_blocks(self, task: BlockTask, options: Any, blocks: Iterator[Block]) -> Iterator[list[Any]]:
+        import ray
+
+        load = [0] * len(self._actors)
+        inflight: dict[Any, tuple[int, int]] = {}
+        finished: dict[int, Any] = {}
+        submitted = yielded = 0
+        pending: Block | None = next(blocks, None)
+        while pending is not None or yielded < submitted:
+            while pending is not None and submitted - yielded < WINDOW * len(self._actors):
+                a = min(range(len(load)), key=load.__getitem__)
+                if load[a] >= DEPTH:
+                    break
+                inflight[self._actors[a].run.remote(task, options, *pending)] = (submitted, a)
+                load[a] += 1
+                submitted += 1
+                pending = next(blocks, None)
+            if yielded in finished:
+                yield _result(finished.pop(yielded))
+                yielded += 1
+                continue
+            ready, _ = ray.wait(list(inflight), num_returns=1)
+            for ref in ready:
+                index, a = inflight.pop(ref)
+                load[a] -= 1
+                finished[index] = ref
+
+    def busy_cpu(self) -> list[float]:
+        """Each worker's CPU seconds inside block tasks so far (benchmarks: parallel efficiency)."""
+        import ray
+
+        return ray.get([a.busy.remote() for a in self._actors])
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def _result(ref: Any) -> list[Any]:
+    """A block's results; an error of the task itself is re-raised as it is, a lost worker
+    (crash, out of memory, node gone) becomes a ``BatchError``."""
+    import ray
+
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError:
+        raise
+    except ray.exceptions.RayError as exc:
+        raise BatchError(f"a Ray worker was lost: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
