@@ -44,14 +44,7 @@ from kgrec.graph.snapshot import build_snapshot  # noqa: E402
 from kgrec.loaders.synthetic import generate  # noqa: E402
 from tests.api_fixtures import ANALYST_KEY, API_KEY, fill_store, fresh_server, train_bundle  # noqa: E402
 from tests.bad_input_corpus import ANALYST, WRITER, cases  # noqa: E402
-from tests.fuzz_oracle import (  # noqa: E402
-    NEGATIVE_CHECKS,
-    POSITIVE_CHECKS,
-    StoreOracle,
-    digest,
-    sent_body,
-    with_known_ids,
-)
+from tests.fuzz_oracle import NEGATIVE_CHECKS, POSITIVE_CHECKS, StoreOracle, digest, sent_body, with_known_ids  # noqa: E402
 
 KEYS = {WRITER: API_KEY, ANALYST: ANALYST_KEY}
 

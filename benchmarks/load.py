@@ -56,7 +56,7 @@ TARGETS = {"create": 40_000.0, "merge": 20_000.0, "bulk": 100_000.0, "memory_las
 def child(dataset: str, path: str, scenario: str, target: str) -> dict[str, Any]:
     """Parse one dataset and write it by one path; runs in its own process."""
     sys.path.insert(0, str(ROOT))
-    from kgrec.graph.records import COUNT_KEYS
+    from kgrec.graph.schema import COUNT_KEYS
     from kgrec.loaders import lastfm, movielens
 
     t0 = time.perf_counter()
@@ -77,7 +77,8 @@ def child(dataset: str, path: str, scenario: str, target: str) -> dict[str, Any]
 
 
 def _write(records: Any, scenario: str, url: str) -> dict[str, Any]:
-    from kgrec.graph.records import COUNT_KEYS, GraphRecords
+    from kgrec.graph.records import GraphRecords
+    from kgrec.graph.schema import COUNT_KEYS
     from kgrec.graph.store_factory import open_store
 
     server = _server(url)
@@ -113,7 +114,7 @@ def _write(records: Any, scenario: str, url: str) -> dict[str, Any]:
 
 def _upserts(store: Any, records: Any, timings: dict[str, float]) -> None:
     """The per-call upserts in batches of 10,000: ``kgrec load`` before load modes."""
-    from kgrec.graph.records import COUNT_KEYS
+    from kgrec.graph.schema import COUNT_KEYS
 
     for kind in COUNT_KEYS:
         rows, started = getattr(records, kind), time.perf_counter()

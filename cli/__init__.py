@@ -14,6 +14,7 @@ from kgrec.cli.demo_command import demo
 from kgrec.cli.evaluate_command import evaluate
 from kgrec.cli.group import OneLineErrorGroup
 from kgrec.cli.load_commands import load
+from kgrec.cli.models_command import models
 from kgrec.cli.rdf_commands import export, import_
 from kgrec.cli.recommend_command import recommend
 from kgrec.cli.schema_command import schema
@@ -32,6 +33,7 @@ def main() -> None:
 
 
 # Registration order is the order ``kgrec --help`` lists them in (click sorts by name anyway).
-for _command in (stats, evaluate, load, demo, cypher, schema, writeback, export, import_, serve, train, recommend):
+for _command in (stats, evaluate, load, demo, cypher, schema, writeback, export, import_, serve, train, recommend,
+                 models):
     main.add_command(_command)
 del _command

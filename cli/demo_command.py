@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from kgrec.cli.options import store_option
-from kgrec.graph.records import COUNT_KEYS
+from kgrec.graph.schema import COUNT_KEYS
 from kgrec.graph.store_errors import StoreError
 from kgrec.graph.store_factory import open_store
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from kgrec.cli.options import store_option
-from kgrec.graph.records import COUNT_KEYS
+from kgrec.graph.schema import COUNT_KEYS
 from kgrec.graph.store_errors import StoreError
 from kgrec.graph.store_factory import open_store
 

@@ -16,9 +16,9 @@ from enum import Enum
 from operator import attrgetter, itemgetter
 from typing import Any
 
-from kgrec.graph.records import COUNT_KEYS, GraphRecords
+from kgrec.graph.records import GraphRecords
 from kgrec.graph.rows import check_rows
-from kgrec.graph.schema import ATTR_PREFIX, KEY, Label, Rel
+from kgrec.graph.schema import ATTR_PREFIX, COUNT_KEYS, KEY, Label, Rel
 
 Row = tuple[Any, ...]
 

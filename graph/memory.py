@@ -31,18 +31,7 @@ from kgrec.graph.memory_format import TABLE_NAMES, graph_tables
 from kgrec.graph.memory_reads import MemoryReads
 from kgrec.graph.memory_rows import _DISLIKED, _INTERACTED, TABLES, RowAppliers
 from kgrec.graph.memory_undo import Undo
-from kgrec.graph.records import (
-    Dislike,
-    Fact,
-    Follow,
-    GraphRecords,
-    Interaction,
-    Item,
-    ItemTag,
-    Tag,
-    Tagging,
-    User,
-)
+from kgrec.graph.records import Dislike, Fact, Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
 from kgrec.graph.rows import check_rows, distinct
 from kgrec.graph.schema import Label, Rel
 from kgrec.graph.store import Feedback, GraphStore

@@ -14,20 +14,8 @@ from typing import Any
 import networkx as nx
 
 from kgrec.graph.memory_rows import NodeKey
-from kgrec.graph.records import (
-    COUNT_KEYS,
-    Dislike,
-    Fact,
-    Follow,
-    GraphRecords,
-    Interaction,
-    Item,
-    ItemTag,
-    Tag,
-    Tagging,
-    User,
-)
-from kgrec.graph.schema import ATTR_PREFIX, Label, Rel
+from kgrec.graph.records import Dislike, Fact, Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
+from kgrec.graph.schema import ATTR_PREFIX, COUNT_KEYS, Label, Rel
 from kgrec.graph.store import DISPLAY_PROPERTY, Neighbor, neighbor_order
 
 #: Which ``counts()`` key each relationship type feeds.

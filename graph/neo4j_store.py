@@ -45,21 +45,9 @@ from kgrec.graph.neo4j_cypher import (
     UPSERT_TAGS,
     UPSERT_USERS,
 )
-from kgrec.graph.records import (
-    COUNT_KEYS,
-    Dislike,
-    Fact,
-    Follow,
-    GraphRecords,
-    Interaction,
-    Item,
-    ItemTag,
-    Tag,
-    Tagging,
-    User,
-)
+from kgrec.graph.records import Dislike, Fact, Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
 from kgrec.graph.rows import check_rows, distinct
-from kgrec.graph.schema import ATTR_PREFIX, ENDPOINTS, KEY, STATE_ID, Label, Rel
+from kgrec.graph.schema import ATTR_PREFIX, COUNT_KEYS, ENDPOINTS, KEY, STATE_ID, Label, Rel
 from kgrec.graph.store import DISPLAY_PROPERTY, Feedback, GraphStore, Neighbor, neighbor_order
 
 #: Rows per write transaction: big enough to amortise round trips, small enough for the heap

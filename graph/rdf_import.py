@@ -22,18 +22,7 @@ from rdflib import OWL, RDF, RDFS, Graph, Literal, URIRef
 from rdflib.term import Node
 
 from kgrec.graph.rdf_terms import FORMATS, ID_BASE, KG, NODE_CLASS, NODE_KIND, PREDICATE_BASE, python_value
-from kgrec.graph.records import (
-    Dislike,
-    Fact,
-    Follow,
-    GraphRecords,
-    Interaction,
-    Item,
-    ItemTag,
-    Tag,
-    Tagging,
-    User,
-)
+from kgrec.graph.records import Dislike, Fact, Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
 from kgrec.graph.schema import Label
 from kgrec.graph.store import GraphStore
 from kgrec.graph.store_errors import StoreError

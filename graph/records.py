@@ -105,6 +105,3 @@ class GraphRecords:
     #: Ids of items flagged ``hidden`` (never recommended nor listed as similar).
     hidden: list[str] = field(default_factory=list)
 
-
-#: The keys of ``GraphStore.counts()`` and ``kgrec stats --json``.
-COUNT_KEYS = ("users", "items", "tags", "interactions", "taggings", "item_tags", "follows", "facts", "dislikes")

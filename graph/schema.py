@@ -99,3 +99,8 @@ def rel(name: str) -> Rel:
         return Rel(name)
     except ValueError as exc:
         raise ValueError(f"unknown relationship type {name!r}; expected one of {[x.value for x in Rel]}") from exc
+
+
+#: What the graph holds, by kind: the keys of ``GraphStore.counts()``, of ``GraphRecords``' lists
+#: and of ``kgrec stats --json``.
+COUNT_KEYS = ("users", "items", "tags", "interactions", "taggings", "item_tags", "follows", "facts", "dislikes")

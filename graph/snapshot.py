@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from kgrec.graph.records import COUNT_KEYS, GraphRecords
+from kgrec.graph.records import GraphRecords
+from kgrec.graph.schema import COUNT_KEYS
 
 FORMAT_VERSION = 1
 

@@ -16,20 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from kgrec.graph.bulk import check_records
-from kgrec.graph.records import (
-    COUNT_KEYS,
-    Dislike,
-    Fact,
-    Follow,
-    GraphRecords,
-    Interaction,
-    Item,
-    ItemTag,
-    Tag,
-    Tagging,
-    User,
-)
-from kgrec.graph.schema import Label, Rel
+from kgrec.graph.records import Dislike, Fact, Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
+from kgrec.graph.schema import COUNT_KEYS, Label, Rel
 from kgrec.graph.snapshot import GraphSnapshot, build_snapshot
 from kgrec.graph.store_errors import StoreError, StoreUnavailable
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from kgrec.graph.records import COUNT_KEYS, GraphRecords
+from kgrec.graph.records import GraphRecords
+from kgrec.graph.schema import COUNT_KEYS
 from kgrec.graph.store import WRITE_BATCH, GraphStore
 
 BATCH = WRITE_BATCH

@@ -7,8 +7,9 @@ cold user gets an empty list, never an exception: the fallback chain fills the g
 The contract is explicit, so adding a model means writing its module (and its line in the
 contract tests), nothing else: the class carries its typed ``Config``, declares its abilities
 by inheriting them (``ScoresAllItems``, ``FoldsInHistory``, …, checked with ``isinstance``),
-says what tuning and default training need (``fit_cost``, ``expensive``, ``default_rank``,
-``hybrid_rank``) and registers itself (``recommenders.registry.register``). Every model fits
+says what tuning and default training need and registers itself, in one line:
+``@register("itemcf", fit_cost=FitCost(...), default_rank=3, hybrid_rank=2)``
+(``recommenders.registry.register``). Every model fits
 with one signature, ``fit(snapshot, ctx)``; ``FitContext`` carries what a model built on
 others (the hybrid) may reuse.
 """
@@ -139,7 +140,7 @@ class Recommender(ABC):
     Config: ClassVar[type[ModelConfig]]
     #: Whether reasons decompose the score (their contributions add up to it).
     additive: ClassVar[bool] = True
-    #: Predicted fit cost (required: ``register`` refuses a class that does not set it).
+    #: Predicted fit cost (``register`` requires it, so no model silently gets a generic cost).
     fit_cost: ClassVar[FitCost]
     #: Tuned only when asked (``kgrec train --tune-kge``): each trial takes minutes.
     expensive: ClassVar[bool] = False

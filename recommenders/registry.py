@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from kgrec.recommenders.base import Recommender
+    from kgrec.recommenders.base import FitCost, Recommender
 
 #: Packages whose modules hold registered recommenders (their private ``_*`` modules are skipped).
 MODEL_PACKAGES = ("kgrec.recommenders.models", "kgrec.recommenders.hybrid")
@@ -26,18 +26,24 @@ _lock = threading.Lock()
 R = TypeVar("R", bound="type[Recommender]")
 
 
-def register(cls: R) -> R:
-    """Class decorator: add ``cls`` under ``cls.name`` (a name may be registered once)."""
-    name = cls.__dict__.get("name")
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"{cls.__qualname__} needs a class attribute `name` to be registered")
-    if "fit_cost" not in dir(cls):
-        raise TypeError(f"{cls.__qualname__} must set `fit_cost` (the tuner's trial-time prediction)")
-    if _REGISTRY.get(name, cls) is not cls:
-        raise ValueError(f"recommender name {name!r} is registered twice")
-    cls.Config.model_name = name
-    _REGISTRY[name] = cls
-    return cls
+def register(name: str, *, fit_cost: FitCost, expensive: bool = False, default_rank: int | None = None,
+             hybrid_rank: int | None = None) -> Callable[[R], R]:
+    """Class decorator: set what tuning and training need to know on the class and add it under
+    ``name`` (once). ``fit_cost``: the tuner's prediction of one fit (required, so a new model
+    never silently gets a generic cost); ``expensive``: tuned only when asked; ``default_rank``
+    / ``hybrid_rank``: its place among ``kgrec train``'s default models / the hybrid's default
+    components (None: not one of them)."""
+
+    def add(cls: R) -> R:
+        if _REGISTRY.get(name, cls) is not cls:
+            raise ValueError(f"recommender name {name!r} is registered twice")
+        cls.name, cls.fit_cost, cls.expensive = name, fit_cost, expensive
+        cls.default_rank, cls.hybrid_rank = default_rank, hybrid_rank
+        cls.Config.model_name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return add
 
 
 def _discover() -> None:

@@ -23,13 +23,7 @@ from kgrec.graph.records import Dislike, GraphRecords, Interaction
 from kgrec.graph.snapshot import GraphSnapshot
 from kgrec.graph.store_factory import open_store
 from kgrec.loaders.synthetic import SyntheticGraph
-from kgrec.recommenders.batch.batch_tasks import (
-    ModelOptions,
-    load_models,
-    own_rows_block,
-    pack_models,
-    ranked_block,
-)
+from kgrec.recommenders.batch.batch_tasks import ModelOptions, load_models, own_rows_block, pack_models, ranked_block
 from kgrec.recommenders.batch.engines import Payload
 from kgrec.recommenders.batch.ray_engine import RayEngine
 from kgrec.recommenders.bundle.model_bundle import Bundle, fit_models, save_bundle

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kgrec.graph.records import COUNT_KEYS, GraphRecords
+from kgrec.graph.records import GraphRecords
+from kgrec.graph.schema import COUNT_KEYS
 from kgrec.graph.store_factory import open_store
 from kgrec.loaders import csv_dir, lastfm
 from kgrec.loaders.ingest import write_records

@@ -19,20 +19,8 @@ from click.testing import CliRunner
 
 from kgrec.graph.memory import MemoryStore
 from kgrec.graph.neo4j_csv import MANIFEST, export_neo4j_csv
-from kgrec.graph.records import (
-    COUNT_KEYS,
-    Dislike,
-    Fact,
-    Follow,
-    GraphRecords,
-    Interaction,
-    Item,
-    ItemTag,
-    Tag,
-    Tagging,
-    User,
-)
-from kgrec.graph.schema import ATTR_PREFIX, KEY, Label
+from kgrec.graph.records import Dislike, Fact, Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
+from kgrec.graph.schema import ATTR_PREFIX, COUNT_KEYS, KEY, Label
 from kgrec.graph.store_errors import StoreError
 from tests.test_store_load_modes import tricky, upserted
 

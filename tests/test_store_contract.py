@@ -13,20 +13,8 @@ from pathlib import Path
 import pytest
 
 from kgrec.graph.memory import FILE_NAME, JOURNAL_NAME, LOCK_NAME, TABLES, MemoryStore
-from kgrec.graph.records import (
-    COUNT_KEYS,
-    Dislike,
-    Fact,
-    Follow,
-    GraphRecords,
-    Interaction,
-    Item,
-    ItemTag,
-    Tag,
-    Tagging,
-    User,
-)
-from kgrec.graph.schema import Label, Rel
+from kgrec.graph.records import Dislike, Fact, Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
+from kgrec.graph.schema import COUNT_KEYS, Label, Rel
 from kgrec.graph.snapshot import build_snapshot
 from kgrec.graph.store import GraphStore, neighbor_order
 from kgrec.graph.store_errors import StoreError

@@ -14,20 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from kgrec.graph.memory import MemoryStore
-from kgrec.graph.records import (
-    COUNT_KEYS,
-    Dislike,
-    Fact,
-    Follow,
-    GraphRecords,
-    Interaction,
-    Item,
-    ItemTag,
-    Tag,
-    Tagging,
-    User,
-)
-from kgrec.graph.schema import Label
+from kgrec.graph.records import Dislike, Fact, Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
+from kgrec.graph.schema import COUNT_KEYS, Label
 from kgrec.graph.store import GraphStore
 from kgrec.graph.store_errors import StoreError
 from kgrec.loaders.synthetic import SyntheticGraph

@@ -83,14 +83,11 @@ class HybridConfig(ModelConfig):
             raise ConfigError(self.model_name, "components", "must name at least one recommender")
 
 
-@register
+# Not tuned itself: its fit is its components' fits plus ranking every user once.
+@register("hybrid", fit_cost=FitCost(fixed=1.0), default_rank=0)
 class Hybrid(Recommender):
-    name: ClassVar[str] = "hybrid"
     additive: ClassVar[bool] = False
     composes: ClassVar[bool] = True
-    #: Not tuned itself: its fit is its components' fits plus ranking every user once.
-    fit_cost: ClassVar[FitCost] = FitCost(fixed=1.0)
-    default_rank: ClassVar[int | None] = 0
     Config = HybridConfig
     config: HybridConfig
 

@@ -9,7 +9,7 @@ strongest rules. ``score(u, i) = sum over your items j of metric(j → i)``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -36,12 +36,8 @@ class AssociationConfig(ModelConfig):
     interaction_weighting: Literal["binary", "log", "raw"] = "binary"
 
 
-@register
+@register("association", fit_cost=FitCost(pairs=0.36, nnz=0.05, fixed=0.05), default_rank=7, hybrid_rank=8)
 class Association(ItemToItem, Tunable):
-    name: ClassVar[str] = "association"
-    fit_cost: ClassVar[FitCost] = FitCost(pairs=0.36, nnz=0.05, fixed=0.05)
-    default_rank: ClassVar[int | None] = 7
-    hybrid_rank: ClassVar[int | None] = 8
     Config = AssociationConfig
     config: AssociationConfig
 

@@ -43,12 +43,8 @@ class ContentConfig(ModelConfig):
     interaction_weighting: Literal["binary", "log", "raw"] = "log"
 
 
-@register
+@register("content", fit_cost=FitCost(nnz=0.02, fixed=0.03), default_rank=8, hybrid_rank=6)
 class Content(ScoredRecommender, Tunable):
-    name: ClassVar[str] = "content"
-    fit_cost: ClassVar[FitCost] = FitCost(nnz=0.02, fixed=0.03)
-    default_rank: ClassVar[int | None] = 8
-    hybrid_rank: ClassVar[int | None] = 6
     Config = ContentConfig
     config: ContentConfig
 

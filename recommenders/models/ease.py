@@ -112,12 +112,8 @@ def _fill_lower(p: np.ndarray, block: int = 1024) -> None:
         d[:] = np.triu(d) + np.triu(d, 1).T
 
 
-@register
+@register("ease", fit_cost=FitCost(nnz=2.0, dense=47.0, fixed=0.5), default_rank=1, hybrid_rank=0)
 class EASE(ScoredRecommender, HistoryScored, Tunable):
-    name: ClassVar[str] = "ease"
-    fit_cost: ClassVar[FitCost] = FitCost(nnz=2.0, dense=47.0, fixed=0.5)
-    default_rank: ClassVar[int | None] = 1
-    hybrid_rank: ClassVar[int | None] = 0
     Config = EASEConfig
     config: EASEConfig
 

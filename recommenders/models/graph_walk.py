@@ -79,12 +79,8 @@ def _power(m: sp.csr_matrix, alpha: float) -> sp.csr_matrix:
     return m
 
 
-@register
+@register("graph_walk", fit_cost=FitCost(pairs=0.44, nnz=5.6, fixed=0.3), default_rank=2, hybrid_rank=1)
 class GraphWalk(ScoredRecommender, HistoryScored, Tunable):
-    name: ClassVar[str] = "graph_walk"
-    fit_cost: ClassVar[FitCost] = FitCost(pairs=0.44, nnz=5.6, fixed=0.3)
-    default_rank: ClassVar[int | None] = 2
-    hybrid_rank: ClassVar[int | None] = 1
     Config = GraphWalkConfig
     config: GraphWalkConfig
 

@@ -9,7 +9,7 @@ co-interactions; each item keeps its ``neighbours`` most similar items.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -50,12 +50,8 @@ def similarity_vectors(snapshot: GraphSnapshot, config: ItemCFConfig) -> sp.csr_
     return x
 
 
-@register
+@register("itemcf", fit_cost=FitCost(pairs=0.42, nnz=0.1, fixed=0.05), default_rank=3, hybrid_rank=2)
 class ItemCF(ItemToItem, Tunable):
-    name: ClassVar[str] = "itemcf"
-    fit_cost: ClassVar[FitCost] = FitCost(pairs=0.42, nnz=0.1, fixed=0.05)
-    default_rank: ClassVar[int | None] = 3
-    hybrid_rank: ClassVar[int | None] = 2
     Config = ItemCFConfig
     config: ItemCFConfig
 

@@ -66,11 +66,8 @@ class KGEConfig(TrainConfig, ModelConfig):
         return TrainConfig(**{f.name: getattr(self, f.name) for f in fields(self) if f.name in names})
 
 
-@register
+@register("kge", fit_cost=FitCost(nnz=200.0, fixed=5.0), expensive=True)
 class KGE(ScoredRecommender, FoldsInHistory, ExplainsHistory, SimilarItems, Tunable):
-    name: ClassVar[str] = "kge"
-    fit_cost: ClassVar[FitCost] = FitCost(nnz=200.0, fixed=5.0)
-    expensive: ClassVar[bool] = True
     additive: ClassVar[bool] = False
     positive_only: ClassVar[bool] = False
     Config = KGEConfig

@@ -62,12 +62,8 @@ class ALSConfig(ModelConfig):
     num_threads: Annotated[int, NonNegative] = 2
 
 
-@register
+@register("als", fit_cost=FitCost(nnz=0.8, fixed=0.3), default_rank=5, hybrid_rank=4)
 class ALS(ScoredRecommender, Tunable):
-    name: ClassVar[str] = "als"
-    fit_cost: ClassVar[FitCost] = FitCost(nnz=0.8, fixed=0.3)
-    default_rank: ClassVar[int | None] = 5
-    hybrid_rank: ClassVar[int | None] = 4
     Config = ALSConfig
     config: ALSConfig
     positive_only: ClassVar[bool] = False
@@ -175,14 +171,10 @@ class BPRConfig(ModelConfig):
     evidence: Annotated[int, NonNegative] = 5
 
 
-@register
+@register("bpr", fit_cost=FitCost(nnz=1.8), default_rank=6, hybrid_rank=9)
 class BPR(ScoredRecommender, Tunable):
     """Bayesian personalised ranking; single-threaded so that a seed fixes the result."""
 
-    name: ClassVar[str] = "bpr"
-    fit_cost: ClassVar[FitCost] = FitCost(nnz=1.8)
-    default_rank: ClassVar[int | None] = 6
-    hybrid_rank: ClassVar[int | None] = 9
     Config = BPRConfig
     config: BPRConfig
     additive: ClassVar[bool] = False

@@ -72,10 +72,8 @@ class MultVAEConfig(ModelConfig):
     threads: Annotated[int, NonNegative] = 0
 
 
-@register
+@register("multvae", fit_cost=FitCost(nnz=80.0, fixed=2.0))
 class MultVAE(ScoredRecommender, HistoryScored, Tunable):
-    name: ClassVar[str] = "multvae"
-    fit_cost: ClassVar[FitCost] = FitCost(nnz=80.0, fixed=2.0)
     additive: ClassVar[bool] = False
     positive_only: ClassVar[bool] = False
     Config = MultVAEConfig

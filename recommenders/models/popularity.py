@@ -34,12 +34,8 @@ class PopularityConfig(ModelConfig):
     half_life_days: Annotated[float, Positive] = 30.0
 
 
-@register
+@register("popularity", fit_cost=FitCost(fixed=0.01), default_rank=10, hybrid_rank=7)
 class Popularity(ScoredRecommender, RecommendsAnonymously):
-    name: ClassVar[str] = "popularity"
-    fit_cost: ClassVar[FitCost] = FitCost(fixed=0.01)
-    default_rank: ClassVar[int | None] = 10
-    hybrid_rank: ClassVar[int | None] = 7
     Config = PopularityConfig
     config: PopularityConfig
 

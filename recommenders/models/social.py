@@ -149,12 +149,8 @@ def mixing(trust: Trust, users: np.ndarray, two_hop: float, shrinkage: float) ->
     return (1 - gamma) * (1 - w_t), (1 - gamma) * w_t, gamma, has_d | has_t
 
 
-@register
+@register("social", fit_cost=FitCost(follows=1.0, fixed=0.02), default_rank=9, hybrid_rank=5)
 class Social(ScoredRecommender, Tunable):
-    name: ClassVar[str] = "social"
-    fit_cost: ClassVar[FitCost] = FitCost(follows=1.0, fixed=0.02)
-    default_rank: ClassVar[int | None] = 9
-    hybrid_rank: ClassVar[int | None] = 5
     Config = SocialConfig
     config: SocialConfig
 

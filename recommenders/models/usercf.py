@@ -48,12 +48,8 @@ class UserCFConfig(ModelConfig):
     bm25_b: Annotated[float, Fraction] = 0.75
 
 
-@register
+@register("usercf", fit_cost=FitCost(nnz=0.25, fixed=0.05), default_rank=4, hybrid_rank=3)
 class UserCF(ScoredRecommender, Tunable):
-    name: ClassVar[str] = "usercf"
-    fit_cost: ClassVar[FitCost] = FitCost(nnz=0.25, fixed=0.05)
-    default_rank: ClassVar[int | None] = 4
-    hybrid_rank: ClassVar[int | None] = 3
     Config = UserCFConfig
     config: UserCFConfig
 
