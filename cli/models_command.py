@@ -21,17 +21,18 @@ def models(as_json: bool) -> None:
     order = {n: i for i, n in enumerate(defaults)}
     for name, cls in sorted(registry().items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])):
         config = cls.Config()
+        has = [a for a, kind in abilities.items() if issubclass(cls, kind)]
+        options = {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
+        choices = {f.name: list(c) for f in dataclasses.fields(config) if (c := config.choices(f.name))}
         row = {"name": name, "default": name in defaults, "hybrid_component": name in parts,
-               "abilities": [a for a, kind in abilities.items() if issubclass(cls, kind)],
-               "options": {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)},
-               "choices": {f.name: list(c) for f in dataclasses.fields(config) if (c := config.choices(f.name))}}
+               "abilities": has, "options": options, "choices": choices}
         if as_json:
             click.echo(json.dumps(row))
             continue
         roles = [r for r, on in (("default", row["default"]), ("in hybrid", row["hybrid_component"])) if on]
-        click.echo(f"{name:<12} {', '.join(roles + row['abilities'])}")
-        click.echo("  " + ", ".join(f"{k}={v}" + (f" ({'|'.join(map(str, row['choices'][k]))})" if k in row["choices"]
-                                                  else "") for k, v in row["options"].items()))
+        click.echo(f"{name:<12} {', '.join(roles + has)}")
+        click.echo("  " + ", ".join(f"{k}={v}" + (f" ({'|'.join(map(str, choices[k]))})" if k in choices
+                                                  else "") for k, v in options.items()))
 
 
 def _plain(value: object) -> object:

@@ -16,6 +16,7 @@ from kgrec.graph.recommendation_writeback import RecRow, WritebackError, write_r
 from kgrec.graph.store import GraphStore
 from kgrec.graph.store_errors import StoreError
 from kgrec.graph.store_factory import open_store
+from kgrec.recommenders.base import HasNodeVectors
 
 #: The bundle model whose artifact holds node embeddings (``recommenders.kge``).
 EMBEDDING_MODEL = "kge"
@@ -51,7 +52,8 @@ def writeback(bundle_dir: str, model: str | None, k: int, embeddings: bool | Non
         raise click.UsageError(str(exc)) from None
     if model is not None and model not in bundle.models:
         raise click.UsageError(f"model {model!r} is not in the bundle; it has: {', '.join(bundle.models)}")
-    artifact = getattr(bundle.models.get(EMBEDDING_MODEL), "artifact", None)
+    vectors = bundle.models.get(EMBEDDING_MODEL)
+    artifact = vectors.node_vectors() if isinstance(vectors, HasNodeVectors) else None
     if embeddings and artifact is None:
         raise click.UsageError(f"--embeddings: the bundle has no {EMBEDDING_MODEL!r} model with vectors")
     write_vectors = artifact is not None and embeddings is not False
@@ -69,6 +71,7 @@ def writeback(bundle_dir: str, model: str | None, k: int, embeddings: bool | Non
             if write_vectors:
                 from kgrec.embeddings.vector_writeback import write_embeddings
 
+                assert artifact is not None  # write_vectors says so
                 summary["embeddings"] = write_embeddings(store, artifact).to_dict()
     except (StoreError, WritebackError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -8,6 +8,7 @@ torch and pykeen are imported inside the functions so importing this module is c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -169,7 +170,7 @@ def training_loop(cfg: TrainConfig) -> tuple[Any, dict[str, Any]]:
     return "lcwa", {}
 
 
-def link_metrics(flat: dict[str, Any]) -> dict[str, float]:
+def link_metrics(flat: Mapping[str, Any]) -> dict[str, float]:
     """Our names for PyKEEN's flat rank-based metrics (tail side and both sides)."""
     out = {}
     for side in ("tail", "both"):

@@ -104,19 +104,23 @@ def train_triples_on_ray(training: LabeledTriples, testing: LabeledTriples, vali
     cpus = cfg.worker_cpus or max(1, (os.cpu_count() or 1) // cfg.workers)
     with ray_session(cpus=cfg.workers * cpus), tempfile.TemporaryDirectory(prefix="kgrec-ray-train-") as storage:
         use_gpu = _use_gpu(cfg)
-        mailbox = ray.remote(_Mailbox).options(num_cpus=0).remote()
+        # Ray types an actor's remote methods only under @ray.method, which would import Ray with this
+        # module: the handle is used untyped.
+        mailbox: Any = ray.remote(_Mailbox).options(num_cpus=0).remote()
         config = {
             "cfg": cfg.to_dict(), "threads": cpus, "fingerprint": fingerprint, "mailbox": mailbox,
             "training": _mapped(training, entity_to_id, relation_to_id), "entities": training.entities,
             "relations": training.relations, "testing": _mapped(testing, entity_to_id, relation_to_id),
             "filters": filters,
         }
+        # ray.train exports Train v2's RunConfig (it takes worker_runtime_env) while v2 is on, the default.
+        run_config = RunConfig(  # type: ignore[call-arg]  # mypy sees only ray.train's first, v1 import
+            name="kgrec-kge", storage_path=storage, worker_runtime_env={"env_vars": thread_env(cpus)})
         trainer = TorchTrainer(
             _worker_loop, train_loop_config=config,
             scaling_config=ScalingConfig(num_workers=cfg.workers, use_gpu=use_gpu,
                                          resources_per_worker={"CPU": cpus, **({"GPU": 1} if use_gpu else {})}),
-            run_config=RunConfig(name="kgrec-kge", storage_path=storage, worker_runtime_env={
-                "env_vars": thread_env(cpus)}),
+            run_config=run_config,
         )
         _fit_with_progress(trainer, mailbox, cfg)
         packed = ray.get(mailbox.take.remote())

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from functools import partial
 from operator import itemgetter
 from typing import Any
 
@@ -62,7 +63,7 @@ def write_bulk(
         rows = graph.rels.get(rel_spec.table, [])
         statement = (CREATE_RELS if create else MERGE_RELS)[rel_spec.rel]
         _run(write, statement, "rows", _rel_batches(rel_spec, rows, ids, batch), workers,
-             lambda result, b, spec=rel_spec: _check_written(result, b, spec), lambda _, b: progress(len(b)))
+             partial(_check_written, spec=rel_spec), lambda _, b: progress(len(b)))
         progress(graph.written[rel_spec.kind] - len(rows))  # duplicates folded away
         timings[rel_spec.kind] = timings.get(rel_spec.kind, 0.0) + time.perf_counter() - started
 
@@ -131,7 +132,8 @@ def _batches(rows: list[Any], size: int) -> Iterator[list[Any]]:
         yield rows[start : start + size]
 
 
-Check = Callable[[dict[str, Any], Sequence[Any]], None]
+#: A callback on (result, batch); what it returns is ignored.
+Check = Callable[[dict[str, Any], Sequence[Any]], object]
 
 
 def _run(

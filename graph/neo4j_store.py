@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from itertools import islice, repeat
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from kgrec.graph.bulk import resolve
 from kgrec.graph.neo4j_bulk import WORKERS, write_bulk
@@ -167,8 +167,11 @@ class Neo4jStore(Neo4jConnection, GraphStore):
         rows = check_rows("hidden", [(k, hidden) for k in dict.fromkeys(ids)])
         found = 0
         for batch in _batches([k for k, _ in rows], self.batch_size):
-            found += self._write(lambda tx, b=batch: tx.run(
-                SET_HIDDEN, ids=b, hidden=hidden, state=STATE_ID).single()["found"])
+
+            def set_batch(tx: Any, b: list[str] = batch) -> int:
+                return tx.run(SET_HIDDEN, ids=b, hidden=hidden, state=STATE_ID).single()["found"]
+
+            found += self._write(set_batch)
         return found
 
     def upsert_taggings(self, rows: Iterable[Tagging]) -> int:
@@ -220,7 +223,11 @@ class Neo4jStore(Neo4jConnection, GraphStore):
         if not create:  # merged feedback may keep a user's counts: a new rev tells servers to re-read
             users = sorted({r.user for r in records.interactions} | {r.user for r in records.dislikes})
             for chunk in _batches(users, self.batch_size):
-                self._write(lambda tx, b=chunk: tx.run(TOUCH_USERS, ids=b).consume())
+
+                def touch(tx: Any, b: list[str] = chunk) -> Any:
+                    return tx.run(TOUCH_USERS, ids=b).consume()
+
+                self._write(touch)
         if graph.hidden:
             self.set_hidden(graph.hidden, True)
         return dict(graph.written)
@@ -229,8 +236,11 @@ class Neo4jStore(Neo4jConnection, GraphStore):
         keys = sorted(set(ids))
         deleted = 0
         for batch in _batches(keys, self.batch_size):
-            deleted += self._write(lambda tx, b=batch: tx.run(DELETE_NODES[label], ids=b, state=STATE_ID)
-                                   .single()["deleted"])
+
+            def delete_batch(tx: Any, b: list[str] = batch) -> int:
+                return tx.run(DELETE_NODES[label], ids=b, state=STATE_ID).single()["deleted"]
+
+            deleted += self._write(delete_batch)
         return deleted
 
     def delete_users(self, ids: Iterable[str]) -> int:
@@ -243,7 +253,11 @@ class Neo4jStore(Neo4jConnection, GraphStore):
         rows = [{"user": u, "item": i} for u, i in sorted(set(pairs))]
         deleted = 0
         for batch in _batches(rows, self.batch_size):
-            deleted += self._write(lambda tx, b=batch: tx.run(query, rows=b).single()["deleted"])
+
+            def delete_batch(tx: Any, b: list[dict[str, str]] = batch) -> int:
+                return tx.run(query, rows=b).single()["deleted"]
+
+            deleted += self._write(delete_batch)
         return deleted
 
     def delete_interactions(self, pairs: Iterable[tuple[str, str]]) -> int:
@@ -256,7 +270,11 @@ class Neo4jStore(Neo4jConnection, GraphStore):
         """Delete relationships, then nodes, in bounded batches (one huge transaction would
         exhaust the heap); constraints and indexes stay."""
         for query in (CLEAR_RELATIONSHIPS, CLEAR_NODES):
-            while self._write(lambda tx, q=query: tx.run(q, batch=CLEAR_BATCH).single()["deleted"]):
+
+            def clear_batch(tx: Any, q: str = query) -> int:
+                return tx.run(q, batch=CLEAR_BATCH).single()["deleted"]
+
+            while self._write(clear_batch):
                 pass
 
     # -- reads ----------------------------------------------------------------------------
@@ -266,8 +284,9 @@ class Neo4jStore(Neo4jConnection, GraphStore):
 
     def feedback(self, user: str, user_token: Hashable = None, hidden_token: Hashable = None) -> Feedback:
         """One read transaction (``FEEDBACK``): a few bytes when the caller's tokens are current."""
-        params = {"user": user, "state": STATE_ID, "hidden_token": hidden_token,
-                  "user_token": None if user_token is None else list(user_token)}  # type: ignore[call-overload]
+        # The protocol types tokens as opaque Hashables; this store's user tokens are the tuples its Feedback carries.
+        token = None if user_token is None else list(cast("tuple[Any, ...]", user_token))
+        params = {"user": user, "state": STATE_ID, "hidden_token": hidden_token, "user_token": token}
         row = self._read(lambda tx: tx.run(FEEDBACK, params).single())
         inter, disl, hidden = row["interacted"], row["disliked"], row["hidden"]
         return Feedback(

@@ -83,33 +83,33 @@ def triples(records: GraphRecords) -> Iterator[tuple[Node, Node, Node]]:
             yield s, KG.rating, number_literal(r.rating)
         if r.ts is not None:
             yield s, KG.ts, number_literal(r.ts)
-    for r in records.taggings:
-        s = URIRef(f"{ID_BASE}tagging/{quote_key(r.user)}/{quote_key(r.item)}/{quote_key(r.tag)}")
+    for tg in records.taggings:
+        s = URIRef(f"{ID_BASE}tagging/{quote_key(tg.user)}/{quote_key(tg.item)}/{quote_key(tg.tag)}")
         yield s, RDF.type, KG.Tagging
-        yield s, KG.user, user(r.user)
-        yield s, KG.item, item(r.item)
-        yield s, KG.tag, tag(r.tag)
-        if r.ts is not None:
-            yield s, KG.ts, number_literal(r.ts)
-    for r in records.item_tags:
-        s = URIRef(f"{ID_BASE}item-tag/{quote_key(r.item)}/{quote_key(r.tag)}")
+        yield s, KG.user, user(tg.user)
+        yield s, KG.item, item(tg.item)
+        yield s, KG.tag, tag(tg.tag)
+        if tg.ts is not None:
+            yield s, KG.ts, number_literal(tg.ts)
+    for it in records.item_tags:
+        s = URIRef(f"{ID_BASE}item-tag/{quote_key(it.item)}/{quote_key(it.tag)}")
         yield s, RDF.type, KG.ItemTag
-        yield s, KG.item, item(r.item)
-        yield s, KG.tag, tag(r.tag)
-        yield s, KG["count"], number_literal(r.count)
-    for r in records.follows:
-        s = URIRef(f"{ID_BASE}follow/{quote_key(r.user)}/{quote_key(r.friend)}")
+        yield s, KG.item, item(it.item)
+        yield s, KG.tag, tag(it.tag)
+        yield s, KG["count"], number_literal(it.count)
+    for fo in records.follows:
+        s = URIRef(f"{ID_BASE}follow/{quote_key(fo.user)}/{quote_key(fo.friend)}")
         yield s, RDF.type, KG.Follow
-        yield s, KG.user, user(r.user)
-        yield s, KG.friend, user(r.friend)
-        yield s, KG.weight, number_literal(r.weight)
-    for r in records.dislikes:
-        s = URIRef(f"{ID_BASE}dislike/{quote_key(r.user)}/{quote_key(r.item)}")
+        yield s, KG.user, user(fo.user)
+        yield s, KG.friend, user(fo.friend)
+        yield s, KG.weight, number_literal(fo.weight)
+    for dl in records.dislikes:
+        s = URIRef(f"{ID_BASE}dislike/{quote_key(dl.user)}/{quote_key(dl.item)}")
         yield s, RDF.type, KG.Dislike
-        yield s, KG.user, user(r.user)
-        yield s, KG.item, item(r.item)
-        if r.ts is not None:
-            yield s, KG.ts, number_literal(r.ts)
+        yield s, KG.user, user(dl.user)
+        yield s, KG.item, item(dl.item)
+        if dl.ts is not None:
+            yield s, KG.ts, number_literal(dl.ts)
     labels: dict[str, str | None] = {}
     for f in records.facts:  # the last label given wins, as in build_snapshot
         if f.entity_label is not None or f.entity not in labels:

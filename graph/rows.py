@@ -56,7 +56,7 @@ def _attrs(v: object) -> bool:
     )
 
 
-_MEANING = {
+_MEANING: dict[Check, str] = {
     _id: "a non-empty string",
     _str_or_none: "a string or None",
     _num: "a finite number",

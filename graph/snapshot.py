@@ -84,6 +84,7 @@ class GraphSnapshot:
 
     @property
     def counts(self) -> dict[str, int]:
+        assert self.dislikes is not None  # __post_init__ fills it
         return {
             "users": len(self.users),
             "items": len(self.items),
@@ -150,6 +151,7 @@ class GraphSnapshot:
         """Write ``snapshot.npz`` (numbers) and ``snapshot.json`` (strings); no pickle."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
+        assert self.dislikes is not None  # __post_init__ fills it
         arrays = {
             **_csr_arrays("interactions", self.interactions),
             **_csr_arrays("item_tags", self.item_tags),
@@ -161,7 +163,7 @@ class GraphSnapshot:
             "taggings": _plain(self.taggings, TAGGING_FIELDS),
             "facts": _plain(self.facts, FACT_FIELDS),
         }
-        np.savez_compressed(d / "snapshot.npz", **arrays)
+        np.savez_compressed(d / "snapshot.npz", allow_pickle=False, **arrays)
         meta = {
             "format": FORMAT_VERSION,
             "fingerprint": self.fingerprint,
@@ -224,15 +226,15 @@ def build_snapshot(records: GraphRecords) -> GraphSnapshot:
     for r in records.interactions:
         user_ids.add(r.user)
         item_ids.add(r.item)
-    for r in records.taggings:
-        user_ids.add(r.user)
-        item_ids.add(r.item)
-        tag_ids.add(r.tag)
-    for r in records.item_tags:
-        item_ids.add(r.item)
-        tag_ids.add(r.tag)
-    for r in records.follows:
-        user_ids.update((r.user, r.friend))
+    for t in records.taggings:
+        user_ids.add(t.user)
+        item_ids.add(t.item)
+        tag_ids.add(t.tag)
+    for x in records.item_tags:
+        item_ids.add(x.item)
+        tag_ids.add(x.tag)
+    for fw in records.follows:
+        user_ids.update((fw.user, fw.friend))
     item_ids.update(f.item for f in records.facts)
     users, items, tags = IdIndex.of(user_ids), IdIndex.of(item_ids), IdIndex.of(tag_ids)
     entities = IdIndex.of({f.entity for f in records.facts})
@@ -258,9 +260,9 @@ def build_snapshot(records: GraphRecords) -> GraphSnapshot:
         dtype=TAGGING_FIELDS,
     )
     it = [(items.index[r.item], tags.index[r.tag], r.count) for r in records.item_tags]
-    item_tags = _csr(*_cols(it, 3), (ni, nt))
+    item_tags = _csr(*_cols(it), (ni, nt))
     fo = [(users.index[r.user], users.index[r.friend], r.weight) for r in records.follows]
-    follows = _csr(*_cols(fo, 3), (nu, nu))
+    follows = _csr(*_cols(fo), (nu, nu))
     facts = np.array(
         sorted({(items.index[f.item], pred_index[f.predicate], entities.index[f.entity]) for f in records.facts}),
         dtype=FACT_FIELDS,
@@ -269,7 +271,7 @@ def build_snapshot(records: GraphRecords) -> GraphSnapshot:
     # item nobody interacted with is never recommended anyway.
     dl = [(users.index[r.user], items.index[r.item], 1.0) for r in records.dislikes
           if r.user in users.index and r.item in items.index]
-    dislikes = _csr(*_cols(dl, 3), (nu, ni))
+    dislikes = _csr(*_cols(dl), (nu, ni))
 
     titles: dict[str, str | None] = {i.id: i.title for i in records.items}
     tag_rec = {t.id: t for t in records.tags}
@@ -295,10 +297,12 @@ def build_snapshot(records: GraphRecords) -> GraphSnapshot:
     return _with_fingerprint(snap)
 
 
-def _cols(rows: list[tuple], n: int) -> tuple[np.ndarray, ...]:
+def _cols(rows: list[tuple[int, int, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The row, column and value columns of (row, column, value) triples."""
     if not rows:
-        return tuple(np.zeros(0) for _ in range(n))
-    return tuple(np.asarray(c) for c in zip(*rows, strict=True))
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    r, c, v = (np.asarray(col) for col in zip(*rows, strict=True))
+    return r, c, v
 
 
 def _csr(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
@@ -358,6 +362,7 @@ def _fingerprint(s: GraphSnapshot) -> str:
     add(_plain(s.facts, FACT_FIELDS))
     add([list(s.item_titles), list(s.tag_names), list(s.tag_kinds), list(s.entity_labels)])
     add([list(s.user_attrs), list(s.item_attrs)])
+    assert s.dislikes is not None  # __post_init__ fills it
     if s.dislikes.nnz or s.hidden:  # absent from graphs without them, so their fingerprints are unchanged
         add(s.dislikes.indptr.astype(np.int64))
         add(s.dislikes.indices.astype(np.int64))

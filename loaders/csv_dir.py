@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from kgrec.graph.records import Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
+from kgrec.graph.records import AttrValue, Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
 from kgrec.loaders.checked_tables import (
     Loaded,
     LoadReport,
@@ -108,7 +108,7 @@ def _interaction(r: dict[str, str]) -> Interaction:
 
 def _item(r: dict[str, str]) -> Item:
     title = (r.get("title") or "").strip() or None
-    attrs = {k: v.strip() for k, v in r.items() if k not in ("item", "title") and k and v.strip()}
+    attrs: dict[str, AttrValue] = {k: v.strip() for k, v in r.items() if k not in ("item", "title") and k and v.strip()}
     return Item(ident(r["item"], "item"), title, attrs)
 
 

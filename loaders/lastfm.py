@@ -64,7 +64,7 @@ def load(path: str | Path, progress: bool = False) -> Loaded:
 def _complete(recs: GraphRecords, report: LoadReport) -> None:
     """Add referenced-but-undeclared artists, tags and users, and note the quirks."""
     known_items = {i.id for i in recs.items}
-    missing_rows = [t for t in recs.taggings if t.item not in known_items]
+    missing_rows: list[Tagging | Interaction] = [t for t in recs.taggings if t.item not in known_items]
     missing_rows += [r for r in recs.interactions if r.item not in known_items]
     missing = sorted({r.item for r in missing_rows}, key=_numeric)
     recs.items.extend(Item(a, None) for a in missing)

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     import numpy as np
     import optuna
 
+    from kgrec.embeddings.artifact import KGEArtifact
+
 
 @dataclass(frozen=True)
 class PathNode:
@@ -268,6 +270,14 @@ class PredictsRatings(ABC):
     def predict_ratings(self, users: Sequence[str], items: Sequence[str]) -> np.ndarray:
         """One predicted rating per (user, item) pair, clipped to the data's scale; a user or
         item the model does not know gets its baseline part, never NaN."""
+
+
+class HasNodeVectors(ABC):
+    """Holds one learned vector per graph node, which ``kgrec writeback --embeddings`` writes into
+    Neo4j as node properties with a vector index."""
+
+    @abstractmethod
+    def node_vectors(self) -> KGEArtifact: ...
 
 
 class SimilarItems(ABC):

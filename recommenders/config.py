@@ -106,8 +106,15 @@ class _Rule:
     item: _Rule | None = None  # tuple elements
 
 
-@cache
 def _rules(cls: type) -> dict[str, _Rule]:
+    """Each field's rule, read from the annotations of a ``ModelConfig`` class (cached per class)."""
+    # ``cache`` wants Hashable arguments, and mypy reads a dataclass's instance ``__hash__`` into
+    # ``type[ModelConfig]``: called with a plain ``type``, the cached function checks.
+    return _class_rules(cls)
+
+
+@cache
+def _class_rules(cls: type) -> dict[str, _Rule]:
     hints = typing.get_type_hints(cls, include_extras=True)
     return {f.name: _rule(hints[f.name]) for f in dataclasses.fields(cls) if f.name in hints}
 
@@ -128,8 +135,8 @@ def _rule(hint: Any) -> _Rule:
     if get_origin(hint) is Literal:
         return _Rule(kinds=(), choices=get_args(hint), optional=optional)
     if get_origin(hint) is tuple:
-        args = get_args(hint)
-        return _Rule(kinds=(tuple,), item=_rule(args[0]) if args else None, bounds=bounds)
+        items = get_args(hint)
+        return _Rule(kinds=(tuple,), item=_rule(items[0]) if items else None, bounds=bounds)
     if get_origin(hint) in (Mapping, dict) or hint in (Mapping, dict):
         return _Rule(kinds=(Mapping,))
     if hint in (int, float, bool, str):

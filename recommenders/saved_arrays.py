@@ -67,9 +67,9 @@ def check_arrays(arrays: Mapping[str, np.ndarray], declared: Mapping[str, tuple[
     try:
         seen: set[str] = set()
         for name, dims in declared.items():
-            parts = {p: arrays.get(f"{name}.{p}") for p in CSR_PARTS}
-            if all(v is not None for v in parts.values()):
-                _check_csr(name, parts, dims, snapshot)  # type: ignore[arg-type]
+            parts = {p: arrays[f"{name}.{p}"] for p in CSR_PARTS if f"{name}.{p}" in arrays}
+            if len(parts) == len(CSR_PARTS):
+                _check_csr(name, parts, dims, snapshot)
                 seen.update(f"{name}.{p}" for p in CSR_PARTS)
             elif name in arrays:
                 _check_dense(name, arrays[name], dims, snapshot)

@@ -13,7 +13,7 @@ once on the directory it was given.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -61,8 +61,13 @@ def own_rows_block(server: Server, users: Sequence[str], options: ModelOptions,
                    states: States = None) -> list[list[RecRow]]:
     """Write-back rows ``(user, item, score, rank)``: the named model's own top k through the
     read path (no fallback; the store's dislikes, hidden items and new history apply)."""
-    return [list(recommendation_rows(OwnItems(server, options.model, lambda _, s=state: s), [user], options.k))
+    return [list(recommendation_rows(OwnItems(server, options.model, _always(state)), [user], options.k))
             for user, state in zip(users, _states(users, states), strict=True)]
+
+
+def _always(state: UserState) -> Callable[[str], UserState]:
+    """The state lookup of one user's ``OwnItems``: ``state``, whoever is asked about."""
+    return lambda _: state
 
 
 def pack_models(directory: Path, snapshot: GraphSnapshot, models: dict[str, Recommender]) -> Path:

@@ -85,7 +85,9 @@ class RayEngine(BatchEngine):
         self._stack.enter_context(ray_session(self.address, cpus=self.workers * cpus))
         packed = ray.put(pack_directory(self.payload.directory))
         actor = ray.remote(_Worker).options(num_cpus=cpus, runtime_env={"env_vars": thread_env(cpus)})
-        self._actors = [actor.remote(packed, self.payload.load, cpus) for _ in range(self.workers)]
+        # Ray types an actor's remote methods only under @ray.method, which would import Ray with this
+        # module: the handles are used untyped.
+        self._actors: list[Any] = [actor.remote(packed, self.payload.load, cpus) for _ in range(self.workers)]
         self._stack.callback(self._kill)
         try:
             ray.get([a.ready.remote() for a in self._actors])

@@ -56,8 +56,8 @@ class Evaluation:
         return [f"{m}@{self.k}" for m in metrics.ACCURACY] + list(BEYOND) + list(RATING)
 
     def best(self, metric: str) -> ModelResult:
-        scored = [r for r in self.results if r.metrics.get(metric) is not None]
-        return max(scored, key=lambda r: r.metrics[metric])
+        scored = [(value, r) for r in self.results if (value := r.metrics.get(metric)) is not None]
+        return max(scored, key=lambda pair: pair[0])[1]
 
     def to_dict(self) -> dict[str, Any]:
         return {

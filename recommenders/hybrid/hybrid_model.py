@@ -133,7 +133,7 @@ class Hybrid(Recommender):
         self._features = FeatureSpace(snapshot, self.config.components, *self._flags)
 
     def _component_scores(self, u: int, exclude: np.ndarray, names: Sequence[str]) -> list[np.ndarray | None]:
-        out = []
+        out: list[np.ndarray | None] = []
         uid = self._snap().users.ids[u]
         for name in names:
             rec = self.components[name]
@@ -325,7 +325,7 @@ class Hybrid(Recommender):
         top = self.precomputed.arrays() if self.precomputed is not None else {}
         state = self.ranker.state() if self.ranker is not None else {}
         arrays = {f"ranker_{k}": v for k, v in state.items() if not k.endswith("_json")}
-        np.savez_compressed(d / "arrays.npz", **arrays, **top)
+        np.savez_compressed(d / "arrays.npz", allow_pickle=False, **arrays, **top)
         meta = {"format": MODEL_FORMAT, "name": self.name, "config": _config_json(self.config),
                 "fingerprint": snap.fingerprint, "features": self.feature_names(),
                 "feature_flags": {"time": self._flags[0], "ratings": self._flags[1]},

@@ -149,7 +149,8 @@ def make_ranker(kind: str, regularisation: float = 1.0) -> Ranker:
 
 
 def ranker_class(kind: str) -> type[Ranker]:
-    return {"logistic": LogisticRanker, "lambdarank": LambdaRanker}[kind]
+    classes: dict[str, type[Ranker]] = {"logistic": LogisticRanker, "lambdarank": LambdaRanker}
+    return classes[kind]
 
 
 def restore_ranker(kind: str, state: dict[str, Any]) -> Ranker:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 
@@ -46,6 +46,16 @@ class Selection:
         return asdict(self)
 
 
+class _Evidence(TypedDict):
+    """The ``Selection`` fields that ``select`` fills whatever it decides."""
+
+    users: int
+    margin: float
+    rankers: dict[str, float]
+    components: dict[str, float]
+    lead_z: NotRequired[float]
+
+
 def ranked_ndcg(cands: Sequence[np.ndarray], scores: Sequence[np.ndarray],
                 relevant: Sequence[np.ndarray]) -> np.ndarray:
     """Per-user NDCG@10 of candidates ordered by score (ties by item index)."""
@@ -59,9 +69,9 @@ def out_of_fold(kind: str, rows: Sequence[np.ndarray], labels: Sequence[np.ndarr
     fold = np.random.default_rng(seed).permutation(len(rows)) % 2
     out: list[np.ndarray] = [np.zeros(0)] * len(rows)
     for f in (0, 1):
-        train = np.flatnonzero(fold != f)
+        train = np.flatnonzero(fold != f).tolist()
         ranker = make_ranker(kind, regularisation).fit([rows[i] for i in train], [labels[i] for i in train], seed)
-        for i in np.flatnonzero(fold == f):
+        for i in np.flatnonzero(fold == f).tolist():
             out[i] = ranker.score(rows[i])
     return out
 
@@ -79,7 +89,7 @@ def select(rows: Sequence[np.ndarray], labels: Sequence[np.ndarray], cands: Sequ
     ranks = {kind: float(v.mean()) for kind, v in rank_users.items()}
     best_comp = max(comp, key=lambda c: (comp[c], -list(comp).index(c))) if comp else None
     best_rank = max(ranks, key=lambda r: (ranks[r], -list(ranks).index(r))) if ranks else None
-    base = dict(users=len(rows), margin=margin, rankers=ranks, components=comp)
+    base: _Evidence = {"users": len(rows), "margin": margin, "rankers": ranks, "components": comp}
     if best_rank is not None and best_comp is not None:
         diff = rank_users[best_rank] - comp_users[best_comp]
         base["lead_z"] = float(diff.mean() / (diff.std(ddof=1) / np.sqrt(len(diff)))) if diff.std() > 0 else 0.0

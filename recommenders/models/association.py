@@ -72,7 +72,7 @@ class Association(ItemToItem, Tunable):
         self._sim = blockwise_item_products(binary, transform)
 
     def _reason_text(self, u: int, j: int, i: int, co_users: int, sim: float) -> str:
-        s, n = self.snapshot, self._n_users
+        s, n = self._snap(), self._n_users
         both = co_users + (1 if row_values(s.interactions, np.array([u]), i)[0] else 0)
         conf = both / self._counts[j]
         lift = conf * n / self._counts[i]

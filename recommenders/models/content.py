@@ -123,7 +123,7 @@ class Content(ScoredRecommender, Tunable):
         """One share per term of the item (its weight times the profile's); only the
         ``limit`` largest become Reasons."""
         profile, mine, mine_terms = self._user_terms(u)
-        v, snap, paths = self._vectors, self.snapshot, self._paths
+        v, snap, paths = self._vectors, self._snap(), self._paths
         if profile is None:
             return TopReasons()
         terms = v.indices[v.indptr[i] : v.indptr[i + 1]]

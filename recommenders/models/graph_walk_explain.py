@@ -164,14 +164,14 @@ class GraphWalkExplainer:
         title = self.snapshot.title(i)
         reasons: list[Reason] = []
         for k in shown.tolist():
-            kind, w, share = int(kinds[k]), int(which[k]), float(shares[k])
+            kind, pos, share = int(kinds[k]), int(which[k]), float(shares[k])
             if kind == CO:
-                reasons.append(self._co_reason(u, int(items[co[w]]), i, share, title))
+                reasons.append(self._co_reason(u, int(items[co[pos]]), i, share, title))
             elif kind == TAG:
-                reasons.append(self._tag_reason(u, int(tag_best[w]), int(tags_t[w]), i, share,
-                                                int(tag_count[w]), title))
+                reasons.append(self._tag_reason(u, int(tag_best[pos]), int(tags_t[pos]), i, share,
+                                                int(tag_count[pos]), title))
             else:
-                reasons.append(self._friend_reason(u, int(friends[fr[w]]), i, share, title))
+                reasons.append(self._friend_reason(u, int(friends[fr[pos]]), i, share, title))
         omitted = shares[rest]
         return TopReasons(tuple(reasons), len(rest), float(omitted.sum()), float(np.abs(omitted).sum()))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -32,6 +32,10 @@ from kgrec.recommenders.models.sparse_rows import (
 from kgrec.recommenders.ranking import top_k
 from kgrec.recommenders.saved_arrays import Dim
 
+if TYPE_CHECKING:
+    from kgrec.recommenders.models.association import AssociationConfig
+    from kgrec.recommenders.models.itemcf import ItemCFConfig
+
 BLOCK = 2048
 
 
@@ -39,6 +43,7 @@ class ItemToItem(ScoredRecommender, HistoryScored, SimilarItems):
     """Subclasses build ``self._sim`` (items × items, CSR) in ``_fit``; the rest is shared."""
 
     _sim: sp.csr_matrix
+    config: ItemCFConfig | AssociationConfig
 
     def _prepare(self, snapshot: GraphSnapshot) -> None:
         self._weights = interaction_weights(snapshot, self.config.interaction_weighting)

@@ -72,6 +72,6 @@ class ItemCF(ItemToItem, Tunable):
         self._sim = blockwise_item_products(x, transform)
 
     def _reason_text(self, u: int, j: int, i: int, co_users: int, sim: float) -> str:
-        s = self.snapshot
+        s = self._snap()
         return (f"You interacted with {s.title(j)}; {co_users} people who did also chose {s.title(i)} "
                 f"(similarity {sim:.3f})")

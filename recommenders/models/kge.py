@@ -28,6 +28,7 @@ from kgrec.recommenders.base import (
     ExplainsHistory,
     FitCost,
     FoldsInHistory,
+    HasNodeVectors,
     Reason,
     Recommendation,
     SimilarItems,
@@ -67,7 +68,7 @@ class KGEConfig(TrainConfig, ModelConfig):
 
 
 @register("kge", fit_cost=FitCost(nnz=200.0, fixed=5.0), expensive=True)
-class KGE(ScoredRecommender, FoldsInHistory, ExplainsHistory, SimilarItems, Tunable):
+class KGE(ScoredRecommender, FoldsInHistory, ExplainsHistory, SimilarItems, HasNodeVectors, Tunable):
     additive: ClassVar[bool] = False
     positive_only: ClassVar[bool] = False
     Config = KGEConfig
@@ -94,6 +95,9 @@ class KGE(ScoredRecommender, FoldsInHistory, ExplainsHistory, SimilarItems, Tuna
         from kgrec.embeddings.train import train
 
         self.attach(train(snapshot, self.config.train_config()), snapshot)
+
+    def node_vectors(self) -> KGEArtifact:
+        return self.artifact
 
     def attach(self, artifact: KGEArtifact, snapshot: GraphSnapshot) -> KGE:
         """Serve ``artifact`` over ``snapshot`` (which may be newer than the training one)."""

@@ -33,6 +33,7 @@ from kgrec.recommenders.saved_arrays import Dim
 
 if TYPE_CHECKING:
     import optuna
+    from implicit.cpu.als import AlternatingLeastSquares
 
 
 def _confidence(snapshot: GraphSnapshot, scheme: str) -> sp.csr_matrix:
@@ -67,6 +68,8 @@ class ALS(ScoredRecommender, Tunable):
     Config = ALSConfig
     config: ALSConfig
     positive_only: ClassVar[bool] = False
+    #: implicit's model over the fitted factors, built on the first explanation.
+    _implicit: AlternatingLeastSquares | None
 
     @classmethod
     def search_space(cls, trial: optuna.Trial, snapshot: GraphSnapshot) -> dict[str, Any]:
@@ -84,7 +87,7 @@ class ALS(ScoredRecommender, Tunable):
     def _prepare(self, snapshot: GraphSnapshot) -> None:
         self._conf = _confidence(snapshot, self.config.confidence)
 
-    def _model(self, factors: int):
+    def _model(self, factors: int) -> AlternatingLeastSquares:
         from implicit.cpu.als import AlternatingLeastSquares
 
         c = self.config
@@ -153,7 +156,7 @@ class ALS(ScoredRecommender, Tunable):
         shares = (self._items[mine] @ scipy.linalg.cho_solve(weights, self._items[i])) * conf[conf >= 0]
         order = np.lexsort((-mine, -shares))  # implicit's order: by share, then by item, both descending
         n = len(order) if limit is None else max(0, min(limit, len(order)))
-        snap = self.snapshot
+        snap = self._snap()
         reasons = []
         for j, share in zip(mine[order[:n]].tolist(), shares[order[:n]].tolist(), strict=True):
             text = f"You chose {snap.title(j)}, whose factors point towards {snap.title(i)} ({share:+.3f})"
@@ -224,7 +227,7 @@ class BPR(ScoredRecommender, Tunable):
         norms = np.linalg.norm(vecs[mine], axis=1) * (np.linalg.norm(target) or 1.0)
         cos = np.divide(vecs[mine] @ target, norms, out=np.zeros(len(mine)), where=norms > 0)
         order = np.lexsort((mine, -cos))[: self.config.evidence]
-        snap = self.snapshot
+        snap = self._snap()
         return [
             self._paths.own_item(
                 u, int(mine[o]), float(cos[o]),

@@ -121,7 +121,8 @@ class MultVAE(ScoredRecommender, HistoryScored, Tunable):
             cut, holdout = hold_out(x, cfg.validation_fraction, cfg.validation_users, cfg.seed)
             if len(holdout.users):
                 self.curve = train_multvae(cut, opts, holdout)[1]
-                opts = replace(opts, epochs=self.best_epoch)
+                best = self.best_epoch  # None only when no epoch was validated: epochs=0
+                opts = replace(opts, epochs=opts.epochs if best is None else best)
         if len(keep):
             self._w = train_multvae(x, opts)[0].weights()
         self._set_keep(keep)

@@ -91,13 +91,13 @@ class Popularity(ScoredRecommender, RecommendsAnonymously):
         p = self._paths
         audience = int(self._audience[i])
         if self.config.mode == "global":
-            return [p.popular(i, score, f"{audience} people interacted with {self.snapshot.title(i)}")]
+            return [p.popular(i, score, f"{audience} people interacted with {self._snap().title(i)}")]
         if self.config.mode == "decayed":
-            return [p.popular(i, score, f"{self.snapshot.title(i)} is popular lately "
+            return [p.popular(i, score, f"{self._snap().title(i)} is popular lately "
                                         f"({audience} people, half-life {self.config.half_life_days:g} days)")]
         share = self._tag_share(u)
         reasons = []
-        snap = self.snapshot
+        snap = self._snap()
         mine = snap.user_items(u)
         weights = snap.interactions.data[snap.interactions.indptr[u] : snap.interactions.indptr[u + 1]]
         for t in self._item_tags.indices[self._item_tags.indptr[i] : self._item_tags.indptr[i + 1]]:

@@ -164,7 +164,7 @@ class ScoredRecommender(Recommender, ScoresAllItems):
         out = []
         for item_id in item_ids:
             i = snap.items.get(item_id)
-            if (scores is None or i is None or not np.isfinite(scores[i])
+            if (u is None or scores is None or i is None or not np.isfinite(scores[i])
                     or (self.positive_only and scores[i] <= 0)):
                 out.append(TopReasons())
             else:
@@ -178,7 +178,7 @@ class ScoredRecommender(Recommender, ScoresAllItems):
         d.mkdir(parents=True, exist_ok=True)
         meta = {"format": MODEL_FORMAT, "name": self.name, "config": asdict(self.config),
                 "fingerprint": snap.fingerprint}
-        np.savez_compressed(d / "arrays.npz", **self._state())
+        np.savez_compressed(d / "arrays.npz", allow_pickle=False, **self._state())
         (d / "model.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
     @classmethod

@@ -95,7 +95,7 @@ class UserCF(ScoredRecommender, Tunable):
     def _explain_top(self, u: int, i: int, score: float, limit: int | None) -> TopReasons:
         """One share ``sim(u, v) * w(v, i)`` per neighbour v who chose i, ranked as numbers;
         only the ``limit`` largest become Reasons."""
-        s, w, snap = self._sim, self._weights, self.snapshot
+        s, w, snap = self._sim, self._weights, self._snap()
         a, b = s.indptr[u], s.indptr[u + 1]
         into_i = row_values(w, s.indices[a:b], i)
         chose = np.flatnonzero(into_i != 0)

@@ -135,6 +135,7 @@ class Server:
         if u is None:
             return frozenset()
         d = s.dislikes
+        assert d is not None  # GraphSnapshot.__post_init__ fills it
         return frozenset(s.items.ids[j] for j in d.indices[d.indptr[u]:d.indptr[u + 1]].tolist())
 
     # -- masks -----------------------------------------------------------------------------
@@ -182,7 +183,9 @@ class Server:
             picked += found
             ok[self._indices([r.item_id for r in found])] = False
         if len(picked) < q.k and q.fallback and self.anonymous is not None and u is None:
-            scores = self.models[self.anonymous].anonymous_scores()  # type: ignore[attr-defined]
+            anonymous = self.models[self.anonymous]
+            assert isinstance(anonymous, RecommendsAnonymously)  # __init__ picked it for that ability
+            scores = anonymous.anonymous_scores()
             picked += self._top(scores, ok, q.k - len(picked), True, self.anonymous)
         served = [Served(r.item_id, self.title(r.item_id), r.score, rank, r.source)
                   for rank, r in enumerate(picked, start=1)]
@@ -265,7 +268,9 @@ class Server:
             return []
         n = int(self._audience[i])
         text = f"{n} people interacted with {self.snapshot.title(i)}; we do not know your taste yet"
-        own = self.models[self.anonymous].explain_anonymous(item)  # type: ignore[attr-defined]
+        anonymous = self.models[self.anonymous]
+        assert isinstance(anonymous, RecommendsAnonymously)  # __init__ picked it for that ability
+        own = anonymous.explain_anonymous(item)
         score = own[0].contribution if own else float(n)
         return [self._paths.popular(i, score, text)]
 
@@ -311,8 +316,11 @@ class Server:
         ok = self._allowed(tags, not_tags, s.hidden if hidden is None else hidden)
         ok[i] = False
         found: list[Recommendation] = []
-        for name in [n for n in self.order(model) if isinstance(self.models[n], SimilarItems)][:1]:
-            found = self._filtered_similar(self.models[name], item, k, ok, name)  # type: ignore[arg-type]
+        for name in self.order(model):  # the first model that has its own similarity
+            rec = self.models[name]
+            if isinstance(rec, SimilarItems):
+                found = self._filtered_similar(rec, item, k, ok, name)
+                break
         if len(found) < k:
             ok[self._indices([r.item_id for r in found])] = False
             found += self._top(self.co_audience().scores(i), ok, k - len(found), True, CO_AUDIENCE)

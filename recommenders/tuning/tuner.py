@@ -210,7 +210,9 @@ class _Study:
         import optuna
 
         self.name, self.cut, self.sample, self.seed, self.fixed = name, cut, sample, seed, fixed
-        self.cls = get(name)
+        cls = get(name)
+        assert issubclass(cls, Tunable)  # tune() studies only the tunable models
+        self.cls = cls
         sampler = optuna.samplers.TPESampler(seed=seed + zlib.crc32(name.encode()) % 10_000, n_startup_trials=5)
         pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
         self.study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
@@ -293,9 +295,11 @@ def declared_space(name: str, snapshot: GraphSnapshot, seed: int, probes: int = 
 
     probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
     space: dict[str, Any] = {}
+    cls = get(name)
+    assert issubclass(cls, Tunable), f"{name} has no search space"
     for _ in range(probes):
         trial = probe.ask()
-        get(name).search_space(trial, snapshot)  # type: ignore[attr-defined]
+        cls.search_space(trial, snapshot)
         for pname, dist in trial.distributions.items():
             space.setdefault(pname, json.loads(optuna.distributions.distribution_to_json(dist)))
     return space
