@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kgrec-installed
 
-.PHONY: install demo test check lint typecheck layers clean
+.PHONY: install demo test check lint typecheck layers docs-check clean
 
 install: $(STAMP)
 
@@ -23,8 +23,9 @@ demo: install
 test: install browser check
 	deploy/neo4j/with-neo4j $(BIN)/pytest
 
-# ruff, the type checker over the package, and the import layers (pyproject.toml [tool.importlinter]).
-check: lint typecheck layers
+# ruff, the type checker over the package, the import layers (pyproject.toml [tool.importlinter]), and
+# docs/architecture.md against the tree (every path it names exists; its drawings are current).
+check: lint typecheck layers docs-check
 
 # Debian's chromium for the browser tests (tests/test_explanation_pages.py); never `playwright install`.
 .PHONY: browser
@@ -48,6 +49,9 @@ typecheck: install
 
 layers: install
 	$(BIN)/lint-imports --no-cache
+
+docs-check: install
+	$(BIN)/python docs/drawings.py --check
 
 clean:
 	rm -rf data .pytest_cache .ruff_cache
