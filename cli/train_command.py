@@ -94,6 +94,11 @@ def train(store_url: str, models: str | None, out_dir: Path, seed: int, settings
         raise click.ClickException(f"the graph at {store_url} has no interactions to learn from; load data first")
     click.echo(f"snapshot {snapshot.fingerprint}: " + ", ".join(f"{k} {v:,}" for k, v in snapshot.counts.items()),
                err=True)
+    if models is None:  # the defaults that have something to learn from this graph
+        skipped = [n for n in names if not known[n].applies_to(snapshot)]
+        names = [n for n in names if n not in skipped]
+        if skipped:
+            click.echo(f"  not trained (nothing to learn from this graph): {', '.join(skipped)}", err=True)
     try:
         trained = train_models(snapshot, names, seed=seed, settings=configs, tune_models=tune_models,
                                budget_s=tune_budget, tune_kge=tune_kge,

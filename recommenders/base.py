@@ -160,6 +160,13 @@ class Recommender(ABC):
         self.config = base.replace(**overrides) if overrides else base
 
     @classmethod
+    def applies_to(cls, snapshot: GraphSnapshot) -> bool:
+        """Whether this model has anything to learn from ``snapshot`` (a location model needs
+        coordinates, a rating model ratings). Default training and the hybrid leave out a model
+        that does not apply; naming it explicitly still fits it."""
+        return True
+
+    @classmethod
     def members(cls, config: ModelConfig) -> tuple[str, ...]:
         """The models this one is built from (tuned and fitted with it): none unless ``composes``."""
         return ()
