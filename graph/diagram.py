@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kgrec.graph.schema import ATTR_PREFIX, EMBEDDING_PREFIX, ENDPOINTS, KEY, PROPERTIES, Label, Rel
 
-WIDTH, HEIGHT = 1040, 560
+WIDTH, HEIGHT = 1040, 930
 BOX_W, LINE_H = 170, 17
 
 #: Where each label's box is centred; labels added to the schema later go along the bottom.
@@ -24,6 +24,8 @@ POSITIONS: dict[Label, tuple[float, float]] = {
     Label.TAG: (900, 250),
     Label.ENTITY: (560, 470),
     Label.STATE: (900, 470),
+    Label.ATTRIBUTE: (170, 470),
+    Label.IMPRESSION: (365, 700),  # tall (its many properties): below, between its user and its item
 }
 
 COLOURS: dict[Label, str] = {
@@ -31,6 +33,7 @@ COLOURS: dict[Label, str] = {
     Label.ITEM: "#F79767",
     Label.TAG: "#57C7E3",
     Label.ENTITY: "#8DCC93",
+    Label.ATTRIBUTE: "#FFC454",
 }
 
 

@@ -7,8 +7,9 @@ what makes every upsert idempotent. The graph lives in memory; ``flush()`` appen
 since the last flush to a journal, and the whole graph is rewritten as one gzipped JSON
 document only on compaction (bulk loads, ``clear``, a journal past ``journal_limit``, or
 ``compact()``); see ``graph.memory_file``. Reads are ``graph.memory_reads``'s. Every row is
-checked by ``graph.rows`` before it is written and again when it is read back: nothing a user
-can hand in is ever unpickled.
+checked by ``graph.rows`` before it is written (a whole graph once, column-wise, by
+``graph.bulk.check_records``) and again when it is read back: nothing a user can hand in is
+ever unpickled.
 
 A write is atomic in memory too: its rows are checked first, and a write or a flush that
 fails leaves no trace in what the store shows (``graph.memory_undo`` puts back what a failed
@@ -18,23 +19,27 @@ write changed; a failed flush reloads the last durable state from the files).
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
-from collections.abc import Hashable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
+from kgrec.graph import records as rec
+from kgrec.graph.bulk import RECORD_TABLES, CheckedRecords
+from kgrec.graph.memory_feedback import MemoryFeedback
 from kgrec.graph.memory_file import FILE_NAME, JOURNAL_LIMIT, JOURNAL_NAME, LOCK_NAME, StoreFiles
 from kgrec.graph.memory_format import TABLE_NAMES, graph_tables
-from kgrec.graph.memory_reads import MemoryReads
-from kgrec.graph.memory_rows import _DISLIKED, _INTERACTED, TABLES, RowAppliers
+from kgrec.graph.memory_reads import Located
+from kgrec.graph.memory_rows import TABLES, RowAppliers
 from kgrec.graph.memory_undo import Undo
-from kgrec.graph.records import Dislike, Fact, Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
+from kgrec.graph.records import GraphRecords
 from kgrec.graph.rows import check_rows, distinct
-from kgrec.graph.schema import Label, Rel
-from kgrec.graph.store import Feedback, GraphStore
+from kgrec.graph.schema import COUNT_KEYS, Label, Rel
+from kgrec.graph.store import GraphStore
 from kgrec.graph.store_errors import StoreError
 
 if TYPE_CHECKING:
@@ -43,7 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["FILE_NAME", "JOURNAL_NAME", "LOCK_NAME", "TABLES", "MemoryStore"]
 
 
-class MemoryStore(RowAppliers, MemoryReads, GraphStore):
+class MemoryStore(RowAppliers, MemoryFeedback, GraphStore):
     """A networkx graph persisted atomically in ``directory`` (created on first flush)."""
 
     def __init__(self, directory: str | os.PathLike[str], journal_limit: int = JOURNAL_LIMIT) -> None:
@@ -57,6 +62,7 @@ class MemoryStore(RowAppliers, MemoryReads, GraphStore):
         #: Moves with every change of an item's ``hidden`` flag (never reset: a token, not a count).
         self._hidden_rev = 0
         self._hidden_cache: tuple[int, frozenset[str]] | None = None
+        self._located: Located | None = None
         self._files = StoreFiles(self.directory, journal_limit)
         self._read_files()
 
@@ -74,6 +80,7 @@ class MemoryStore(RowAppliers, MemoryReads, GraphStore):
             TABLES[table](self, tables[table])
         for op, rows in ops:
             self._apply(op, rows)
+        self._load_impressions()  # their own append-only file (graph.memory_impressions)
         self._dirty = False
 
     @contextmanager
@@ -91,6 +98,28 @@ class MemoryStore(RowAppliers, MemoryReads, GraphStore):
             raise
         finally:
             self._undo = None
+
+    @contextmanager
+    def _fresh(self) -> Iterator[None]:
+        """One write into a store that holds nothing it writes to (``create`` mode, into an empty
+        store): if it fails, every node it added goes with its relationships, so it keeps no
+        per-node or per-edge undo records."""
+        self._touch()
+        before = set(self.graph)  # nothing, or nodes of kinds that are not counted
+        rel_counts = Counter(self._rel_counts)
+        pending = self._files.mark()
+        try:
+            yield
+        except BaseException:
+            if before:
+                self.graph.remove_nodes_from([node for node in self.graph if node not in before])
+            else:
+                self.graph.clear()
+            self._rel_counts.clear()
+            self._rel_counts.update(rel_counts)
+            self._files.reset_to(pending)
+            self._hidden_rev += 1
+            raise
 
     # -- node and edge primitives -------------------------------------------------------
     def _touch(self) -> None:
@@ -126,28 +155,48 @@ class MemoryStore(RowAppliers, MemoryReads, GraphStore):
         else:
             TABLES[op](self, rows)
 
-    def upsert_users(self, rows: Iterable[User]) -> int:
+    def upsert_users(self, rows: Iterable[rec.User]) -> int:
         return self._write("users", [(r.id, r.attrs) for r in rows])
 
-    def upsert_items(self, rows: Iterable[Item]) -> int:
-        return self._write("items", [(r.id, r.title, r.attrs) for r in rows])
+    def upsert_items(self, rows: Iterable[rec.Item]) -> int:
+        return self._write("items", [(r.id, r.title, r.attrs, r.location) for r in rows])
 
-    def upsert_tags(self, rows: Iterable[Tag]) -> int:
+    def upsert_attributes(self, rows: Iterable[rec.Attribute]) -> int:
+        return self._write("attributes", [(r.id, r.kind, r.value, r.name) for r in rows])
+
+    def upsert_user_attributes(self, rows: Iterable[rec.UserAttribute]) -> int:
+        return self._write("has_attribute", [(r.user, r.attribute) for r in rows])
+
+    def _write_profiles(self, users: list[rec.User], attributes: list[rec.Attribute],
+                        links: list[rec.UserAttribute]) -> int:
+        """Users, their Attribute nodes and links as one write: all of it or, on failure, none."""
+        tables = (("users", [(r.id, r.attrs) for r in users]),
+                  ("attributes", [(r.id, r.kind, r.value, r.name) for r in attributes]),
+                  ("has_attribute", [(r.user, r.attribute) for r in links]))
+        for table, rows in tables:
+            check_rows(table, rows)
+        with self._atomic():
+            for table, rows in tables:
+                TABLES[table](self, rows)
+                self._files.record(table, rows)
+        return distinct("users", tables[0][1])
+
+    def upsert_tags(self, rows: Iterable[rec.Tag]) -> int:
         return self._write("tags", [(r.id, r.name, r.kind) for r in rows])
 
-    def upsert_interactions(self, rows: Iterable[Interaction]) -> int:
+    def upsert_interactions(self, rows: Iterable[rec.Interaction]) -> int:
         return self._write("interacted", [(r.user, r.item, r.weight, r.rating, r.ts) for r in rows])
 
-    def upsert_taggings(self, rows: Iterable[Tagging]) -> int:
+    def upsert_taggings(self, rows: Iterable[rec.Tagging]) -> int:
         return self._write("tagged", [(r.user, r.item, r.tag, r.ts) for r in rows])
 
-    def upsert_item_tags(self, rows: Iterable[ItemTag]) -> int:
+    def upsert_item_tags(self, rows: Iterable[rec.ItemTag]) -> int:
         return self._write("has_tag", [(r.item, r.tag, r.count) for r in rows])
 
-    def upsert_follows(self, rows: Iterable[Follow]) -> int:
+    def upsert_follows(self, rows: Iterable[rec.Follow]) -> int:
         return self._write("follows", [(r.user, r.friend, r.weight) for r in rows])
 
-    def upsert_facts(self, rows: Iterable[Fact]) -> int:
+    def upsert_facts(self, rows: Iterable[rec.Fact]) -> int:
         """Checked as whole facts, stored (and journaled) as entities and RELATED edges."""
         facts = check_rows("facts", [(r.item, r.predicate, r.entity, r.entity_label) for r in rows])
         with self._atomic():
@@ -157,7 +206,7 @@ class MemoryStore(RowAppliers, MemoryReads, GraphStore):
                 self._files.record(table, part)
         return distinct("facts", facts)
 
-    def upsert_dislikes(self, rows: Iterable[Dislike]) -> int:
+    def upsert_dislikes(self, rows: Iterable[rec.Dislike]) -> int:
         return self._write("disliked", [(r.user, r.item, r.ts) for r in rows])
 
     def set_hidden(self, ids: Iterable[str], hidden: bool) -> int:
@@ -206,10 +255,40 @@ class MemoryStore(RowAppliers, MemoryReads, GraphStore):
 
     def clear(self) -> None:
         self._touch()
+        self._clear_impressions()
         self.graph.clear()
         self._rel_counts.clear()
         self._hidden_rev += 1
         self._files.compact_next()
+
+    def _write_whole(
+        self, checked: CheckedRecords, create: bool, batch: int, progress: Callable[[int], object],
+        timings: dict[str, float],
+    ) -> dict[str, int]:
+        """The checked rows as they are (``graph.bulk.check_records`` checked each once), kind by
+        kind in batches of ``batch``. In ``create`` mode the whole graph is one write (``_fresh``);
+        in ``merge`` mode each batch is its own atomic write."""
+        with self._fresh() if create else nullcontext():
+            for kind in COUNT_KEYS:
+                started = time.perf_counter()
+                tables = RECORD_TABLES[kind]
+                for table, _ in tables:
+                    rows = checked.tables[table]
+                    for start in range(0, len(rows), batch):
+                        chunk = rows[start : start + batch]
+                        with nullcontext() if create else self._atomic():
+                            TABLES[table](self, chunk)
+                            self._files.record(table, chunk)
+                        if table == tables[-1][0]:
+                            progress(len(chunk))
+                timings[kind] = timings.get(kind, 0.0) + time.perf_counter() - started
+            if checked.hidden:
+                rows = [(key, True) for key in dict.fromkeys(checked.hidden)]
+                found = [r for r in rows if (Label.ITEM, r[0]) in self.graph]
+                with nullcontext() if create else self._atomic():
+                    self._put_hidden(found)
+                    self._files.record("hidden", found)
+        return dict(checked.written)
 
     def load(self, records: GraphRecords) -> dict[str, int]:
         """A bulk load is compacted into the document rather than journaled."""
@@ -253,7 +332,9 @@ class MemoryStore(RowAppliers, MemoryReads, GraphStore):
     def refresh(self) -> None:
         """Apply what other processes appended to the journal since this one last looked (a
         ``stat`` of two files when nothing changed), or re-read everything after a compaction.
-        Skipped while this store holds writes of its own that it has not flushed."""
+        Skipped while this store holds writes of its own that it has not flushed. Impressions,
+        in a file of their own, are taken in every time (``graph.memory_impressions``)."""
+        self._refresh_impressions()
         if self._closed or self._dirty or not self._files.changed():
             return
         ops = self._files.poll()
@@ -277,27 +358,6 @@ class MemoryStore(RowAppliers, MemoryReads, GraphStore):
             except BaseException:
                 self._read_files()
                 raise
-
-    # -- reads --------------------------------------------------------------------------
-    def feedback(self, user: str, user_token: Hashable = None, hidden_token: Hashable = None) -> Feedback:
-        """From memory after ``refresh()``; the tokens are this store's change counters, so any
-        write anywhere makes a caller re-read a user (microseconds here)."""
-        self.refresh()
-        node = (Label.USER, user)
-        known = node in self.graph
-        interacted: dict[str, float] | None = None
-        disliked: frozenset[str] | None = None
-        if user_token != self._version:
-            interacted, dislikes = {}, set()
-            if known:
-                for _, (_, item), ekey, data in self.graph.out_edges(node, keys=True, data=True):
-                    if ekey == _INTERACTED:
-                        interacted[item] = float(data["props"]["weight"])
-                    elif ekey == _DISLIKED:
-                        dislikes.add(item)
-            disliked = frozenset(dislikes)
-        hidden = None if hidden_token == self._hidden_rev else self._hidden_items()
-        return Feedback(self._version, known, interacted, disliked, self._hidden_rev, hidden)
 
     def snapshot(self) -> GraphSnapshot:
         """Built from ``export()`` like every store's, and cached until the next write."""

@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from kgrec.graph.memory_format import FORMAT, FORMAT_VERSION, TABLE_NAMES, Tables, check_op, read_document
 from kgrec.graph.store_errors import StoreError
 
@@ -55,6 +57,15 @@ def _signature(path: Path) -> Signature:
     except FileNotFoundError:
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _document_bytes(doc: dict[str, Any]) -> bytes:
+    """The document as compact UTF-8 JSON: orjson (several times faster on a whole graph), or the
+    standard library for what orjson refuses (an integer beyond 64 bits in an old attribute)."""
+    try:
+        return orjson.dumps(doc)
+    except TypeError:
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -307,7 +318,7 @@ class StoreFiles:
         try:
             with os.fdopen(fd, "wb") as raw:
                 with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as gz:
-                    gz.write(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+                    gz.write(_document_bytes(doc))
                 raw.flush()
                 os.fsync(raw.fileno())
             os.replace(tmp, self.document)

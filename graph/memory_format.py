@@ -26,10 +26,10 @@ FORMAT = "kgrec-memory-store"
 FORMAT_VERSION = 1
 
 #: Tables of the document, in the order they are applied (nodes first).
-TABLE_NAMES = ("users", "items", "tags", "entities", "interacted", "tagged", "has_tag", "follows", "related",
-               "disliked", "hidden")
+TABLE_NAMES = ("users", "items", "tags", "entities", "attributes", "interacted", "tagged", "has_tag", "follows",
+               "related", "disliked", "hidden", "has_attribute")
 #: Tables added after the first format: a document written before them simply has none.
-OPTIONAL_TABLES = ("disliked", "hidden")
+OPTIONAL_TABLES = ("disliked", "hidden", "attributes", "has_attribute")
 #: Journal operations besides the table upserts: a list of keys, or of (user, item) pairs.
 DELETES = ("delete_users", "delete_items", "delete_interactions", "delete_dislikes")
 PAIR_DELETES = ("delete_interactions", "delete_dislikes")
@@ -43,8 +43,7 @@ def check_op(op: Any) -> list[Any]:
         raise ValueError(f"{str(op)[:80]} is not an operation [name, rows]")
     name, rows = op
     if name in TABLE_NAMES:
-        for row in rows:
-            check_row(name, row)
+        op[1] = [check_row(name, row) for row in rows]  # rows of an older format come back padded
     elif name in DELETES:
         pairs = name in PAIR_DELETES
         for key in rows:
@@ -89,17 +88,26 @@ def graph_tables(graph: nx.MultiDiGraph) -> Tables:
         if label is Label.USER:
             doc["users"].append((key, data["attrs"]))
         elif label is Label.ITEM:
-            doc["items"].append((key, data.get("title"), data["attrs"]))
+            doc["items"].append((key, data.get("title"), data["attrs"], data.get("location")))
             if data.get("hidden"):
                 doc["hidden"].append((key, True))
         elif label is Label.TAG:
             doc["tags"].append((key, data.get("name"), data.get("kind")))
+        elif label is Label.ATTRIBUTE:
+            doc["attributes"].append((key, data.get("kind"), data.get("value"), data.get("name")))
+        elif label is Label.IMPRESSION:  # a log in its own file (graph.memory_impressions), edges too
+            continue
         else:
             doc["entities"].append((key, data.get("label")))
     rows = {Rel.INTERACTED: doc["interacted"], Rel.TAGGED: doc["tagged"], Rel.HAS_TAG: doc["has_tag"],
-            Rel.FOLLOWS: doc["follows"], Rel.RELATED: doc["related"], Rel.DISLIKED: doc["disliked"]}
-    for (_, src), (_, dst), data in graph.edges(data=True):
+            Rel.FOLLOWS: doc["follows"], Rel.RELATED: doc["related"], Rel.DISLIKED: doc["disliked"],
+            Rel.HAS_ATTRIBUTE: doc["has_attribute"]}
+    edges = ((src, dst, data) for (_, src), nbrs in graph._succ.items()  # graph.edges(data=True), unwrapped
+             for (_, dst), keyed in nbrs.items() for data in keyed.values())
+    for src, dst, data in edges:
         rel, p = data["rel"], data["props"]
+        if rel is Rel.SAW or rel is Rel.SHOWS:
+            continue
         if rel is Rel.INTERACTED:
             rows[rel].append((src, dst, p["weight"], p.get("rating"), p.get("ts")))
         elif rel is Rel.TAGGED:
@@ -110,6 +118,8 @@ def graph_tables(graph: nx.MultiDiGraph) -> Tables:
             rows[rel].append((src, dst, p["weight"]))
         elif rel is Rel.DISLIKED:
             rows[rel].append((src, dst, p.get("ts")))
+        elif rel is Rel.HAS_ATTRIBUTE:
+            rows[rel].append((src, dst))
         else:
             rows[rel].append((src, p["predicate"], dst))
     return doc

@@ -12,11 +12,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import networkx as nx
+import numpy as np
 
+from kgrec.graph import geo
+from kgrec.graph import records as rec
 from kgrec.graph.memory_rows import NodeKey
-from kgrec.graph.records import Dislike, Fact, Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
+from kgrec.graph.records import GraphRecords
 from kgrec.graph.schema import ATTR_PREFIX, COUNT_KEYS, Label, Rel
 from kgrec.graph.store import DISPLAY_PROPERTY, Neighbor, neighbor_order
+from kgrec.graph.user_attributes import filled
+
+Located = tuple[int, list[str], np.ndarray, np.ndarray]
 
 #: Which ``counts()`` key each relationship type feeds.
 REL_COUNT_KEY = {
@@ -26,8 +32,9 @@ REL_COUNT_KEY = {
     Rel.FOLLOWS: "follows",
     Rel.RELATED: "facts",
     Rel.DISLIKED: "dislikes",
+    Rel.HAS_ATTRIBUTE: "has_attribute",
 }
-LABEL_COUNT_KEY = {Label.USER: "users", Label.ITEM: "items", Label.TAG: "tags"}
+LABEL_COUNT_KEY = {Label.USER: "users", Label.ITEM: "items", Label.TAG: "tags", Label.ATTRIBUTE: "attributes"}
 
 
 class MemoryReads:
@@ -37,6 +44,8 @@ class MemoryReads:
     _rel_counts: Counter[Rel]
     _hidden_rev: int
     _hidden_cache: tuple[int, frozenset[str]] | None
+    _version: int
+    _located: Located | None
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(COUNT_KEYS, 0)
@@ -101,25 +110,51 @@ class MemoryReads:
         out = GraphRecords()
         for (label, key), data in self.graph.nodes(data=True):
             if label is Label.USER:
-                out.users.append(User(key, dict(data["attrs"])))
+                out.users.append(rec.User(key, dict(data["attrs"])))
             elif label is Label.ITEM:
-                out.items.append(Item(key, data.get("title"), dict(data["attrs"])))
+                out.items.append(rec.Item(key, data.get("title"), dict(data["attrs"]), data.get("location")))
             elif label is Label.TAG:
-                out.tags.append(Tag(key, data.get("name", key), data.get("kind", "tag")))
+                out.tags.append(rec.Tag(key, data.get("name", key), data.get("kind", "tag")))
+            elif label is Label.ATTRIBUTE:
+                out.attributes.append(filled(rec.Attribute(key, data.get("kind"), data.get("value"), data.get("name"))))
         nodes = self.graph.nodes
         for (_, src), (_, dst), data in self.graph.edges(data=True):
             rel, p = data["rel"], data["props"]
             if rel is Rel.INTERACTED:
-                out.interactions.append(Interaction(src, dst, p["weight"], p.get("rating"), p.get("ts")))
+                out.interactions.append(rec.Interaction(src, dst, p["weight"], p.get("rating"), p.get("ts")))
             elif rel is Rel.TAGGED:
-                out.taggings.append(Tagging(src, dst, p["tag"], p.get("ts")))
+                out.taggings.append(rec.Tagging(src, dst, p["tag"], p.get("ts")))
             elif rel is Rel.HAS_TAG:
-                out.item_tags.append(ItemTag(src, dst, p["count"]))
+                out.item_tags.append(rec.ItemTag(src, dst, p["count"]))
             elif rel is Rel.FOLLOWS:
-                out.follows.append(Follow(src, dst, p["weight"]))
+                out.follows.append(rec.Follow(src, dst, p["weight"]))
             elif rel is Rel.RELATED:
-                out.facts.append(Fact(src, p["predicate"], dst, nodes[(Label.ENTITY, dst)].get("label")))
+                out.facts.append(rec.Fact(src, p["predicate"], dst, nodes[(Label.ENTITY, dst)].get("label")))
             elif rel is Rel.DISLIKED:
-                out.dislikes.append(Dislike(src, dst, p.get("ts")))
+                out.dislikes.append(rec.Dislike(src, dst, p.get("ts")))
+            elif rel is Rel.HAS_ATTRIBUTE:
+                out.has_attribute.append(rec.UserAttribute(src, dst))
         out.hidden = sorted(self._hidden_items())
         return out
+
+    def attributes(self) -> list[rec.Attribute]:
+        nodes = self.graph.nodes(data=True)
+        found = [filled(rec.Attribute(k, d.get("kind"), d.get("value"), d.get("name")))
+                 for (label, k), d in nodes if label is Label.ATTRIBUTE]
+        return sorted(found, key=lambda a: a.id)
+
+    def _user_attributes(self, node: NodeKey) -> frozenset[str]:
+        succ = self.graph.succ
+        return frozenset(dst[1] for dst, edges in succ[node].items() if Rel.HAS_ATTRIBUTE.value in edges)
+
+    def items_within(self, lat: float, lon: float, radius_km: float) -> list[tuple[str, float]]:
+        geo.check_query(lat, lon, radius_km)
+        cached = self._located
+        if cached is None or cached[0] != self._version:
+            located = [(k, d["location"]) for (label, k), d in self.graph.nodes(data=True)
+                       if label is Label.ITEM and "location" in d]
+            ids = [k for k, _ in located]
+            lats = np.array([loc[0] for _, loc in located], dtype=np.float64)
+            lons = np.array([loc[1] for _, loc in located], dtype=np.float64)
+            cached = self._located = (self._version, ids, lats, lons)
+        return geo.within(cached[1], cached[2], cached[3], lat, lon, radius_km)

@@ -31,7 +31,7 @@ from kgrec.graph.store_errors import StoreError
 #: writes another.
 WORKERS = 2
 #: The ``COUNT_KEYS`` kind a node table's time and progress count under (entities come from facts).
-NODE_KIND = {"users": "users", "items": "items", "tags": "tags", "entities": "facts"}
+NODE_KIND = {"users": "users", "items": "items", "tags": "tags", "entities": "facts", "attributes": "attributes"}
 
 Progress = Callable[[int], object]
 #: The store's managed write: runs one unit of work in a retried write transaction.
@@ -104,11 +104,13 @@ def _rel_batches(spec: RelTable, rows: list[Row], ids: dict[Label, dict[str, str
     start_label, end_label = ENDPOINTS[spec.rel]
     starts, ends = ids[start_label], ids[end_label]
     s, e = spec.start, spec.end
-    props = itemgetter(*(pos for _, pos in spec.props))
+    props = itemgetter(*(pos for _, pos in spec.props)) if spec.props else None
     rows.sort(key=itemgetter(s))
     for first in range(0, len(rows), size):
         chunk = rows[first : first + size]
-        if len(spec.props) == 1:
+        if props is None:
+            yield [[starts[r[s]], ends[r[e]]] for r in chunk]
+        elif len(spec.props) == 1:
             yield [[starts[r[s]], ends[r[e]], props(r)] for r in chunk]
         else:
             yield [[starts[r[s]], ends[r[e]], *props(r)] for r in chunk]

@@ -4,10 +4,10 @@
 column and its type: ``id:ID(User),:LABEL,title:string,attr_age:long`` for nodes and
 ``:START_ID(User),:END_ID(Item),:TYPE,weight:double`` for relationships. The properties and
 keys are the stores' own (``graph.bulk`` net rows: ``attr_*`` attributes, absent values left
-out; hidden items carry ``hidden: true``), and the ID groups (``User``, ``Item``, ``Tag``,
-``Entity``) keep the key spaces apart, so a user and an item may share an id. The
-``KgrecState`` node gets a new ``hidden_rev``, so a server that outlived the import re-reads
-the hidden set. A column has one type, while a free-form attribute (or an
+out; hidden items carry ``hidden: true``, located ones a ``location:point{crs:WGS-84}``), and the
+ID groups (``User``, ``Item``, ``Tag``, ``Entity``, ``Attribute``) keep the key spaces apart,
+so a user and an item may share an id. The ``KgrecState`` node gets a new ``hidden_rev``, so a
+server that outlived the import re-reads the hidden set. A column has one type, while a free-form attribute (or an
 int-or-float weight) may differ from node to node, so every label and type is written as one
 file per property signature (its (name, type) list), each with its own header. Strings are
 always quoted (``""`` is an empty string, never a missing value); a string holding a line break
@@ -35,8 +35,9 @@ FORMAT = "kgrec-neo4j-csv"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 
-#: neo4j-admin's type of each Python value type (bool before int: a bool is an int).
-TYPES: dict[type, str] = {bool: "boolean", int: "long", float: "double", str: "string"}
+#: neo4j-admin's type of each Python value type (bool before int: a bool is an int); a
+#: (lat, lon) pair is an item's location, a WGS-84 point written ``{latitude:…, longitude:…}``.
+TYPES: dict[type, str] = {bool: "boolean", int: "long", float: "double", str: "string", tuple: "point{crs:WGS-84}"}
 
 Signature = tuple[tuple[str, str], ...]
 
@@ -137,6 +138,8 @@ def _write_file(path: Path, header: list[str], signature: Signature, rows: list[
                     fields.append('"' + value.replace('"', '""') + '"')
                 elif type(value) is bool:
                     fields.append("true" if value else "false")
+                elif type(value) is tuple:
+                    fields.append(f'"{{latitude:{value[0]!r}, longitude:{value[1]!r}}}"')
                 else:
                     fields.append(repr(value))
             out.write(",".join(fields) + "\n")

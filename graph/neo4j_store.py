@@ -12,10 +12,11 @@ sent. Everything returned is plain Python data.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from itertools import islice, repeat
+from itertools import islice
 from typing import Any, TypeVar, cast
 
-from kgrec.graph.bulk import resolve
+from kgrec.graph.bulk import CheckedRecords, resolve
+from kgrec.graph.neo4j_attributes_places import Neo4jAttributesPlaces, attrs_in
 from kgrec.graph.neo4j_bulk import WORKERS, write_bulk
 from kgrec.graph.neo4j_connection import Neo4jConnection
 from kgrec.graph.neo4j_cypher import (
@@ -26,7 +27,6 @@ from kgrec.graph.neo4j_cypher import (
     DELETE_DISLIKES,
     DELETE_INTERACTIONS,
     DELETE_NODES,
-    EXPORT,
     FEEDBACK,
     GET_NODE,
     HAS_RELATIONSHIP,
@@ -45,9 +45,11 @@ from kgrec.graph.neo4j_cypher import (
     UPSERT_TAGS,
     UPSERT_USERS,
 )
-from kgrec.graph.records import Dislike, Fact, Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
+from kgrec.graph.neo4j_export import Neo4jExport
+from kgrec.graph.neo4j_impressions import Neo4jImpressions
+from kgrec.graph.records import Dislike, Fact, Follow, Interaction, Item, ItemTag, Tag, Tagging, User
 from kgrec.graph.rows import check_rows, distinct
-from kgrec.graph.schema import ATTR_PREFIX, COUNT_KEYS, ENDPOINTS, KEY, STATE_ID, Label, Rel
+from kgrec.graph.schema import ATTR_PREFIX, COUNT_KEYS, ENDPOINTS, KEY, LOCATION, STATE_ID, Label, Rel
 from kgrec.graph.store import DISPLAY_PROPERTY, Feedback, GraphStore, Neighbor, neighbor_order
 
 #: Rows per write transaction: big enough to amortise round trips, small enough for the heap
@@ -65,14 +67,6 @@ def _batches(rows: Sequence[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
-def _attrs_in(attrs: dict[str, Any]) -> dict[str, Any]:
-    return {ATTR_PREFIX + str(k): v for k, v in attrs.items()}
-
-
-def _attrs_out(pairs: Iterable[Sequence[Any]]) -> dict[str, Any]:
-    return {k[len(ATTR_PREFIX) :]: v for k, v in pairs}
-
-
 def _node_out(label: Label, props: dict[str, Any]) -> dict[str, Any]:
     """Node properties in MemoryStore's shape: reserved names, plus ``attrs`` for users and items."""
     if label in (Label.USER, Label.ITEM):
@@ -81,13 +75,23 @@ def _node_out(label: Label, props: dict[str, Any]) -> dict[str, Any]:
             out["title"] = props["title"]
         if label is Label.ITEM and props.get("hidden"):
             out["hidden"] = True
+        if label is Label.ITEM and props.get(LOCATION) is not None:
+            out[LOCATION] = (float(props[LOCATION].latitude), float(props[LOCATION].longitude))
         out["attrs"] = {k[len(ATTR_PREFIX) :]: v for k, v in props.items() if k.startswith(ATTR_PREFIX)}
         return out
-    names = ("id", "name", "kind") if label is Label.TAG else ("iri", "label")
+    names = {Label.TAG: ("id", "name", "kind"), Label.ATTRIBUTE: ("id", "kind", "value", "name")}.get(
+        label, ("iri", "label"))
     return {k: props[k] for k in names if props.get(k) is not None}
 
 
-class Neo4jStore(Neo4jConnection, GraphStore):
+def _tally(items: Iterable[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for i in items:
+        out[i] = out.get(i, 0) + 1
+    return out
+
+
+class Neo4jStore(Neo4jAttributesPlaces, Neo4jExport, Neo4jImpressions, Neo4jConnection, GraphStore):
     """A Neo4j 5 database; opened with ``Neo4jStore.from_url`` or ``open_store("neo4j://…")``."""
 
     thread_safe = True  # one driver, a session per call
@@ -133,12 +137,13 @@ class Neo4jStore(Neo4jConnection, GraphStore):
     # each returns how many distinct nodes or relationships it wrote (``graph.rows.distinct``).
     def upsert_users(self, rows: Iterable[User]) -> int:
         data = check_rows("users", [(r.id, r.attrs) for r in rows])
-        self._write_rows(UPSERT_USERS, [{"id": i, "attrs": _attrs_in(a)} for i, a in data])
+        self._write_rows(UPSERT_USERS, [{"id": i, "attrs": attrs_in(a)} for i, a in data])
         return distinct("users", data)
 
     def upsert_items(self, rows: Iterable[Item]) -> int:
-        data = check_rows("items", [(r.id, r.title, r.attrs) for r in rows])
-        self._write_rows(UPSERT_ITEMS, [{"id": i, "title": t, "attrs": _attrs_in(a)} for i, t, a in data])
+        data = check_rows("items", [(r.id, r.title, r.attrs, r.location) for r in rows])
+        self._write_rows(UPSERT_ITEMS, [{"id": i, "title": t, "attrs": attrs_in(a), "location": loc}
+                                        for i, t, a, loc in data])
         return distinct("items", data)
 
     def upsert_tags(self, rows: Iterable[Tag]) -> int:
@@ -211,17 +216,18 @@ class Neo4jStore(Neo4jConnection, GraphStore):
         return bool(self._read(lambda tx: tx.run(IS_EMPTY).single()["empty"]))
 
     def _write_whole(
-        self, records: GraphRecords, create: bool, batch: int, progress: Callable[[int], object],
+        self, checked: CheckedRecords, create: bool, batch: int, progress: Callable[[int], object],
         timings: dict[str, float],
     ) -> dict[str, int]:
-        """Through ``graph.neo4j_bulk``: every row is checked first (a bad row writes nothing),
-        then nodes and relationships go in transactions of ``min(batch, batch_size)`` rows;
-        ``create`` CREATEs (``workers`` transactions at a time), ``merge`` MERGEs."""
-        graph = resolve(records)
+        """Through ``graph.neo4j_bulk``, from the checked rows: nodes and relationships go in
+        transactions of ``min(batch, batch_size)`` rows; ``create`` CREATEs (``workers``
+        transactions at a time), ``merge`` MERGEs."""
+        graph = resolve(checked)
         write_bulk(self._write, graph, create=create, batch=min(batch, self.batch_size), workers=self.workers,
                    progress=progress, timings=timings)
         if not create:  # merged feedback may keep a user's counts: a new rev tells servers to re-read
-            users = sorted({r.user for r in records.interactions} | {r.user for r in records.dislikes})
+            users = sorted({r[0] for table in ("interacted", "disliked", "has_attribute")
+                            for r in checked.tables[table]})
             for chunk in _batches(users, self.batch_size):
 
                 def touch(tx: Any, b: list[str] = chunk) -> Any:
@@ -282,18 +288,26 @@ class Neo4jStore(Neo4jConnection, GraphStore):
         row = self._read(lambda tx: tx.run(COUNTS).single())
         return {k: int(row[k]) for k in COUNT_KEYS}
 
-    def feedback(self, user: str, user_token: Hashable = None, hidden_token: Hashable = None) -> Feedback:
+    def feedback(self, user: str, user_token: Hashable = None, hidden_token: Hashable = None,
+                 impressions_token: Hashable = None) -> Feedback:
         """One read transaction (``FEEDBACK``): a few bytes when the caller's tokens are current."""
         # The protocol types tokens as opaque Hashables; this store's user tokens are the tuples its Feedback carries.
         token = None if user_token is None else list(cast("tuple[Any, ...]", user_token))
-        params = {"user": user, "state": STATE_ID, "hidden_token": hidden_token, "user_token": token}
+        seen = None if impressions_token is None else list(cast("tuple[Any, ...]", impressions_token))
+        params = {"user": user, "state": STATE_ID, "hidden_token": hidden_token, "user_token": token,
+                  "impressions_token": seen}
         row = self._read(lambda tx: tx.run(FEEDBACK, params).single())
-        inter, disl, hidden = row["interacted"], row["disliked"], row["hidden"]
+        inter, disl, hidden, attrs = row["interacted"], row["disliked"], row["hidden"], row["attributes"]
+        imps = row["impressions"]
         return Feedback(
             user_token=tuple(row["user_token"]), known=bool(row["known"]),
             interacted=None if inter is None else {i: float(w) for i, w in inter},
             disliked=None if disl is None else frozenset(disl),
             hidden_token=row["hidden_token"], hidden=None if hidden is None else frozenset(hidden),
+            attributes=None if attrs is None else frozenset(attrs),
+            shown=None if imps is None else _tally(i for i, _ in imps),
+            skipped=None if imps is None else _tally(i for i, skipped in imps if skipped),
+            impressions_token=tuple(row["impressions_token"]),
         )
 
     def get_node(self, label: Label, key: str) -> dict[str, Any] | None:
@@ -332,41 +346,3 @@ class Neo4jStore(Neo4jConnection, GraphStore):
         if (Label(src[0]), Label(dst[0])) != ENDPOINTS[rel]:
             return False
         return bool(self._read(lambda tx: tx.run(HAS_RELATIONSHIP[rel], src=src[1], dst=dst[1]).single()["found"]))
-
-    def _export_groups(self) -> dict[str, list[dict[str, Any]]]:
-        def work(tx: Any) -> dict[str, list[dict[str, Any]]]:
-            # One read transaction: every list comes from the same consistent view.
-            return {kind: tx.run(query).data() for kind, query in EXPORT.items()}
-
-        return self._read(work)
-
-    def export(self) -> GraphRecords:
-        out = GraphRecords()
-        g = self._export_groups()
-        for c in g["users"]:
-            out.users += map(User, c["id"], map(_attrs_out, c["attrs"]))
-        for c in g["items"]:
-            titles = repeat(None) if c["no_title"] else c["title"]
-            out.items += map(Item, c["id"], titles, map(_attrs_out, c["attrs"]))
-        for c in g["tags"]:
-            out.tags += map(Tag, c["id"], c["name"], c["kind"])
-        for c in g["interactions"]:
-            ratings = repeat(None) if c["no_rating"] else c["rating"]
-            stamps = repeat(None) if c["no_ts"] else c["ts"]
-            out.interactions += map(Interaction, c["user"], c["item"], c["weight"], ratings, stamps)
-        for c in g["taggings"]:
-            stamps = repeat(None) if c["no_ts"] else c["ts"]
-            out.taggings += map(Tagging, c["user"], c["item"], c["tag"], stamps)
-        for c in g["item_tags"]:
-            out.item_tags += map(ItemTag, c["item"], c["tag"], c["count"])
-        for c in g["follows"]:
-            out.follows += map(Follow, c["user"], c["friend"], c["weight"])
-        for c in g["facts"]:
-            labels = repeat(None) if c["no_label"] else c["label"]
-            out.facts += map(Fact, c["item"], c["predicate"], c["entity"], labels)
-        for c in g["dislikes"]:
-            stamps = repeat(None) if c["no_ts"] else c["ts"]
-            out.dislikes += map(Dislike, c["user"], c["item"], stamps)
-        for c in g["hidden"]:
-            out.hidden += sorted(c["id"])
-        return out

@@ -2,7 +2,10 @@
 
 Relationships that carry properties (weight, rating, ts, count) are written as qualified n-ary
 nodes (``kg:Interaction``, ``kg:Tagging``, ``kg:ItemTag``, ``kg:Follow``, ``kg:Dislike``) so
-nothing is lost without RDF-star; facts are plain triples ``<item> <predicate> <entity>``.
+nothing is lost without RDF-star; facts are plain triples ``<item> <predicate> <entity>``, and
+so are a user's attribute links (``<user> kg:hasAttribute <attribute>``, to ``kg:Attribute``
+nodes with ``kg:kind``, ``kg:value``, ``kg:name``). An item's location is ``geo:lat`` and
+``geo:long`` (W3C WGS84 Basic Geo vocabulary).
 The vocabulary is ``graph.rdf_terms``; ``graph.rdf_import`` reads it back.
 """
 
@@ -20,6 +23,7 @@ from rdflib.term import Node
 from kgrec.graph.rdf_terms import (
     EXPORT_FORMATS,
     FORMATS,
+    GEO,
     ID_BASE,
     KG,
     node_iri,
@@ -66,6 +70,9 @@ def triples(records: GraphRecords) -> Iterator[tuple[Node, Node, Node]]:
             yield s, KG["title"], Literal(i.title)
         if i.id in hidden:
             yield s, KG.hidden, Literal(True)
+        if i.location is not None:
+            yield s, GEO.lat, number_literal(i.location[0])
+            yield s, GEO.long, number_literal(i.location[1])
         yield from attrs(s, i.attrs)
     for t in records.tags:
         s = tag(t.id)
@@ -73,6 +80,15 @@ def triples(records: GraphRecords) -> Iterator[tuple[Node, Node, Node]]:
         yield s, KG.id, Literal(t.id)
         yield s, KG.name, Literal(t.name)
         yield s, KG.kind, Literal(t.kind)
+    for a in records.attributes:
+        s = node_iri(Label.ATTRIBUTE, a.id)
+        yield s, RDF.type, KG.Attribute
+        yield s, KG.id, Literal(a.id)
+        for prop, value in ((KG.kind, a.kind), (KG.value, a.value), (KG.name, a.name)):
+            if value is not None:
+                yield s, prop, Literal(value)
+    for link in records.has_attribute:
+        yield user(link.user), KG.hasAttribute, node_iri(Label.ATTRIBUTE, link.attribute)
     for r in records.interactions:
         s = URIRef(f"{ID_BASE}interaction/{quote_key(r.user)}/{quote_key(r.item)}")
         yield s, RDF.type, KG.Interaction

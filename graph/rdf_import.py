@@ -21,11 +21,13 @@ from urllib.parse import unquote
 from rdflib import OWL, RDF, RDFS, Graph, Literal, URIRef
 from rdflib.term import Node
 
-from kgrec.graph.rdf_terms import FORMATS, ID_BASE, KG, NODE_CLASS, NODE_KIND, PREDICATE_BASE, python_value
-from kgrec.graph.records import Dislike, Fact, Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
+from kgrec.graph import records as rec
+from kgrec.graph.rdf_terms import FORMATS, GEO, ID_BASE, KG, NODE_CLASS, NODE_KIND, PREDICATE_BASE, python_value
+from kgrec.graph.records import GraphRecords
 from kgrec.graph.schema import Label
 from kgrec.graph.store import GraphStore
 from kgrec.graph.store_errors import StoreError
+from kgrec.graph.values import location_problem
 
 _EXAMPLES_PER_REASON = 5
 
@@ -123,7 +125,7 @@ class _Reader:
         return self.same_as.get(term) if follow_same_as else None
 
     def read(self) -> RdfImport:
-        g, out, rec = self.g, self.out, self.out.records
+        g, out, got = self.g, self.out, self.out.records
         for a, b in g.subject_objects(OWL.sameAs):
             item = self.item_of(a, False)
             if item is not None:
@@ -131,19 +133,31 @@ class _Reader:
             elif (item := self.item_of(b, False)) is not None:
                 self.same_as.setdefault(a, item)
         for s, key in self.declared[Label.USER].items():
-            rec.users.append(User(key, self._attrs(s)))
+            got.users.append(rec.User(key, self._attrs(s)))
         for s, key in self.declared[Label.ITEM].items():
             title = g.value(s, KG["title"])
-            rec.items.append(Item(key, None if title is None else str(title), self._attrs(s)))
+            got.items.append(rec.Item(key, None if title is None else str(title), self._attrs(s), self._location(s)))
             if python_value(g.value(s, KG.hidden) or Literal(False)) is True:
-                rec.hidden.append(key)
+                got.hidden.append(key)
         for s, key in self.declared[Label.TAG].items():
             name, kind = g.value(s, KG.name), g.value(s, KG.kind)
-            rec.tags.append(Tag(key, key if name is None else str(name), "tag" if kind is None else str(kind)))
+            got.tags.append(rec.Tag(key, key if name is None else str(name), "tag" if kind is None else str(kind)))
+        for s, key in self.declared[Label.ATTRIBUTE].items():
+            kind, value, name = (g.value(s, p) for p in (KG.kind, KG.value, KG.name))
+            got.attributes.append(rec.Attribute(key, *(None if x is None else str(x) for x in (kind, value, name))))
+        for s, key in self.declared[Label.USER].items():
+            for o in g.objects(s, KG.hasAttribute):
+                attribute = self.node(Label.ATTRIBUTE, o)
+                if attribute is None:
+                    out.reject("kg:hasAttribute of something that is not a kgrec attribute", (s, KG.hasAttribute, o))
+                else:
+                    got.has_attribute.append(rec.UserAttribute(key, attribute))
         self._relationships()
         entities: set[Node] = set(self.declared[Label.ENTITY])
         labels: list[tuple[Node, Node, Node]] = []
         for s, p, o in g:
+            if p in (GEO.lat, GEO.long) and s in self.declared[Label.ITEM]:
+                continue  # read with the item (_location)
             if _is_kg(p) or (p == RDF.type and _is_kg(o)):
                 if s not in self.owned:
                     out.reject("kgrec vocabulary on a node that is not a declared kgrec node", (s, p, o))
@@ -163,7 +177,7 @@ class _Reader:
             else:
                 entity = self.node(Label.ENTITY, o) or str(o)
                 predicate = unquote(str(p)[len(PREDICATE_BASE) :]) if str(p).startswith(PREDICATE_BASE) else str(p)
-                rec.facts.append(Fact(item, predicate, entity, _label_of(g, o)))
+                got.facts.append(rec.Fact(item, predicate, entity, _label_of(g, o)))
                 entities.add(o)
         for triple in labels:
             if triple[0] not in entities:
@@ -181,8 +195,21 @@ class _Reader:
             values[str(key)] = parsed if isinstance(parsed, str | int | float | bool) else str(value)
         return values
 
+    def _location(self, subject: Node) -> tuple[float, float] | None:
+        """An item's geo:lat / geo:long, or None; a lone or out-of-range coordinate is reported."""
+        lat, lon = self.g.value(subject, GEO.lat), self.g.value(subject, GEO.long)
+        if lat is None and lon is None:
+            return None
+        y, x = (None if t is None else python_value(t) for t in (lat, lon))
+        problem = "needs both geo:lat and geo:long" if lat is None or lon is None else location_problem((y, x))
+        if problem is not None:
+            prop, term = (GEO.lat, lat) if lat is not None else (GEO.long, lon)
+            self.out.reject(f"item location {problem}", (subject, prop, term if term is not None else Literal("")))
+            return None
+        return (float(y or 0.0), float(x or 0.0))  # both numbers: location_problem checked them
+
     def _relationships(self) -> None:
-        g, rec = self.g, self.out.records
+        g, got = self.g, self.out.records
 
         def ref(s: Node, prop: URIRef, label: Label) -> str | None:
             value = g.value(s, prop)
@@ -224,19 +251,19 @@ class _Reader:
         for s, (u, i) in each(KG.Interaction, (user, item)):
             with reported():
                 weight, rating = num(s, KG.weight, 1.0, "positive"), num(s, KG.rating, None, "finite")
-                rec.interactions.append(Interaction(u, i, weight, rating, num(s, KG.ts, None, "int")))
+                got.interactions.append(rec.Interaction(u, i, weight, rating, num(s, KG.ts, None, "int")))
         for s, (u, i, t) in each(KG.Tagging, (user, item, tag)):
             with reported():
-                rec.taggings.append(Tagging(u, i, t, num(s, KG.ts, None, "int")))
+                got.taggings.append(rec.Tagging(u, i, t, num(s, KG.ts, None, "int")))
         for s, (i, t) in each(KG.ItemTag, (item, tag)):
             with reported():
-                rec.item_tags.append(ItemTag(i, t, num(s, KG["count"], 1.0, "positive")))
+                got.item_tags.append(rec.ItemTag(i, t, num(s, KG["count"], 1.0, "positive")))
         for s, (u, f) in each(KG.Follow, (user, (KG.friend, Label.USER))):
             with reported():
-                rec.follows.append(Follow(u, f, num(s, KG.weight, 1.0, "positive")))
+                got.follows.append(rec.Follow(u, f, num(s, KG.weight, 1.0, "positive")))
         for s, (u, i) in each(KG.Dislike, (user, item)):
             with reported():
-                rec.dislikes.append(Dislike(u, i, num(s, KG.ts, None, "int")))
+                got.dislikes.append(rec.Dislike(u, i, num(s, KG.ts, None, "int")))
 
 
 class _Bad(ValueError):

@@ -20,6 +20,8 @@ from rdflib.term import Node
 from kgrec.graph.schema import Label
 
 KG = Namespace("https://kgrec.dev/ns#")
+#: The W3C WGS84 Basic Geo vocabulary: an item's location is ``geo:lat`` and ``geo:long`` (degrees).
+GEO = Namespace("http://www.w3.org/2003/01/geo/wgs84_pos#")
 ID_BASE = "https://kgrec.dev/id/"
 #: Fact predicates that are not absolute IRIs are minted here (and unquoted on import).
 PREDICATE_BASE = "https://kgrec.dev/ns/predicate/"
@@ -29,8 +31,10 @@ FORMATS = {"ttl": "turtle", "nt": "nt", "xml": "xml", "jsonld": "json-ld", "n3":
 EXPORT_FORMATS = ("ttl", "nt")
 
 #: The IRI path segment (``/id/<kind>/``) and the RDF class of each node label.
-NODE_KIND = {Label.USER: "user", Label.ITEM: "item", Label.TAG: "tag", Label.ENTITY: "entity"}
-NODE_CLASS = {Label.USER: KG.User, Label.ITEM: KG.Item, Label.TAG: KG.Tag, Label.ENTITY: KG.Entity}
+NODE_KIND = {Label.USER: "user", Label.ITEM: "item", Label.TAG: "tag", Label.ENTITY: "entity",
+             Label.ATTRIBUTE: "attribute"}
+NODE_CLASS = {Label.USER: KG.User, Label.ITEM: KG.Item, Label.TAG: KG.Tag, Label.ENTITY: KG.Entity,
+              Label.ATTRIBUTE: KG.Attribute}
 _ABSOLUTE_IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]+$")
 
 

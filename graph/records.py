@@ -19,9 +19,12 @@ class User:
 
 @dataclass(frozen=True, slots=True)
 class Item:
+    """``location`` is ``(lat, lon)`` in WGS-84 degrees (``graph.values.location_problem``), or None."""
+
     id: str
     title: str | None = None
     attrs: dict[str, AttrValue] = field(default_factory=dict, hash=False, compare=True)
+    location: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +32,26 @@ class Tag:
     id: str
     name: str
     kind: str = "tag"
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    """(:Attribute {id, kind, value, name}): a group of users, keyed ``kind:value`` (``age:25-34``).
+    ``kind``, ``value`` and ``name`` may be None for a node only named by links (then read as the
+    parts of its id); see ``graph.user_attributes``."""
+
+    id: str
+    kind: str | None = None
+    value: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserAttribute:
+    """(:User)-[:HAS_ATTRIBUTE]->(:Attribute); one per (user, attribute)."""
+
+    user: str
+    attribute: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +119,15 @@ class GraphRecords:
     users: list[User] = field(default_factory=list)
     items: list[Item] = field(default_factory=list)
     tags: list[Tag] = field(default_factory=list)
+    attributes: list[Attribute] = field(default_factory=list)
     interactions: list[Interaction] = field(default_factory=list)
     taggings: list[Tagging] = field(default_factory=list)
     item_tags: list[ItemTag] = field(default_factory=list)
     follows: list[Follow] = field(default_factory=list)
     facts: list[Fact] = field(default_factory=list)
     dislikes: list[Dislike] = field(default_factory=list)
+    #: HAS_ATTRIBUTE links; written after ``users``, whose upsert replaces a user's links.
+    has_attribute: list[UserAttribute] = field(default_factory=list)
     #: Ids of items flagged ``hidden`` (never recommended nor listed as similar).
     hidden: list[str] = field(default_factory=list)
 

@@ -16,8 +16,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from kgrec.graph import values
-from kgrec.graph.records import Dislike, Fact, Follow, Interaction, Item, ItemTag, Tag, Tagging, User
+from kgrec.graph import impressions, values
+from kgrec.graph import records as rec
 from kgrec.graph.store_errors import StoreError
 
 Check = Callable[[object], bool]
@@ -49,6 +49,10 @@ def _bool(v: object) -> bool:
     return type(v) is bool
 
 
+def _location_or_none(v: object) -> bool:
+    return v is None or (isinstance(v, list | tuple) and len(v) == 2 and all(_num(x) for x in v))
+
+
 def _attrs(v: object) -> bool:
     return type(v) is dict and all(
         type(k) is str and k != "" and (type(x) in (str, int, bool) or (type(x) is float and math.isfinite(x)))
@@ -63,15 +67,19 @@ _MEANING: dict[Check, str] = {
     _num_or_none: "a finite number or None",
     _int_or_none: "an integer or None",
     _bool: "true or false",
+    _location_or_none: "a (lat, lon) pair of finite numbers or None",
     _attrs: "a flat dict of string keys to str/int/float/bool values",
 }
 
 #: Each table's row shape: (what the field is, its check), in tuple order.
 FIELDS: dict[str, tuple[tuple[str, Check], ...]] = {
     "users": (("user id", _id), ("user attrs", _attrs)),
-    "items": (("item id", _id), ("item title", _str_or_none), ("item attrs", _attrs)),
+    "items": (("item id", _id), ("item title", _str_or_none), ("item attrs", _attrs),
+              ("item location", _location_or_none)),
     "tags": (("tag id", _id), ("tag name", _str_or_none), ("tag kind", _str_or_none)),
     "entities": (("entity iri", _id), ("entity label", _str_or_none)),
+    "attributes": (("attribute id", _id), ("attribute kind", _str_or_none), ("attribute value", _str_or_none),
+                   ("attribute name", _str_or_none)),
     "interacted": (
         ("interaction user", _id), ("interaction item", _id), ("interaction weight", _num),
         ("interaction rating", _num_or_none), ("interaction ts", _int_or_none),
@@ -83,7 +91,16 @@ FIELDS: dict[str, tuple[tuple[str, Check], ...]] = {
     "facts": (("fact item", _id), ("fact predicate", _id), ("fact entity", _id), ("fact entity label", _str_or_none)),
     "disliked": (("dislike user", _id), ("dislike item", _id), ("dislike ts", _int_or_none)),
     "hidden": (("hidden item", _id), ("hidden flag", _bool)),
+    "has_attribute": (("attribute link user", _id), ("attribute link attribute", _id)),
 }
+
+# Impressions and their outcomes (``graph.impressions``: shapes, meanings, value rules, keys).
+FIELDS.update(impressions.FIELDS)
+_MEANING.update(impressions.MEANING)
+
+#: Tables whose rows gained trailing fields after the first store format: a shorter row read back
+#: from an older file is padded with None (items gained their location).
+LEGACY_WIDTH = {"items": 3}
 
 _CHECKS = {table: tuple(check for _, check in fields) for table, fields in FIELDS.items()}
 
@@ -103,9 +120,10 @@ _TEXT, _NUM, _TS = _optional(values.text_problem), values.number_problem, _optio
 #: Each table's value rules (``graph.values``), in tuple order; run on writes after the shape check.
 VALUE_RULES: dict[str, tuple[Problem, ...]] = {
     "users": (_ID, _attrs_problem),
-    "items": (_ID, _TEXT, _attrs_problem),
+    "items": (_ID, _TEXT, _attrs_problem, _optional(values.location_problem)),
     "tags": (_KEY, _TEXT, _TEXT),
     "entities": (_KEY, _TEXT),
+    "attributes": (_KEY, _TEXT, _TEXT, _TEXT),
     "interacted": (_ID, _ID, _NUM, _optional(values.number_problem), _TS),
     "tagged": (_ID, _ID, _KEY, _TS),
     "has_tag": (_ID, _KEY, _NUM),
@@ -114,12 +132,18 @@ VALUE_RULES: dict[str, tuple[Problem, ...]] = {
     "facts": (_ID, _KEY, _KEY, _TEXT),
     "disliked": (_ID, _ID, _TS),
     "hidden": (_ID, lambda v: None),
+    "has_attribute": (_ID, _KEY),
 }
+
+VALUE_RULES.update(impressions.VALUE_RULES)
 
 
 def check_row(table: str, row: Any) -> Any:
-    """``row`` itself when it has ``table``'s shape; ValueError saying which field is wrong."""
+    """``row`` itself when it has ``table``'s shape (a row of an older format padded to it, see
+    ``LEGACY_WIDTH``); ValueError saying which field is wrong."""
     checks = _CHECKS[table]
+    if type(row) in (list, tuple) and len(row) == LEGACY_WIDTH.get(table, -1):
+        row = (*row, *([None] * (len(checks) - len(row))))
     if type(row) not in (list, tuple) or len(row) != len(checks):
         raise ValueError(f"{row!r} does not have the {len(checks)} fields of a {table} row")
     for value, ok in zip(row, checks, strict=True):
@@ -166,21 +190,24 @@ def distinct(table: str, rows: list[Any]) -> int:
 
 
 #: How many leading fields of each table's row form its key (``graph.schema``'s uniqueness rules).
-KEY_WIDTH = {"users": 1, "items": 1, "tags": 1, "entities": 1, "interacted": 2, "tagged": 3, "has_tag": 2,
-             "follows": 2, "related": 3, "facts": 3, "disliked": 2, "hidden": 1}
+KEY_WIDTH = {"users": 1, "items": 1, "tags": 1, "entities": 1, "attributes": 1, "interacted": 2, "tagged": 3,
+             "has_tag": 2, "follows": 2, "related": 3, "facts": 3, "disliked": 2, "hidden": 1, "has_attribute": 2,
+             **impressions.KEY_WIDTH}
 
 
 #: The table and row shape of each record kind, as the stores write them.
 RECORD_ROWS: dict[type, tuple[str, Callable[[Any], tuple[Any, ...]]]] = {
-    User: ("users", lambda r: (r.id, r.attrs)),
-    Item: ("items", lambda r: (r.id, r.title, r.attrs)),
-    Tag: ("tags", lambda r: (r.id, r.name, r.kind)),
-    Interaction: ("interacted", lambda r: (r.user, r.item, r.weight, r.rating, r.ts)),
-    Tagging: ("tagged", lambda r: (r.user, r.item, r.tag, r.ts)),
-    ItemTag: ("has_tag", lambda r: (r.item, r.tag, r.count)),
-    Follow: ("follows", lambda r: (r.user, r.friend, r.weight)),
-    Fact: ("facts", lambda r: (r.item, r.predicate, r.entity, r.entity_label)),
-    Dislike: ("disliked", lambda r: (r.user, r.item, r.ts)),
+    rec.User: ("users", lambda r: (r.id, r.attrs)),
+    rec.Item: ("items", lambda r: (r.id, r.title, r.attrs, r.location)),
+    rec.Attribute: ("attributes", lambda r: (r.id, r.kind, r.value, r.name)),
+    rec.UserAttribute: ("has_attribute", lambda r: (r.user, r.attribute)),
+    rec.Tag: ("tags", lambda r: (r.id, r.name, r.kind)),
+    rec.Interaction: ("interacted", lambda r: (r.user, r.item, r.weight, r.rating, r.ts)),
+    rec.Tagging: ("tagged", lambda r: (r.user, r.item, r.tag, r.ts)),
+    rec.ItemTag: ("has_tag", lambda r: (r.item, r.tag, r.count)),
+    rec.Follow: ("follows", lambda r: (r.user, r.friend, r.weight)),
+    rec.Fact: ("facts", lambda r: (r.item, r.predicate, r.entity, r.entity_label)),
+    rec.Dislike: ("disliked", lambda r: (r.user, r.item, r.ts)),
 }
 
 

@@ -2,12 +2,13 @@
 
 Both stores build it through ``build_snapshot`` from the same records, with ids sorted,
 so the same graph yields the same arrays and the same fingerprint whichever store held it.
-It saves to ``snapshot.npz`` + ``snapshot.json`` and loads with ``allow_pickle=False``.
+It saves to ``snapshot.json`` (strings) and ``arrays.npz`` (uncompressed, members mapped in place,
+``graph.array_files``), and loads them mapped read-only: no pickle, no copy, shared by every
+process that maps the same files.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +17,14 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from kgrec.graph.array_files import index_dtype, map_arrays, save_arrays
 from kgrec.graph.records import GraphRecords
 from kgrec.graph.schema import COUNT_KEYS
+from kgrec.graph.snapshot_fingerprint import snapshot_fingerprint as _fingerprint
+from kgrec.graph.snapshot_profiles_places import attribute_parts, defaults, location_parts
 
-FORMAT_VERSION = 1
+#: 2: arrays in an uncompressed, mapped ``arrays.npz`` (1: one compressed ``snapshot.npz``).
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -77,10 +82,21 @@ class GraphSnapshot:
     dislikes: sp.csr_matrix | None = None
     #: Ids of items flagged hidden when the snapshot was taken (never served).
     hidden: frozenset[str] = frozenset()
+    #: Attribute nodes (sorted ids, kinds, names) and users × attributes, 1 per HAS_ATTRIBUTE; item
+    #: locations in degrees, NaN where unknown (``graph.snapshot_profiles_places``).
+    attributes: IdIndex = field(default_factory=lambda: IdIndex.of([]))
+    attribute_kinds: tuple[str, ...] = ()
+    attribute_names: tuple[str, ...] = ()
+    user_attributes: sp.csr_matrix | None = None
+    item_lat: np.ndarray | None = None
+    item_lon: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.dislikes is None:
             object.__setattr__(self, "dislikes", sp.csr_matrix((len(self.users), len(self.items)), dtype=np.float32))
+        for name, value in defaults(len(self.users), len(self.attributes), len(self.items)).items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -95,6 +111,8 @@ class GraphSnapshot:
             "follows": int(self.follows.nnz),
             "facts": len(self.facts),
             "dislikes": int(self.dislikes.nnz),
+            "attributes": len(self.attributes),
+            "has_attribute": int(self.user_attributes.nnz),  # type: ignore[union-attr]  # __post_init__ fills it
         }
 
     def user_items(self, user: int) -> np.ndarray:
@@ -142,13 +160,15 @@ class GraphSnapshot:
             facts=self.facts, item_titles=self.item_titles, tag_names=self.tag_names,
             tag_kinds=self.tag_kinds, entity_labels=self.entity_labels,
             user_attrs=self.user_attrs, item_attrs=self.item_attrs,
-            dislikes=self.dislikes, hidden=self.hidden,
+            dislikes=self.dislikes, hidden=self.hidden, attributes=self.attributes,
+            attribute_kinds=self.attribute_kinds, attribute_names=self.attribute_names,
+            user_attributes=self.user_attributes, item_lat=self.item_lat, item_lon=self.item_lon,
         )
         return _with_fingerprint(snap)
 
     # -- persistence ----------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
-        """Write ``snapshot.npz`` (numbers) and ``snapshot.json`` (strings); no pickle."""
+        """Write ``arrays.npz`` (numbers) and ``snapshot.json`` (strings); no pickle."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         assert self.dislikes is not None  # __post_init__ fills it
@@ -158,12 +178,14 @@ class GraphSnapshot:
             **_csr_arrays("user_tags", self.user_tags),
             **_csr_arrays("follows", self.follows),
             **_csr_arrays("dislikes", self.dislikes),
+            **_csr_arrays("user_attributes", self.user_attributes),
+            "item_lat": self.item_lat, "item_lon": self.item_lon,
             "ratings": self.ratings,
             "timestamps": self.timestamps,
-            "taggings": _plain(self.taggings, TAGGING_FIELDS),
-            "facts": _plain(self.facts, FACT_FIELDS),
+            "taggings": np.asarray(self.taggings, dtype=TAGGING_FIELDS),
+            "facts": np.asarray(self.facts, dtype=FACT_FIELDS),
         }
-        np.savez_compressed(d / "snapshot.npz", allow_pickle=False, **arrays)
+        save_arrays(d / "arrays", arrays)
         meta = {
             "format": FORMAT_VERSION,
             "fingerprint": self.fingerprint,
@@ -180,6 +202,8 @@ class GraphSnapshot:
             "user_attrs": list(self.user_attrs),
             "item_attrs": list(self.item_attrs),
             "hidden": sorted(self.hidden),
+            "attributes": list(self.attributes.ids), "attribute_kinds": list(self.attribute_kinds),
+            "attribute_names": list(self.attribute_names),
         }
         (d / "snapshot.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
@@ -188,9 +212,9 @@ class GraphSnapshot:
         d = Path(directory)
         meta = json.loads((d / "snapshot.json").read_text(encoding="utf-8"))
         if meta.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{d}: snapshot format {meta.get('format')} is not {FORMAT_VERSION}")
-        with np.load(d / "snapshot.npz", allow_pickle=False) as z:
-            a = {k: z[k] for k in z.files}
+            raise ValueError(f"{d}: snapshot format {meta.get('format')} is not {FORMAT_VERSION} "
+                             "(written by an older kgrec: take the snapshot again, or retrain with kgrec train)")
+        a = map_arrays(d / "arrays")
         users, items, tags = IdIndex.of(meta["users"]), IdIndex.of(meta["items"]), IdIndex.of(meta["tags"])
         snap = cls(
             users=users, items=items, tags=tags, entities=IdIndex.of(meta["entities"]),
@@ -200,14 +224,18 @@ class GraphSnapshot:
             item_tags=_csr_from(a, "item_tags", (len(items), len(tags))),
             user_tags=_csr_from(a, "user_tags", (len(users), len(tags))),
             follows=_csr_from(a, "follows", (len(users), len(users))),
-            taggings=_structured(a["taggings"], TAGGING_FIELDS),
-            facts=_structured(a["facts"], FACT_FIELDS),
+            taggings=_records(a["taggings"], TAGGING_FIELDS, "taggings"),
+            facts=_records(a["facts"], FACT_FIELDS, "facts"),
             item_titles=tuple(meta["item_titles"]), tag_names=tuple(meta["tag_names"]),
             tag_kinds=tuple(meta["tag_kinds"]), entity_labels=tuple(meta["entity_labels"]),
             user_attrs=tuple(meta["user_attrs"]), item_attrs=tuple(meta["item_attrs"]),
             fingerprint=meta["fingerprint"],
             dislikes=_csr_from(a, "dislikes", (len(users), len(items))) if "dislikes.data" in a else None,
-            hidden=frozenset(meta.get("hidden", ())),
+            hidden=frozenset(meta.get("hidden", ())), attributes=IdIndex.of(meta.get("attributes", [])),
+            attribute_kinds=tuple(meta.get("attribute_kinds", ())),
+            attribute_names=tuple(meta.get("attribute_names", ())),
+            user_attributes=_csr_from(a, "user_attributes", (len(users), len(meta.get("attributes", []))))
+            if "user_attributes.data" in a else None, item_lat=a.get("item_lat"), item_lon=a.get("item_lon"),
         )
         if _fingerprint(snap) != snap.fingerprint:
             raise ValueError(f"{d}: snapshot content does not match its fingerprint")
@@ -235,6 +263,7 @@ def build_snapshot(records: GraphRecords) -> GraphSnapshot:
         tag_ids.add(x.tag)
     for fw in records.follows:
         user_ids.update((fw.user, fw.friend))
+    user_ids.update(x.user for x in records.has_attribute)
     item_ids.update(f.item for f in records.facts)
     users, items, tags = IdIndex.of(user_ids), IdIndex.of(item_ids), IdIndex.of(tag_ids)
     entities = IdIndex.of({f.entity for f in records.facts})
@@ -279,6 +308,8 @@ def build_snapshot(records: GraphRecords) -> GraphSnapshot:
     for f in records.facts:
         if f.entity_label is not None or f.entity not in ent_labels:
             ent_labels[f.entity] = f.entity_label
+    attribute_ids, kinds, names, links = attribute_parts(records, users.index)
+    lat, lon = location_parts(records, items.ids)
     uattrs = {u.id: dict(u.attrs) for u in records.users}
     iattrs = {i.id: dict(i.attrs) for i in records.items}
     snap = GraphSnapshot(
@@ -293,6 +324,8 @@ def build_snapshot(records: GraphRecords) -> GraphSnapshot:
         user_attrs=tuple(uattrs.get(u, {}) for u in users.ids),
         item_attrs=tuple(iattrs.get(i, {}) for i in items.ids),
         dislikes=dislikes, hidden=frozenset(h for h in records.hidden if h in items.index),
+        attributes=IdIndex.of(attribute_ids), attribute_kinds=kinds, attribute_names=names,
+        user_attributes=links, item_lat=lat, item_lon=lon,
     )
     return _with_fingerprint(snap)
 
@@ -320,55 +353,22 @@ def _user_tags(taggings: np.ndarray, n_users: int, n_tags: int) -> sp.csr_matrix
 
 
 def _csr_arrays(name: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
-    return {f"{name}.data": m.data, f"{name}.indices": m.indices, f"{name}.indptr": m.indptr}
+    """A canonical matrix's parts with one index dtype, so that loading builds it over the
+    mapped files without converting (copying) either index array."""
+    idx = index_dtype(m.nnz, *m.shape)
+    return {f"{name}.data": m.data, f"{name}.indices": m.indices.astype(idx, copy=False),
+            f"{name}.indptr": m.indptr.astype(idx, copy=False)}
 
 
 def _csr_from(a: dict[str, np.ndarray], name: str, shape: tuple[int, int]) -> sp.csr_matrix:
     return sp.csr_matrix((a[f"{name}.data"], a[f"{name}.indices"], a[f"{name}.indptr"]), shape=shape)
 
 
-def _plain(structured: np.ndarray, fields: list[tuple[str, Any]]) -> np.ndarray:
-    if len(structured) == 0:
-        return np.zeros((0, len(fields)), dtype=np.int64)
-    return np.stack([structured[name].astype(np.int64) for name, _ in fields], axis=1)
-
-
-def _structured(plain: np.ndarray, fields: list[tuple[str, Any]]) -> np.ndarray:
-    out = np.zeros(len(plain), dtype=fields)
-    for j, (name, _) in enumerate(fields):
-        out[name] = plain[:, j] if len(plain) else []
-    return out
-
-
-def _fingerprint(s: GraphSnapshot) -> str:
-    h = hashlib.sha256()
-
-    def add(obj: Any) -> None:
-        if isinstance(obj, np.ndarray):
-            h.update(np.ascontiguousarray(obj).tobytes())
-        else:
-            h.update(json.dumps(obj, ensure_ascii=False, sort_keys=True, default=str).encode("utf-8"))
-        h.update(b"\x00")
-
-    for part in (s.users.ids, s.items.ids, s.tags.ids, s.entities.ids, s.predicates):
-        add(list(part))
-    for m in (s.interactions, s.item_tags, s.user_tags, s.follows):
-        add(m.indptr.astype(np.int64))
-        add(m.indices.astype(np.int64))
-        add(m.data.astype(np.float32))
-    add(s.ratings.astype(np.float32))
-    add(s.timestamps.astype(np.int64))
-    add(_plain(s.taggings, TAGGING_FIELDS))
-    add(_plain(s.facts, FACT_FIELDS))
-    add([list(s.item_titles), list(s.tag_names), list(s.tag_kinds), list(s.entity_labels)])
-    add([list(s.user_attrs), list(s.item_attrs)])
-    assert s.dislikes is not None  # __post_init__ fills it
-    if s.dislikes.nnz or s.hidden:  # absent from graphs without them, so their fingerprints are unchanged
-        add(s.dislikes.indptr.astype(np.int64))
-        add(s.dislikes.indices.astype(np.int64))
-        add(sorted(s.hidden))
-    c = s.counts
-    return "u{users}-i{items}-x{interactions}-".format(**c) + h.hexdigest()[:16]
+def _records(saved: np.ndarray, fields: list[tuple[str, Any]], name: str) -> np.ndarray:
+    """A saved structured array (mapped as it is) when it has the fields' dtype."""
+    if saved.dtype != np.dtype(fields) or saved.ndim != 1:
+        raise ValueError(f"snapshot array {name} is {saved.dtype} {saved.shape}, not records of {fields}")
+    return saved
 
 
 def _with_fingerprint(s: GraphSnapshot) -> GraphSnapshot:

@@ -13,13 +13,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-from kgrec.graph.bulk import check_records
-from kgrec.graph.records import Dislike, Fact, Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
+from kgrec.graph import records as rec
+from kgrec.graph.bulk import CheckedRecords, check_records, paused_gc
+from kgrec.graph.records import GraphRecords
 from kgrec.graph.schema import COUNT_KEYS, Label, Rel
-from kgrec.graph.snapshot import GraphSnapshot, build_snapshot
 from kgrec.graph.store_errors import StoreError, StoreUnavailable
+from kgrec.graph.user_attributes import profile_records, rules_from_attributes
+
+if TYPE_CHECKING:  # imported when a snapshot is built: scipy is most of a load command's start-up
+    from kgrec.graph.snapshot import GraphSnapshot
 
 #: How a whole graph is written (``GraphStore.write_graph``): ``merge`` upserts into any store,
 #: ``create`` writes into an empty store only, by the store's fastest path, ``auto`` picks.
@@ -47,7 +51,9 @@ class Feedback:
     Tokens change whenever the part they guard changes; a part is ``None`` when the caller's
     token was still current (nothing to ship), so a server that caches per user pays one small
     read per request. ``interacted`` is the user's whole INTERACTED history (item -> weight),
-    ``disliked`` the items they DISLIKED; ``known`` says whether the user node exists.
+    ``disliked`` the items they DISLIKED, ``attributes`` the ids of the Attribute nodes they
+    link to (HAS_ATTRIBUTE; shipped with the history, under the same token); ``known`` says
+    whether the user node exists.
     """
 
     user_token: Hashable
@@ -56,6 +62,13 @@ class Feedback:
     disliked: frozenset[str] | None
     hidden_token: Hashable
     hidden: frozenset[str] | None
+    attributes: frozenset[str] | None = None
+    #: The user's impressions (``graph.impressions``) under their own token, so that a list just
+    #: logged re-ships only them, not the history: item -> times shown, and item -> times shown and
+    #: not chosen (no feedback named the impression); None when ``impressions_token`` was current.
+    shown: dict[str, int] | None = None
+    skipped: dict[str, int] | None = None
+    impressions_token: Hashable = None
 
 
 #: The stored property that names a node in ``Neighbor.name`` (users: their ``name`` attribute).
@@ -64,6 +77,8 @@ DISPLAY_PROPERTY: dict[Label, str] = {
     Label.ITEM: "title",
     Label.TAG: "name",
     Label.ENTITY: "label",
+    Label.ATTRIBUTE: "name",
+    Label.IMPRESSION: "name",  # impressions have no name: None in every store
 }
 
 
@@ -98,31 +113,57 @@ class GraphStore(ABC):
 
     # -- writes -------------------------------------------------------------------------
     @abstractmethod
-    def upsert_users(self, rows: Iterable[User]) -> int: ...
+    def upsert_users(self, rows: Iterable[rec.User]) -> int:
+        """Users with their attributes, replaced whole; their HAS_ATTRIBUTE links are dropped with
+        the old attributes (write the new ones after, or use ``upsert_profiles``)."""
 
     @abstractmethod
-    def upsert_items(self, rows: Iterable[Item]) -> int: ...
+    def upsert_items(self, rows: Iterable[rec.Item]) -> int: ...
 
     @abstractmethod
-    def upsert_tags(self, rows: Iterable[Tag]) -> int: ...
+    def upsert_tags(self, rows: Iterable[rec.Tag]) -> int: ...
 
     @abstractmethod
-    def upsert_interactions(self, rows: Iterable[Interaction]) -> int: ...
+    def upsert_attributes(self, rows: Iterable[rec.Attribute]) -> int:
+        """Attribute nodes; a missing kind, value or name keeps the one already stored."""
 
     @abstractmethod
-    def upsert_taggings(self, rows: Iterable[Tagging]) -> int: ...
+    def upsert_user_attributes(self, rows: Iterable[rec.UserAttribute]) -> int:
+        """HAS_ATTRIBUTE links, one per (user, attribute); the users' feedback tokens move."""
+
+    def upsert_profiles(self, users: Iterable[rec.User]) -> int:
+        """Users with their attributes and the Attribute links those give under the rules the
+        store's Attribute nodes imply (``graph.user_attributes``: what ``POST /v1/users`` writes),
+        replacing their old links, in one write; returns the distinct users written."""
+        rows = list(users)
+        attributes, links = profile_records(rows, rules_from_attributes(self.attributes()))
+        return self._write_profiles(rows, attributes, links)
+
+    def _write_profiles(self, users: list[rec.User], attributes: list[rec.Attribute],
+                        links: list[rec.UserAttribute]) -> int:
+        """Users, then Attribute nodes, then links; stores that can do it in one transaction do."""
+        written = self.upsert_users(users)
+        self.upsert_attributes(attributes)
+        self.upsert_user_attributes(links)
+        return written
 
     @abstractmethod
-    def upsert_item_tags(self, rows: Iterable[ItemTag]) -> int: ...
+    def upsert_interactions(self, rows: Iterable[rec.Interaction]) -> int: ...
 
     @abstractmethod
-    def upsert_follows(self, rows: Iterable[Follow]) -> int: ...
+    def upsert_taggings(self, rows: Iterable[rec.Tagging]) -> int: ...
 
     @abstractmethod
-    def upsert_facts(self, rows: Iterable[Fact]) -> int: ...
+    def upsert_item_tags(self, rows: Iterable[rec.ItemTag]) -> int: ...
 
     @abstractmethod
-    def upsert_dislikes(self, rows: Iterable[Dislike]) -> int:
+    def upsert_follows(self, rows: Iterable[rec.Follow]) -> int: ...
+
+    @abstractmethod
+    def upsert_facts(self, rows: Iterable[rec.Fact]) -> int: ...
+
+    @abstractmethod
+    def upsert_dislikes(self, rows: Iterable[rec.Dislike]) -> int:
         """Negative feedback, one DISLIKED per (user, item); independent of INTERACTED."""
 
     @abstractmethod
@@ -181,16 +222,29 @@ class GraphStore(ABC):
         """Whether ``(src)-[rel]->(dst)`` exists; explanations are checked against this."""
 
     @abstractmethod
+    def attributes(self) -> list[rec.Attribute]:
+        """Every Attribute node, sorted by id (kind, value and name filled in from the id where absent)."""
+
+    @abstractmethod
+    def items_within(self, lat: float, lon: float, radius_km: float) -> list[tuple[str, float]]:
+        """(item id, great-circle km) of every item located within ``radius_km`` of (lat, lon),
+        nearest first, ties by id; distances by ``graph.geo`` (haversine, R = 6371.0088 km), the
+        same in every store. Hidden items are included (this is a graph query, not serving)."""
+
+    @abstractmethod
     def export(self) -> GraphRecords:
         """The whole graph as records (RDF export, snapshots)."""
 
     @abstractmethod
-    def feedback(self, user: str, user_token: Hashable = None, hidden_token: Hashable = None) -> Feedback:
-        """One user's current feedback and the hidden items, shipping only the parts whose
-        token changed (see ``Feedback``): what servers read on every request."""
+    def feedback(self, user: str, user_token: Hashable = None, hidden_token: Hashable = None,
+                 impressions_token: Hashable = None) -> Feedback:
+        """One user's current feedback, impressions and the hidden items, shipping only the parts
+        whose token changed (see ``Feedback``): what servers read on every request."""
 
     def snapshot(self) -> GraphSnapshot:
         """An immutable array view of the graph; the same data gives the same fingerprint."""
+        from kgrec.graph.snapshot import build_snapshot
+
         return build_snapshot(self.export())
 
     # -- whole graphs -------------------------------------------------------------------
@@ -215,7 +269,7 @@ class GraphStore(ABC):
 
     def write_graph(
         self,
-        records: GraphRecords,
+        records: GraphRecords | CheckedRecords,
         mode: str = "merge",
         *,
         batch: int = WRITE_BATCH,
@@ -225,47 +279,49 @@ class GraphStore(ABC):
         """Write a whole graph (nodes before the relationships that name them) in ``mode`` (see
         ``load_mode``) and flush; returns the records written per ``COUNT_KEYS`` kind.
         ``progress(n)`` is called as records are written; ``timings`` receives the seconds
-        spent per kind and on the flush. Every mode ends with the graph the upserts give."""
+        spent per kind and on the flush. Every mode ends with the graph the upserts give.
+        ``records`` are checked first, once, column-wise (a bad row writes nothing, ``StoreError``);
+        ``CheckedRecords`` (``graph.bulk.check_records``) are written as they are."""
         create = self.load_mode(mode) == "create"
         timings = {} if timings is None else timings
-        written = self._write_whole(records, create, batch, progress or _ignore, timings)
-        started = time.perf_counter()
-        self.flush()
+        with paused_gc():
+            checked = records if isinstance(records, CheckedRecords) else check_records(records)
+            written = self._write_whole(checked, create, batch, progress or _ignore, timings)
+            started = time.perf_counter()
+            self.flush()
         timings["flush"] = timings.get("flush", 0.0) + time.perf_counter() - started
         return written
 
     def _write_whole(
-        self, records: GraphRecords, create: bool, batch: int, progress: Callable[[int], object],
+        self, checked: CheckedRecords, create: bool, batch: int, progress: Callable[[int], object],
         timings: dict[str, float],
     ) -> dict[str, int]:
-        """Check every row (a bad one writes nothing), then upsert each kind in batches of
-        ``batch``; stores with a faster path for whole graphs (or for ``create`` into an empty
-        store) override this."""
-        check_records(records)
-        writers: dict[str, Callable[[Sequence[Any]], int]] = {
-            "users": self.upsert_users,
-            "items": self.upsert_items,
-            "tags": self.upsert_tags,
-            "interactions": self.upsert_interactions,
-            "taggings": self.upsert_taggings,
-            "item_tags": self.upsert_item_tags,
-            "follows": self.upsert_follows,
-            "facts": self.upsert_facts,
-            "dislikes": self.upsert_dislikes,
-        }
+        """Upsert each kind of the checked graph's records in batches of ``batch`` (each upsert
+        checks its batch again); both stores override this with a path that writes the checked
+        rows as they are."""
+        records = checked.records
         written = dict.fromkeys(COUNT_KEYS, 0)
         for kind in COUNT_KEYS:
             rows = getattr(records, kind)
             started = time.perf_counter()
             for start in range(0, len(rows), batch):
                 chunk = rows[start : start + batch]
-                writers[kind](chunk)
+                self.upsert(kind, chunk)
                 written[kind] += len(chunk)
                 progress(len(chunk))
             timings[kind] = timings.get(kind, 0.0) + time.perf_counter() - started
         if records.hidden:
             self.set_hidden(records.hidden, True)
         return written
+
+    def upsert(self, kind: str, rows: Sequence[Any]) -> int:
+        """Upsert records of one ``COUNT_KEYS`` kind: ``upsert_<kind>``, and for the ``has_attribute``
+        links ``upsert_user_attributes``."""
+        method = "upsert_user_attributes" if kind == "has_attribute" else f"upsert_{kind}"
+        if kind not in COUNT_KEYS:
+            raise StoreError(f"unknown record kind {kind!r}; expected one of {', '.join(COUNT_KEYS)}")
+        writer: Callable[[Sequence[Any]], int] = getattr(self, method)
+        return writer(rows)
 
     def load(self, records: GraphRecords) -> dict[str, int]:
         """Upsert a whole ``GraphRecords`` (``write_graph`` in merge mode), then flush."""

@@ -12,6 +12,7 @@ caller prefixes with the field's name.
   they may not contain ``/`` (routers split on it even when percent-encoded) nor be ``.``
   or ``..`` (clients resolve those as path segments). Tag ids and entity IRIs are never
   path segments, so they follow the text rule only.
+- Locations are WGS-84 ``(lat, lon)`` degrees, both finite and in range (``location_problem``).
 - Integers fit a signed 64-bit integer (Neo4j's INTEGER); floats are finite float64;
   timestamps are epoch seconds from year 1 to the end of year 9999 (Python's datetime range;
   datasets do carry dates before 1970).
@@ -103,6 +104,19 @@ def ts_problem(value: object) -> str | None:
     if not TS_MIN <= value <= TS_MAX:
         hint = " (milliseconds? ts is in seconds)" if TS_MAX < value < TS_MAX * 1000 else ""
         return f"is outside {TS_MIN}..{TS_MAX} (epoch seconds, years 1 to 9999){hint}"
+    return None
+
+
+def location_problem(value: object) -> str | None:
+    """An item's location: a ``(lat, lon)`` pair of finite WGS-84 degrees, latitude in -90..90 and
+    longitude in -180..180 (both or neither: a lone coordinate is no location)."""
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        return "must be a (lat, lon) pair: give both lat and lon, or neither"
+    for name, v, limit in (("lat", value[0], 90.0), ("lon", value[1], 180.0)):
+        if type(v) not in (int, float) or (type(v) is float and not math.isfinite(v)):  # ints: any size
+            return f"{name} {v!r} is not a finite number of degrees"
+        if not -limit <= v <= limit:
+            return f"{name} {v!r} is outside -{limit:g}..{limit:g} degrees"
     return None
 
 

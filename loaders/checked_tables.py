@@ -4,10 +4,16 @@ Files are read as bytes and decoded line by line, so one undecodable line is rej
 own and the rest of the file still loads. Every bad row becomes a ``Reject`` (file, line,
 reason) in a ``LoadReport``; the loaders keep the good rows, and ``--strict`` refuses the
 whole load before anything is written when the report holds any reject.
+
+The stores' value rules (``graph.values``) are applied once per file, column-wise, by the
+report's ``Vetted`` (``graph.bulk``), which holds the records that passed: ``Loaded.checked()``
+then checks only what the loader added itself (undeclared items, aggregated tags, attribute
+nodes...), so each row is checked exactly once before the stores take it as checked.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import math
 import sys
@@ -17,10 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from kgrec.graph.bulk import CheckedRecords, Vetted, check_records, paused_gc
 from kgrec.graph.records import GraphRecords
-from kgrec.graph.rows import record_problem
+from kgrec.graph.user_attributes import add_attribute_records
+from kgrec.graph.values import location_problem
 
 T = TypeVar("T")
+
+#: Codecs in which a newline is the byte 0x0A and no other character contains it: a file of them
+#: that decodes whole has the same lines as decoding it line by line.
+_ONE_BYTE_NEWLINE = frozenset({"utf-8", "iso8859-1", "ascii", "cp1252"})
 
 #: Reject reason codes and what they mean (the summary and the report use the codes).
 REASONS: dict[str, str] = {
@@ -33,6 +45,7 @@ REASONS: dict[str, str] = {
     "duplicate": "the same key appeared earlier in the file",
     "self_loop": "a user follows themself",
     "value": "a value no store can hold (control characters, '/' in a user or item id, out of range)",
+    "coordinates": "lat/lon not a pair of WGS-84 degrees (one without the other, not a number, out of range)",
 }
 
 
@@ -62,6 +75,8 @@ class LoadReport:
     rows: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     progress: bool = False  # show a progress bar per file while reading
+    #: The records that passed the value checks (see the module docstring).
+    vetted: Vetted = field(default_factory=Vetted, repr=False, compare=False)
 
     def reject(self, file: str, line: int, reason: str, detail: str) -> None:
         if reason not in REASONS:
@@ -97,6 +112,21 @@ class Loaded:
     records: GraphRecords
     report: LoadReport
 
+    def checked(self) -> CheckedRecords:
+        """The records as rows the stores write without checking again: what the files gave was
+        checked as it was read, the rest is checked here (``StoreError`` on a bad row)."""
+        return check_records(self.records, self.report.vetted)
+
+
+def add_user_attributes(recs: GraphRecords, report: LoadReport, source: str) -> None:
+    """Attribute nodes and HAS_ATTRIBUTE links from the users' attributes (``graph.user_attributes``),
+    with a note saying what became of each column."""
+    if not any(u.attrs for u in recs.users):
+        return
+    rules = add_attribute_records(recs)
+    report.notes.append(f"{source}: {len(recs.attributes):,} attribute nodes, {len(recs.has_attribute):,} links"
+                        + "".join(f"; {x}" for x in rules.describe(k for u in recs.users for k in u.attrs)))
+
 
 @dataclass
 class Table:
@@ -120,7 +150,16 @@ class Table:
 
     def lines(self) -> Iterator[tuple[int, list[str]]]:
         """(line number, fields) of every non-empty data line; bad bytes are rejected here."""
-        raw_lines = self.path.read_bytes().split(b"\n")
+        data = self.path.read_bytes()
+        if not self.report.progress and codecs.lookup(self.encoding).name in _ONE_BYTE_NEWLINE:
+            try:  # the whole file at once: the same lines as decoding line by line, for these codecs
+                text = data.decode(self.encoding)
+            except UnicodeDecodeError:
+                pass
+            else:
+                yield from self._text_lines(text)
+                return
+        raw_lines = data.split(b"\n")
         if raw_lines and raw_lines[-1] == b"":
             raw_lines.pop()
         from tqdm import tqdm
@@ -142,6 +181,20 @@ class Table:
                 continue
             yield n, self._split(text)
 
+    def _text_lines(self, text: str) -> Iterator[tuple[int, list[str]]]:
+        """``lines()`` of a file that decoded whole."""
+        texts = text.split("\n")
+        if texts and texts[-1] == "":
+            texts.pop()
+        sep, plain = self.sep, not self.quoted
+        for n, line in enumerate(texts, 1):
+            if line.endswith("\r"):
+                line = line[:-1]
+            if n == 1 and self.header:
+                self.columns = [c.strip() for c in self._split(line.removeprefix("\ufeff"))]
+            elif line.strip():
+                yield n, line.split(sep) if plain else self._split(line)
+
     def _split(self, text: str) -> list[str]:
         if self.quoted and '"' in text:
             return next(csv.reader((text,), delimiter=self.sep))
@@ -153,36 +206,48 @@ class Table:
         key: Callable[[T], Hashable] | None = None,
         ncols: int | None = None,
     ) -> Iterator[T]:
-        """Parsed records of the good rows; wrong width, parser errors and duplicates are rejected.
+        """Parsed records of the good rows; wrong width, parser errors, values no store can hold
+        (``value``) and duplicates are rejected, each on its own line.
 
-        ``ncols`` defaults to the header's width. ``key`` names what must be unique in the file.
+        ``ncols`` defaults to the header's width. ``key`` names what must be unique in the file;
+        a rejected row claims no key. The values of the whole file are checked at once,
+        column-wise, once every line is parsed; the report lists rejects in line order.
         """
-        seen: dict[Hashable, int] = {}
-        good = 0
-        for n, fields in self.lines():
-            width = ncols if ncols is not None else len(self.columns or fields)
-            if len(fields) != width:
-                self.report.reject(self.name, n, "columns", f"{len(fields)} fields, expected {width}")
-                continue
-            try:
-                rec = parse(fields)
-            except RowError as exc:
-                self.report.reject(self.name, n, exc.reason, exc.detail)
-                continue
-            problem = record_problem(rec)
-            if problem is not None:  # the stores' own rules (graph.values), so a load never fails half-way
-                self.report.reject(self.name, n, "value", problem)
-                continue
-            if key is not None:
-                k = key(rec)
-                first = seen.get(k)
-                if first is not None:
-                    self.report.reject(self.name, n, "duplicate", f"{k!r} first seen on line {first}")
+        report, start = self.report, len(self.report.rejects)
+        parsed: list[T] = []
+        numbers: list[int] = []
+        with paused_gc():  # hundreds of thousands of records: see graph.bulk.paused_gc
+            for n, fields in self.lines():
+                width = ncols if ncols is not None else len(self.columns or fields)
+                if len(fields) != width:
+                    report.reject(self.name, n, "columns", f"{len(fields)} fields, expected {width}")
                     continue
-                seen[k] = n
-            good += 1
-            yield rec
-        self.report.rows[self.name] = good
+                try:
+                    parsed.append(parse(fields))
+                except RowError as exc:
+                    report.reject(self.name, n, exc.reason, exc.detail)
+                    continue
+                numbers.append(n)
+            # the stores' own rules (graph.values), so a load never fails half-way
+            problems = report.vetted.vet(parsed)
+            later = [Reject(self.name, numbers[i], "value", p) for i, p in problems.items()]
+            kept = parsed if not problems else [r for i, r in enumerate(parsed) if i not in problems]
+            keys = [] if key is None else list(map(key, kept))
+            if len(set(keys)) != len(keys):  # duplicates: the first of each key stays
+                lines = numbers if not problems else [n for i, n in enumerate(numbers) if i not in problems]
+                seen: dict[Hashable, int] = {}
+                unique: list[T] = []
+                for n, k, rec in zip(lines, keys, kept, strict=True):
+                    first = seen.setdefault(k, n)
+                    if first != n:
+                        later.append(Reject(self.name, n, "duplicate", f"{k!r} first seen on line {first}"))
+                        continue
+                    unique.append(rec)
+                kept = unique
+            if later:  # one reject per line at most: line order is the order they were found in before
+                report.rejects[start:] = sorted([*report.rejects[start:], *later], key=lambda r: r.line)
+            report.rows[self.name] = len(kept)
+        yield from kept
 
 
 # -- field parsers (raise RowError) --------------------------------------------------------
@@ -220,6 +285,25 @@ def optional_float(value: str | None, what: str) -> float | None:
     if not math.isfinite(x):
         raise RowError("number", f"{what} {value.strip()!r} is not finite")
     return x
+
+
+def location(lat: str | None, lon: str | None) -> tuple[float, float] | None:
+    """None for two missing or empty fields, else a checked (lat, lon) in WGS-84 degrees."""
+    given = [(name, v.strip()) for name, v in (("lat", lat), ("lon", lon)) if v is not None and v.strip()]
+    if not given:
+        return None
+    if len(given) == 1:
+        name, value = given[0]
+        other = "lon" if name == "lat" else "lat"
+        raise RowError("coordinates", f"{name} {value!r} without {other}: give both or neither")
+    try:
+        pair = (float(given[0][1]), float(given[1][1]))
+    except ValueError:
+        raise RowError("coordinates", f"lat {given[0][1]!r}, lon {given[1][1]!r} are not numbers") from None
+    problem = location_problem(pair)
+    if problem is not None:
+        raise RowError("coordinates", f"location {problem}")
+    return pair
 
 
 def optional_int(value: str | None, what: str) -> int | None:

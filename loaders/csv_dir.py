@@ -1,11 +1,14 @@
 """A folder of UTF-8 CSV files with header rows: the format for your own data.
 
 ``interactions.csv`` (``user,item,weight[,rating][,ts]``) is required. Optional files:
-``items.csv`` (``item,title``; further columns become item attributes), ``tags.csv``
-(``tag,name[,kind]``), ``item_tags.csv`` (``item,tag[,count]``), ``taggings.csv``
-(``user,item,tag[,ts]``) and ``social.csv`` (``user,friend[,weight]``, directed FOLLOWS;
-``symmetric=True`` adds each reverse edge the file does not list itself). Optional columns
-may be missing from the header or left empty in a row.
+``items.csv`` (``item[,title][,lat,lon]``; ``lat``/``lon`` are WGS-84 degrees, both or neither,
+and become the item's location; further columns become item attributes), ``users.csv``
+(``user`` plus any columns: the user's attributes, those that describe groups also Attribute
+nodes by ``graph.user_attributes``'s rules), ``tags.csv`` (``tag,name[,kind]``),
+``item_tags.csv`` (``item,tag[,count]``), ``taggings.csv`` (``user,item,tag[,ts]``) and
+``social.csv`` (``user,friend[,weight]``, directed FOLLOWS; ``symmetric=True`` adds each
+reverse edge the file does not list itself). Optional columns may be missing from the header
+or left empty in a row.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from kgrec.loaders.checked_tables import (
     LoadReport,
     RowError,
     Table,
+    add_user_attributes,
     ident,
+    location,
     optional_float,
     optional_int,
     weight,
@@ -31,7 +36,8 @@ T = TypeVar("T")
 #: file -> (required columns, optional columns)
 COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "interactions.csv": (("user", "item", "weight"), ("rating", "ts")),
-    "items.csv": (("item",), ("title",)),
+    "items.csv": (("item",), ("title", "lat", "lon")),
+    "users.csv": (("user",), ()),
     "tags.csv": (("tag",), ("name", "kind")),
     "item_tags.csv": (("item", "tag"), ("count",)),
     "taggings.csv": (("user", "item", "tag"), ("ts",)),
@@ -53,6 +59,7 @@ def load(path: str | Path, symmetric: bool = False, progress: bool = False) -> L
 
     recs.interactions = _read(d, "interactions.csv", report, _interaction, lambda r: (r.user, r.item))
     recs.items = _read(d, "items.csv", report, _item, lambda i: i.id)
+    recs.users = _read(d, "users.csv", report, _user, lambda u: u.id)
     recs.tags = _read(d, "tags.csv", report, _tag, lambda t: t.id)
     recs.item_tags = _read(d, "item_tags.csv", report, _item_tag, lambda r: (r.item, r.tag))
     recs.taggings = _read(d, "taggings.csv", report, _tagging, lambda r: (r.user, r.item, r.tag))
@@ -63,6 +70,7 @@ def load(path: str | Path, symmetric: bool = False, progress: bool = False) -> L
         recs.follows.extend(dict.fromkeys(reverse))
         report.notes.append(f"--symmetric added {len(set(reverse)):,} reverse FOLLOWS edges")
     _complete(recs, report)
+    add_user_attributes(recs, report, "users.csv")
     return Loaded(recs, report)
 
 
@@ -91,7 +99,7 @@ def _read(
     rows = list(table.parse(by_name, key=key))
     check_header()
     unknown = [c for c in table.columns or [] if c not in required + optional]
-    if unknown and name != "items.csv":
+    if unknown and name not in ("items.csv", "users.csv"):
         report.notes.append(f"{name}: ignored unknown column(s) {unknown}")
     return rows
 
@@ -108,8 +116,17 @@ def _interaction(r: dict[str, str]) -> Interaction:
 
 def _item(r: dict[str, str]) -> Item:
     title = (r.get("title") or "").strip() or None
-    attrs: dict[str, AttrValue] = {k: v.strip() for k, v in r.items() if k not in ("item", "title") and k and v.strip()}
-    return Item(ident(r["item"], "item"), title, attrs)
+    attrs = _attrs(r, ("item", "title", "lat", "lon"))
+    return Item(ident(r["item"], "item"), title, attrs, location(r.get("lat"), r.get("lon")))
+
+
+def _user(r: dict[str, str]) -> User:
+    return User(ident(r["user"], "user"), _attrs(r, ("user",)))
+
+
+def _attrs(r: dict[str, str], reserved: tuple[str, ...]) -> dict[str, AttrValue]:
+    """The other columns of a row, as text, without the empty ones."""
+    return {k: v.strip() for k, v in r.items() if k not in reserved and k and v.strip()}
 
 
 def _tag(r: dict[str, str]) -> Tag:
@@ -145,7 +162,8 @@ def _complete(recs: GraphRecords, report: LoadReport) -> None:
     for f in recs.follows:
         users.setdefault(f.user)
         users.setdefault(f.friend)
-    recs.users = [User(u) for u in users]
+    declared = {u.id for u in recs.users}
+    recs.users.extend(User(u) for u in users if u not in declared)
     if recs.items:
         declared = {i.id for i in recs.items}
         refs = [r.item for r in recs.interactions] + [t.item for t in recs.taggings] + [x.item for x in recs.item_tags]

@@ -6,7 +6,9 @@
 - latest-small: ``ratings.csv``, ``movies.csv`` (``|``-separated genres), ``tags.csv`` (user
   taggings), ``links.csv`` (IMDb / TMDb ids).
 
-The rating is both the interaction weight and its ``rating``. Genres become tags of kind
+The rating is both the interaction weight and its ``rating``. The user attributes (age, gender,
+occupation, zip) stay on the User node and also give Attribute nodes (age band, gender,
+occupation, region from the zip's first character; ``graph.user_attributes``). Genres become tags of kind
 ``genre`` (id ``genre:<lowercase name>``) with ``HAS_TAG {count: 1}``; free-text tags get the
 normalised lowercase string as id and their first spelling as name, and are aggregated into
 item tags by how many users applied them.
@@ -18,7 +20,16 @@ from collections import Counter
 from pathlib import Path
 
 from kgrec.graph.records import GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
-from kgrec.loaders.checked_tables import Loaded, LoadReport, RowError, Table, ident, optional_int, weight
+from kgrec.loaders.checked_tables import (
+    Loaded,
+    LoadReport,
+    RowError,
+    Table,
+    add_user_attributes,
+    ident,
+    optional_int,
+    weight,
+)
 
 LAYOUTS: dict[str, str] = {"100k": "u.data", "1m": "ratings.dat", "latest-small": "ratings.csv"}
 NO_GENRE = {"(no genres listed)", "unknown", ""}
@@ -54,6 +65,7 @@ def load(path: str | Path, progress: bool = False) -> Loaded:
     {"100k": _load_100k, "1m": _load_1m, "latest-small": _load_latest}[layout](d, recs, report, genre_tags)
     recs.tags[:0] = genre_tags.values()
     _complete(recs, report)
+    add_user_attributes(recs, report, "user attributes")
     report.notes.insert(0, f"layout: MovieLens {layout}")
     return Loaded(recs, report)
 
