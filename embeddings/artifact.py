@@ -2,33 +2,36 @@
 
 Layout::
 
-    vectors.safetensors   entity.real, relation.real (+ entity.imag, relation.imag for complex models)
+    entity_vectors.npy    entity vectors in row order (float32, or complex64 for ComplEx/RotatE)
+    relation_vectors.npy  relation vectors in row order (the same dtype)
     entities.json         entity labels in row order ("user:<id>", "item:<id>", ...)
     relations.json        relation labels in row order
     config.json           model, interaction parameters, training configuration
     metrics.json          link-prediction metrics on held-out INTERACTED triples
     snapshot.json         fingerprint of the snapshot it was trained on
 
-No torch and no pickle: serving processes load it with ``safetensors.numpy`` and JSON,
-and a hand-crafted file cannot execute code.
+No torch and no pickle: serving processes map the vectors read-only (``graph.array_files``:
+uncompressed ``.npy``, shared by every process that maps them, never copied at load) and read
+JSON, so a hand-crafted file cannot execute code. Format 1 kept the vectors in
+``vectors.safetensors``, which numpy could only copy into each process: retrain those.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
 
 from kgrec.embeddings.scoring import Interaction
+from kgrec.graph.array_files import map_array, save_array
 
-FORMAT_VERSION = 1
-VECTORS = "vectors.safetensors"
+#: 2: vectors as mapped ``.npy`` files (1: ``vectors.safetensors``).
+FORMAT_VERSION = 2
+ENTITY_VECTORS, RELATION_VECTORS = "entity_vectors", "relation_vectors"
+VECTORS = (f"{ENTITY_VECTORS}.npy", f"{RELATION_VECTORS}.npy")
 
 
 @dataclass(frozen=True)
@@ -75,18 +78,11 @@ class KGEArtifact:
         return vectors
 
     def save(self, directory: str | Path) -> None:
-        """Write the artifact; vectors go through a temp file + rename."""
+        """Write the artifact (vectors in float32, or complex64)."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        tensors = _split("entity", self.entity_vectors) | _split("relation", self.relation_vectors)
-        fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata={"format": str(FORMAT_VERSION), "model": self.interaction.model})
-            os.replace(tmp, d / VECTORS)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        save_array(d / VECTORS[0], _stored(self.entity_vectors))
+        save_array(d / VECTORS[1], _stored(self.relation_vectors))
         _write_json(d / "entities.json", list(self.entities))
         _write_json(d / "relations.json", list(self.relations))
         _write_json(
@@ -99,19 +95,22 @@ class KGEArtifact:
     @classmethod
     def load(cls, directory: str | Path) -> KGEArtifact:
         d = Path(directory)
-        missing = [n for n in (VECTORS, "entities.json", "relations.json", "config.json") if not (d / n).is_file()]
+        if (d / "config.json").is_file() and (d / "vectors.safetensors").is_file():
+            raise ValueError(f"{d}: kge artifact format 1 (vectors.safetensors): retrain with kgrec train")
+        missing = [n for n in (*VECTORS, "entities.json", "relations.json", "config.json") if not (d / n).is_file()]
         if missing:
             raise FileNotFoundError(f"{d}: not a kge artifact, missing {missing}")
         config = _read_json(d / "config.json")
         if config.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{d}: artifact format {config.get('format')} is not {FORMAT_VERSION}")
-        tensors = load_file(str(d / VECTORS))
+            raise ValueError(f"{d}: kge artifact format {config.get('format')} is not {FORMAT_VERSION}: "
+                             "retrain with kgrec train")
+        entity, relation = (_vectors(map_array(d / name), d / name) for name in VECTORS)
         metrics = _read_json(d / "metrics.json") if (d / "metrics.json").is_file() else {}
         snap = _read_json(d / "snapshot.json") if (d / "snapshot.json").is_file() else {}
         return cls(
             interaction=Interaction.from_dict(config["interaction"]),
-            entity_vectors=_join("entity", tensors),
-            relation_vectors=_join("relation", tensors),
+            entity_vectors=entity,
+            relation_vectors=relation,
             entities=tuple(_read_json(d / "entities.json")),
             relations=tuple(_read_json(d / "relations.json")),
             config=config.get("training", {}),
@@ -120,19 +119,15 @@ class KGEArtifact:
         )
 
 
-def _split(name: str, v: np.ndarray) -> dict[str, np.ndarray]:
-    if np.iscomplexobj(v):
-        return {
-            f"{name}.real": np.ascontiguousarray(v.real, dtype=np.float32),
-            f"{name}.imag": np.ascontiguousarray(v.imag, dtype=np.float32),
-        }
-    return {f"{name}.real": np.ascontiguousarray(v, dtype=np.float32)}
+def _stored(v: np.ndarray) -> np.ndarray:
+    """Vectors in the dtype they are served in: complex64 for complex models, else float32."""
+    return np.ascontiguousarray(v, dtype=np.complex64 if np.iscomplexobj(v) else np.float32)
 
 
-def _join(name: str, tensors: dict[str, np.ndarray]) -> np.ndarray:
-    real = tensors[f"{name}.real"]
-    imag = tensors.get(f"{name}.imag")
-    return real if imag is None else (real + 1j * imag).astype(np.complex64)
+def _vectors(v: np.ndarray, path: Path) -> np.ndarray:
+    if v.ndim != 2 or v.dtype not in (np.float32, np.complex64):
+        raise ValueError(f"{path}: vectors must be a float32 or complex64 matrix, not {v.dtype} {v.shape}")
+    return v
 
 
 def _write_json(path: Path, obj: Any) -> None:

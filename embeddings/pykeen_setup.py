@@ -137,16 +137,17 @@ def _model_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     return kw
 
 
-def build_model(cfg: TrainConfig, tf_train: Any, device: str) -> Any:
+def build_model(cfg: TrainConfig, tf_train: Any, device: str, extra: Mapping[str, Any] | None = None) -> Any:
     """The PyKEEN model, seeded; with the shared-negatives loop its interaction is swapped for
-    the matrix-product twin (same function, see ``embeddings.interactions``)."""
+    the matrix-product twin (same function, see ``embeddings.interactions``). ``extra``: more
+    model arguments (a warm start's initialisers, ``embeddings.warm_train``)."""
     from pykeen.losses import loss_resolver
     from pykeen.models import model_resolver
     from pykeen.utils import set_random_seed
 
     set_random_seed(cfg.seed)
     model = model_resolver.make(
-        cfg.model, _model_kwargs(cfg), triples_factory=tf_train, random_seed=cfg.seed,
+        cfg.model, {**_model_kwargs(cfg), **(extra or {})}, triples_factory=tf_train, random_seed=cfg.seed,
         loss=loss_resolver.make(cfg.loss) if cfg.loss else None,
     )
     if cfg.training_loop == "shared":

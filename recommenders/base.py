@@ -19,6 +19,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -40,11 +41,19 @@ class PathNode:
     name: str | None = None
 
 
+class Derived(StrEnum):
+    """Relationships a reason may walk that the graph does not store: its Cypher computes them
+    from node properties. ``NEAR``: between two located items, the distance of their
+    ``Item.location`` points (``point.distance``), which the reason's text names."""
+
+    NEAR = "NEAR"
+
+
 @dataclass(frozen=True)
 class PathRel:
     """A relationship on a path; ``forward`` is False when walked against its direction."""
 
-    type: Rel
+    type: Rel | Derived
     forward: bool = True
 
 
@@ -122,13 +131,45 @@ class FitCost:
 
 
 @dataclass(frozen=True)
+class WarmStart:
+    """An old bundle to start learned models from (``kgrec train --warm-start``): its fitted models
+    (over its own ``snapshot``), its identity, its manifest's record per model (``history``) and
+    the guards (``recommenders.models.warm_fit``, whose docstring says what each option does).
+    A model that ``StartsWarm`` takes its old self from ``old(name)``."""
+
+    source: str
+    digest: str
+    fingerprint: str
+    snapshot: GraphSnapshot
+    models: Mapping[str, Recommender] = field(default_factory=dict)
+    history: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    max_new: float = 0.2
+    max_chain: int = 5
+    epoch_share: float = 0.25
+    patience: int = 1
+    max_users: int = 2000
+    across: bool = False
+    tag_names: bool = False
+    check_cold: bool = False
+    tolerance: float = 0.01
+    #: Work the models of one run share (the validation cut); not part of the identity.
+    cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def old(self, name: str) -> Recommender | None:
+        """The old bundle's fitted ``name``, or None when it has none."""
+        return self.models.get(name)
+
+
+@dataclass(frozen=True)
 class FitContext:
     """What a fit may reuse instead of recomputing: models already fitted on the same snapshot
-    (``fitted``) and models the tuner fitted on its validation cut (``cut_fitted``). Models that
-    stand alone ignore it; a model built on others (``composes``) takes its parts from it."""
+    (``fitted``), models the tuner fitted on its validation cut (``cut_fitted``) and an old
+    bundle to start from (``warm``). Models that stand alone ignore the first two; a model built
+    on others (``composes``) takes its parts from them; a model that ``StartsWarm`` uses ``warm``."""
 
     fitted: Mapping[str, Recommender] = field(default_factory=dict)
     cut_fitted: Mapping[str, Recommender] = field(default_factory=dict)
+    warm: WarmStart | None = None
 
 
 class Recommender(ABC):
@@ -152,6 +193,10 @@ class Recommender(ABC):
     hybrid_rank: ClassVar[int | None] = None
     #: Built from other models (fitted after them, from ``FitContext``): the hybrid.
     composes: ClassVar[bool] = False
+    #: Serves lists. False for a model that only predicts ratings (``PredictsRatings``): its
+    #: ``recommend`` and ``explain`` answer nothing, a server leaves it out of every list's chain,
+    #: and evaluation scores only its rating error.
+    recommends: ClassVar[bool] = True
     #: This model's options (an instance of ``Config``).
     config: ModelConfig
 
@@ -255,6 +300,37 @@ class RecommendsAnonymously(ABC):
     def explain_anonymous(self, item_id: str) -> list[Reason]: ...
 
 
+class ScoresFromPlace(ABC):
+    """Scores items for a user who is at a given place now (the read path's ``at=LAT,LON``):
+    geography is measured from there instead of from the user's usual places. A user the
+    model does not know is scored from the place alone."""
+
+    #: Only items scored above zero are recommended; False: every finite score may be.
+    positive_only: ClassVar[bool] = True
+
+    @abstractmethod
+    def score_from_place(self, user_id: str, lat: float, lon: float) -> np.ndarray | None:
+        """All item scores (−inf: not proposed), or None when there is nothing to say."""
+
+
+class ScoresProfiles(ABC):
+    """Scores items from who a user is (the ids of the Attribute nodes they link to) and whatever
+    history they have, for any user, known to the fit or not: a newcomer known only by the
+    attributes written with ``POST /v1/users`` is scored on the next request."""
+
+    positive_only: ClassVar[bool] = True
+
+    @abstractmethod
+    def score_profile(self, attributes: Collection[str], history: Mapping[str, float] | None) -> np.ndarray | None:
+        """All item scores for a user with ``attributes`` (unknown ids ignored) and ``history``
+        (item id -> weight; negative weights are dislikes), or None when nothing in them is known."""
+
+    @abstractmethod
+    def explain_profile(self, user_id: str, attributes: Collection[str], history: Mapping[str, float] | None,
+                        item_ids: Sequence[str], limit: int | None = None) -> list[TopReasons]:
+        """``explain_many`` for a user scored by ``score_profile`` (paths start at ``user_id``)."""
+
+
 class Tunable(ABC):
     """Has hyper-parameters worth searching on a validation cut (``recommenders.tuning``);
     checked on the class, ``issubclass(cls, Tunable)``."""
@@ -277,6 +353,24 @@ class PredictsRatings(ABC):
     def predict_ratings(self, users: Sequence[str], items: Sequence[str]) -> np.ndarray:
         """One predicted rating per (user, item) pair, clipped to the data's scale; a user or
         item the model does not know gets its baseline part, never NaN."""
+
+    @property
+    def validation_rmse(self) -> float | None:
+        """Its RMSE on a holdout of the graph's ratings, measured in fit (None: not measured)."""
+        return None
+
+
+class StartsWarm(ABC):
+    """Starts its fit from its old fitted self in ``FitContext.warm`` (``kgrec train
+    --warm-start``) for the users, items and relations both graphs share, new ones initialised
+    from their neighbours; trains cold when a guard says so. ``warm_record`` is what the last fit
+    did (None: no warm start was asked), written to the bundle's manifest."""
+
+    warm_record: dict[str, Any] | None = None
+
+    @abstractmethod
+    def warm_shape(self) -> dict[str, Any]:
+        """The settings that fix the shapes of its parameters: a warm start needs them unchanged."""
 
 
 class HasNodeVectors(ABC):

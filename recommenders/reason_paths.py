@@ -8,15 +8,22 @@ Cypher. ``PathBuilder`` turns snapshot indices into ``PathNode``s with readable 
 
 from __future__ import annotations
 
+import numpy as np
+
 from kgrec.graph.schema import Label, Rel
 from kgrec.graph.snapshot import GraphSnapshot
-from kgrec.recommenders.base import PathNode, PathRel, Reason
+from kgrec.recommenders.base import Derived, PathNode, PathRel, Reason
 
 FWD_INTERACTED = PathRel(Rel.INTERACTED, True)
 BACK_INTERACTED = PathRel(Rel.INTERACTED, False)
 FWD_HAS_TAG = PathRel(Rel.HAS_TAG, True)
 BACK_HAS_TAG = PathRel(Rel.HAS_TAG, False)
 FWD_FOLLOWS = PathRel(Rel.FOLLOWS, True)
+BACK_FOLLOWS = PathRel(Rel.FOLLOWS, False)
+FWD_HAS_ATTRIBUTE = PathRel(Rel.HAS_ATTRIBUTE, True)
+BACK_HAS_ATTRIBUTE = PathRel(Rel.HAS_ATTRIBUTE, False)
+#: Two located items, as far apart as their ``Item.location`` points (computed, never stored).
+NEAR = PathRel(Derived.NEAR, True)
 
 Shape = tuple[tuple[Label, ...], tuple[PathRel, ...]]
 
@@ -38,6 +45,21 @@ FRIEND_OF_FRIEND: Shape = (
     (Label.USER, Label.USER, Label.USER, Label.ITEM),
     (FWD_FOLLOWS, FWD_FOLLOWS, FWD_INTERACTED),
 )
+
+#: You -> an attribute (age 25-34) <- a user who has it too -> the item (people like you chose it).
+PEER_GROUP: Shape = (
+    (Label.USER, Label.ATTRIBUTE, Label.USER, Label.ITEM),
+    (FWD_HAS_ATTRIBUTE, BACK_HAS_ATTRIBUTE, FWD_INTERACTED),
+)
+#: An item -> a tag (the item carries a tag that a search's words name).
+ITEM_TAG: Shape = ((Label.ITEM, Label.TAG), (FWD_HAS_TAG,))
+
+#: You -> a place you visited, near the item (geography): the query returns the distance.
+NEAR_VISITED: Shape = ((Label.USER, Label.ITEM, Label.ITEM), (FWD_INTERACTED, NEAR))
+#: You -> a friend you follow -> a place they visited, near the item.
+FRIEND_NEAR: Shape = ((Label.USER, Label.USER, Label.ITEM, Label.ITEM), (FWD_FOLLOWS, FWD_INTERACTED, NEAR))
+#: You <- a friend who follows you -> a place they visited, near the item.
+FOLLOWER_NEAR: Shape = ((Label.USER, Label.USER, Label.ITEM, Label.ITEM), (BACK_FOLLOWS, FWD_INTERACTED, NEAR))
 
 #: An item <- a user -> another item (shared audience): why two items are similar.
 ITEM_CO_AUDIENCE: Shape = ((Label.ITEM, Label.USER, Label.ITEM), (BACK_INTERACTED, FWD_INTERACTED))
@@ -62,6 +84,26 @@ CYPHER: dict[Shape, str] = {
     FRIEND_OF_FRIEND: (
         "MATCH p = (u:User {id: $n0})-[:FOLLOWS]->(f:User {id: $n1})-[:FOLLOWS]->(g:User {id: $n2})"
         "-[:INTERACTED]->(i:Item {id: $n3}) RETURN p"
+    ),
+    PEER_GROUP: (
+        "MATCH p = (u:User {id: $n0})-[:HAS_ATTRIBUTE]->(a:Attribute {id: $n1})"
+        "<-[:HAS_ATTRIBUTE]-(v:User {id: $n2})-[:INTERACTED]->(i:Item {id: $n3}) RETURN p"
+    ),
+    ITEM_TAG: "MATCH p = (i:Item {id: $n0})-[:HAS_TAG]->(t:Tag {id: $n1}) RETURN p",
+    NEAR_VISITED: (
+        "MATCH p = (u:User {id: $n0})-[:INTERACTED]->(j:Item {id: $n1}) MATCH (i:Item {id: $n2}) "
+        "WHERE j.location IS NOT NULL AND i.location IS NOT NULL "
+        "RETURN p, i, point.distance(j.location, i.location) / 1000.0 AS km"
+    ),
+    FRIEND_NEAR: (
+        "MATCH p = (u:User {id: $n0})-[:FOLLOWS]->(f:User {id: $n1})-[:INTERACTED]->(j:Item {id: $n2}) "
+        "MATCH (i:Item {id: $n3}) WHERE j.location IS NOT NULL AND i.location IS NOT NULL "
+        "RETURN p, i, point.distance(j.location, i.location) / 1000.0 AS km"
+    ),
+    FOLLOWER_NEAR: (
+        "MATCH p = (u:User {id: $n0})<-[:FOLLOWS]-(f:User {id: $n1})-[:INTERACTED]->(j:Item {id: $n2}) "
+        "MATCH (i:Item {id: $n3}) WHERE j.location IS NOT NULL AND i.location IS NOT NULL "
+        "RETURN p, i, point.distance(j.location, i.location) / 1000.0 AS km"
     ),
     ITEM_CO_AUDIENCE: (
         "MATCH p = (a:Item {id: $n0})<-[:INTERACTED]-(u:User {id: $n1})-[:INTERACTED]->(b:Item {id: $n2}) RETURN p"
@@ -102,6 +144,14 @@ class PathBuilder:
             self._nodes[Label.TAG, t] = node
         return node
 
+    def attribute(self, a: int) -> PathNode:
+        node = self._nodes.get((Label.ATTRIBUTE, a))
+        if node is None:
+            s = self.snapshot
+            node = PathNode(Label.ATTRIBUTE, s.attributes.ids[a], s.attribute_names[a])
+            self._nodes[Label.ATTRIBUTE, a] = node
+        return node
+
     def reason(self, shape: Shape, nodes: tuple[PathNode, ...], contribution: float, text: str,
                kind: str = "cause") -> Reason:
         labels, rels = shape
@@ -113,8 +163,8 @@ class PathBuilder:
         )
 
     # -- the common shapes ------------------------------------------------------------------
-    def popular(self, i: int, contribution: float, text: str) -> Reason:
-        return self.reason(ITEM, (self.item(i),), contribution, text)
+    def popular(self, i: int, contribution: float, text: str, kind: str = "cause") -> Reason:
+        return self.reason(ITEM, (self.item(i),), contribution, text, kind)
 
     def own_item(self, u: int, j: int, contribution: float, text: str, kind: str = "cause") -> Reason:
         return self.reason(USER_ITEM, (self.user(u), self.item(j)), contribution, text, kind)
@@ -132,6 +182,27 @@ class PathBuilder:
     def friend(self, u: int, f: int, i: int, contribution: float, text: str, kind: str = "cause") -> Reason:
         return self.reason(FRIEND, (self.user(u), self.user(f), self.item(i)), contribution, text, kind)
 
+    def near_visited(self, u: int, j: int, i: int, contribution: float, text: str, kind: str = "cause") -> Reason:
+        """You visited ``j``, which lies near ``i``."""
+        return self.reason(NEAR_VISITED, (self.user(u), self.item(j), self.item(i)), contribution, text, kind)
+
+    def friend_near(self, u: int, f: int, j: int, i: int, contribution: float, text: str,
+                    kind: str = "cause") -> Reason:
+        """Your friend ``f`` visited ``j``, near ``i``; through the FOLLOWS edge the graph has
+        (you follow them, else they follow you)."""
+        follows = self.snapshot.follows
+        shape = FRIEND_NEAR if follows[u, f] != 0 else FOLLOWER_NEAR
+        return self.reason(shape, (self.user(u), self.user(f), self.item(j), self.item(i)), contribution, text, kind)
+
+    def peer_group(self, user: PathNode, a: int, v: int, i: int, contribution: float, text: str,
+                   kind: str = "cause") -> Reason:
+        """You have attribute ``a``, like user ``v``, who chose ``i``; ``user`` may be a user the
+        snapshot does not hold (a newcomer whose attributes the store has)."""
+        return self.reason(PEER_GROUP, (user, self.attribute(a), self.user(v), self.item(i)), contribution, text, kind)
+
+    def item_tag(self, i: int, t: int, contribution: float, text: str, kind: str = "evidence") -> Reason:
+        return self.reason(ITEM_TAG, (self.item(i), self.tag(t)), contribution, text, kind)
+
     def item_co_audience(self, a: int, v: int, b: int, contribution: float, text: str,
                          kind: str = "evidence") -> Reason:
         return self.reason(ITEM_CO_AUDIENCE, (self.item(a), self.user(v), self.item(b)), contribution, text, kind)
@@ -148,17 +219,27 @@ class PathBuilder:
 
 def path_exists(snapshot: GraphSnapshot, reason: Reason) -> bool:
     """Whether every node and every hop of ``reason`` is in the snapshot's graph."""
-    index = {Label.USER: snapshot.users, Label.ITEM: snapshot.items, Label.TAG: snapshot.tags}
+    index = {Label.USER: snapshot.users, Label.ITEM: snapshot.items, Label.TAG: snapshot.tags,
+             Label.ATTRIBUTE: snapshot.attributes}
     idx = []
     for n in reason.nodes:
         if n.label not in index or n.id not in index[n.label]:
             return False
         idx.append(index[n.label].index[n.id])
-    matrices = {Rel.INTERACTED: snapshot.interactions, Rel.HAS_TAG: snapshot.item_tags, Rel.FOLLOWS: snapshot.follows}
+    matrices = {Rel.INTERACTED: snapshot.interactions, Rel.HAS_TAG: snapshot.item_tags, Rel.FOLLOWS: snapshot.follows,
+                Rel.HAS_ATTRIBUTE: snapshot.user_attributes}
     for k, r in enumerate(reason.rels):
-        if r.type not in matrices:
-            return False
         a, b = (idx[k], idx[k + 1]) if r.forward else (idx[k + 1], idx[k])
-        if matrices[r.type][a, b] == 0:
+        if r.type is Derived.NEAR:
+            if not (reason.nodes[k].label is Label.ITEM and reason.nodes[k + 1].label is Label.ITEM
+                    and _located(snapshot, a) and _located(snapshot, b)):
+                return False
+        elif not isinstance(r.type, Rel) or r.type not in matrices or matrices[r.type][a, b] == 0:
             return False
     return True
+
+
+def _located(snapshot: GraphSnapshot, i: int) -> bool:
+    """Whether item ``i`` has a location (a NEAR hop joins two located items)."""
+    lat, lon = getattr(snapshot, "item_lat", None), getattr(snapshot, "item_lon", None)
+    return lat is not None and lon is not None and bool(np.isfinite(lat[i]) and np.isfinite(lon[i]))

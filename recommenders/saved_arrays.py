@@ -5,6 +5,10 @@ the dimensions it indexes by users, items or tags equal the snapshot's, sparse m
 well-formed, and floats are finite unless the model allows NaN. This catches corruption the
 bundle's digests cannot see: a bundle written by a buggy model, or digests recomputed over
 tampered files. Every refusal is one ``BundleError`` line.
+
+Arrays arrive mapped read-only (``graph.array_files``), so the checks read them in slices and
+allocate little; a sparse matrix must be canonical (sorted column indices, no duplicates) with
+one index dtype, so that scipy builds it over the mapped arrays and never sorts them in place.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from kgrec.graph.snapshot import GraphSnapshot
 
@@ -20,6 +25,9 @@ from kgrec.graph.snapshot import GraphSnapshot
 Dim = str | None
 #: The parts of a sparse matrix saved by ``recommenders.models.scored.csr_state`` under one prefix.
 CSR_PARTS = ("data", "indices", "indptr", "shape")
+#: Elements read at a time by the finiteness check: a bool temporary of this many bytes, small
+#: enough that the allocator hands it back rather than keeping it in the heap.
+CHUNK = 1 << 20
 
 
 class BundleError(ValueError):
@@ -57,6 +65,17 @@ def _check_csr(name: str, parts: dict[str, np.ndarray], dims: tuple[Dim, ...], s
         raise BundleError(f"sparse matrix {name}: its row pointers, columns and values disagree")
     if len(indices) and (indices.min() < 0 or indices.max() >= cols):
         raise BundleError(f"sparse matrix {name}: a column index lies outside its {cols} columns")
+    if indices.dtype != indptr.dtype or indices.dtype.kind != "i":
+        raise BundleError(f"sparse matrix {name}: its column indices ({indices.dtype}) and row pointers "
+                          f"({indptr.dtype}) are not one integer dtype")
+    if not sp.csr_matrix((data, indices, indptr), shape=(rows, cols)).has_canonical_format:
+        raise BundleError(f"sparse matrix {name} is not canonical (sorted columns, no duplicates)")
+
+
+def all_finite(array: np.ndarray) -> bool:
+    """``np.isfinite(array).all()`` a slice at a time (no temporary the size of the array)."""
+    flat = array.reshape(-1, order="A") if array.flags.c_contiguous or array.flags.f_contiguous else array.ravel()
+    return all(bool(np.isfinite(flat[a : a + CHUNK]).all()) for a in range(0, flat.size, CHUNK))
 
 
 def check_arrays(arrays: Mapping[str, np.ndarray], declared: Mapping[str, tuple[Dim, ...]],
@@ -81,7 +100,7 @@ def check_arrays(arrays: Mapping[str, np.ndarray], declared: Mapping[str, tuple[
             raise BundleError(f"array {extra[0]} is not one this model saves")
         for name, array in arrays.items():
             base = name.split(".", 1)[0]
-            if array.dtype.kind in "fc" and base not in nan_ok and not np.isfinite(array).all():
+            if array.dtype.kind in "fc" and base not in nan_ok and not all_finite(array):
                 raise BundleError(f"array {name} holds NaN or infinite values")
     except BundleError as exc:
         raise BundleError(f"{where}: {exc}") from None

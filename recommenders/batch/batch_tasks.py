@@ -21,8 +21,10 @@ from kgrec.graph.recommendation_writeback import RecRow, recommendation_rows
 from kgrec.graph.snapshot import GraphSnapshot
 from kgrec.recommenders.base import Recommender
 from kgrec.recommenders.registry import get
+from kgrec.recommenders.serving.own_items import OwnItems
+from kgrec.recommenders.serving.query import BUNDLE_ONLY, Query, UserState
 from kgrec.recommenders.serving.reason_json import Served
-from kgrec.recommenders.serving.server import BUNDLE_ONLY, OwnItems, Query, Server, UserState
+from kgrec.recommenders.serving.server import Server
 
 MODELS_FILE = "models.json"
 #: States of a block: one per user, or None for the bundle alone.

@@ -40,11 +40,15 @@ MAX_BLOCK = 256
 @dataclass(frozen=True)
 class Payload:
     """What the block tasks read. ``load(directory)`` builds it (a module-level function, so
-    remote workers can call it); ``loaded`` is this process's copy when it already has one."""
+    remote workers can call it); ``loaded`` is this process's copy when it already has one;
+    ``verified`` what this process verified of the directory's files (a bundle's
+    ``Server.seal``): workers then call ``load(directory, verified=verified)`` and compare the
+    files' ``os.stat`` identities instead of hashing them again."""
 
-    load: Callable[[Path], Any]
+    load: Callable[..., Any]
     directory: Path | None = None
     loaded: Any = None
+    verified: Any = None
 
 
 class BatchError(RuntimeError):

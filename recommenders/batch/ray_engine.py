@@ -1,11 +1,15 @@
 """``RayEngine``: block tasks on long-lived Ray actors, results in the users' order.
 
-What goes to the workers, once: the payload directory (a bundle, or packed models) as the
-bytes of an uncompressed tar, put in Ray's object store by the driver (``ray.put``). Every
-actor fetches that one object, unpacks it into its own temporary directory and loads it
-(``Payload.load``) in its constructor, so a bundle is read once per actor, not once per
-block, and the cluster needs no shared filesystem: the same code runs on a laptop's local
-cluster and on machines that see none of the driver's files (they need kgrec installed).
+What goes to the workers, once: the payload directory's path and the ``os.stat`` identity of
+each of its files. An actor that sees those very files (on the driver's machine, or over a
+shared filesystem) loads them where they are, in its constructor (``Payload.load``): a bundle's
+arrays are mapped read-only, so the driver and every actor on a machine share one copy in the
+page cache, and with ``Payload.verified`` (what the driver verified) the actor compares
+identities instead of hashing the files again. Only actors that do not see the files are sent
+them, as the bytes of an uncompressed tar put once in Ray's object store (``ray.put``), which
+they unpack into their own temporary directory and load (verifying every file): the cluster
+needs no shared filesystem (the machines need kgrec installed). Either way a bundle is read
+once per actor, not once per block.
 Per-user store state (``BatchEngine.run``'s ``state``) is read by the driver as each block is
 submitted and travels with that block; workers never connect to the store.
 
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from kgrec.embeddings.ray_cluster import pack_directory, ray_session, thread_env, unpack_directory
+from kgrec.graph.array_files import FileIdentity
 from kgrec.recommenders.batch.engines import BatchEngine, BatchError, Block, BlockTask, Payload
 
 #: Blocks queued per actor (one running, one waiting: no idle gap between blocks).
@@ -34,20 +39,54 @@ DEPTH = 2
 WINDOW = 4
 
 
+def file_identities(directory: Path) -> dict[str, FileIdentity]:
+    """``{relative path: identity}`` of every file under ``directory`` (a stat each, no reads)."""
+    return {p.relative_to(directory).as_posix(): FileIdentity.of(p.stat())
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def _load(load: Any, directory: Path, verified: Any) -> Any:
+    return load(directory) if verified is None else load(directory, verified=verified)
+
+
 class _Worker:
     """One actor: the loaded payload, and the block tasks run against it."""
 
-    def __init__(self, packed: bytes, load: Any, threads: int) -> None:
+    def __init__(self, directory: str, identities: dict[str, FileIdentity], load: Any, threads: int,
+                 verified: Any) -> None:
         from threadpoolctl import threadpool_limits
 
         self._limits = threadpool_limits(limits=threads)
-        self._dir = tempfile.TemporaryDirectory(prefix="kgrec-batch-")
-        unpack_directory(packed, Path(self._dir.name))
-        self.context = load(Path(self._dir.name))
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self._load, self._verified = load, verified
         self.busy_cpu = 0.0
+        self.context: Any = None
+        self.error: str | None = None
+        here = Path(directory)
+        try:
+            same = file_identities(here) == identities
+        except OSError:
+            same = False
+        if same:
+            self._try(lambda: _load(load, here, verified))
 
-    def ready(self) -> bool:
-        return True
+    def _try(self, load: Any) -> None:
+        try:
+            self.context = load()
+        except Exception as exc:  # reported by the driver in one line (a BundleError is one already)
+            self.error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+    def ready(self) -> str:
+        """``loaded``, ``elsewhere`` (this actor does not see the driver's files) or the error."""
+        return self.error or ("loaded" if self.context is not None else "elsewhere")
+
+    def unpack(self, packed: bytes) -> str:
+        """Load the payload from the driver's files, sent as a tar (machines that do not see them)."""
+        self._dir = tempfile.TemporaryDirectory(prefix="kgrec-batch-")
+        here = Path(self._dir.name)
+        unpack_directory(packed, here)
+        self._try(lambda: _load(self._load, here, self._verified))
+        return self.ready()
 
     def run(self, task: BlockTask, options: Any, users: list[str], states: list[Any] | None) -> list[Any]:
         started = time.process_time()
@@ -81,18 +120,28 @@ class RayEngine(BatchEngine):
     def _start(self, cpus: int) -> None:
         import ray
 
-        assert self.payload.directory is not None
+        directory = self.payload.directory
+        assert directory is not None
         self._stack.enter_context(ray_session(self.address, cpus=self.workers * cpus))
-        packed = ray.put(pack_directory(self.payload.directory))
+        identities = file_identities(directory)
         actor = ray.remote(_Worker).options(num_cpus=cpus, runtime_env={"env_vars": thread_env(cpus)})
         # Ray types an actor's remote methods only under @ray.method, which would import Ray with this
         # module: the handles are used untyped.
-        self._actors: list[Any] = [actor.remote(packed, self.payload.load, cpus) for _ in range(self.workers)]
+        self._actors: list[Any] = [actor.remote(str(directory.absolute()), identities, self.payload.load, cpus,
+                                                self.payload.verified) for _ in range(self.workers)]
         self._stack.callback(self._kill)
         try:
-            ray.get([a.ready.remote() for a in self._actors])
+            states = ray.get([a.ready.remote() for a in self._actors])
+            elsewhere = [a for a, state in zip(self._actors, states, strict=True) if state == "elsewhere"]
+            if elsewhere:  # actors on machines without the driver's files: send them, once
+                packed = ray.put(pack_directory(directory))
+                states = [s for s in states if s != "elsewhere"] + ray.get([a.unpack.remote(packed) for a in elsewhere])
+                del packed
         except ray.exceptions.RayError as exc:
-            raise BatchError(f"Ray workers could not load {self.payload.directory}: {_first_line(exc)}") from exc
+            raise BatchError(f"Ray workers could not load {directory}: {_first_line(exc)}") from exc
+        failed = [s for s in states if s != "loaded"]
+        if failed:
+            raise BatchError(f"Ray workers could not load {directory}: {failed[0]}")
 
     def _kill(self) -> None:
         import ray

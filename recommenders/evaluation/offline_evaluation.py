@@ -4,8 +4,10 @@ The protocol is full ranking: each recommender ranks the whole catalogue for a u
 must leave out the user's training items itself (the Recommender contract), so a held-out
 item can only be found by ranking it above every unseen item. Users are the split's test
 users (optionally a subset, e.g. users with friends). Rating error (RMSE, MAE) is reported
-only for recommenders that predict ratings (a ``predict_rating(user_id, item_id)`` method)
-and only where the held-out pairs carry ratings; elsewhere it is ``None`` (n/a).
+only for recommenders that predict ratings (``PredictsRatings``) and only where the held-out
+pairs carry ratings (``explicit_ratings``: the rating property, or weights on a rating scale);
+elsewhere it is ``None`` (n/a). A model that only predicts ratings (``recommends`` False) is
+scored on rating error alone: its ranking columns are n/a.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 
 from kgrec.recommenders.base import PredictsRatings, Recommender
 from kgrec.recommenders.evaluation import ranking_metrics as metrics
+from kgrec.recommenders.evaluation.explicit_ratings import rating_values
 from kgrec.recommenders.evaluation.splits import Split
 
 BEYOND = ("coverage", "novelty", "diversity", "personalisation")
@@ -148,6 +151,9 @@ def score_fitted(
     )
     results = []
     for name, (model, fit_seconds) in fitted.items():
+        if not model.recommends:  # it predicts ratings only: no lists to rank
+            results.append(_rating_only(name, model, split, test_users, fit_seconds, k))
+            continue
         if progress:
             progress(f"scoring {name} on {len(test_users)} users")
         per_user = {m: np.zeros(len(test_users)) for m in metrics.ACCURACY}
@@ -205,6 +211,15 @@ def score_fitted(
     )
 
 
+def _rating_only(name: str, model: Recommender, split: Split, test_users: list[int], fit_seconds: float,
+                 k: int) -> ModelResult:
+    values: dict[str, float | None] = {f"{m}@{k}": None for m in metrics.ACCURACY}
+    values.update(dict.fromkeys(BEYOND))
+    values.update(_rating_error(model, split, set(test_users)))
+    return ModelResult(name=name, metrics=values, users=len(test_users), empty_lists=0, fit_seconds=fit_seconds,
+                       recommend_ms=0.0)
+
+
 def _nan_to_none(x: float) -> float | None:
     return None if np.isnan(x) else x
 
@@ -229,14 +244,15 @@ def bias_baseline(split: Split, users: set[int], damping: float = 10.0) -> tuple
     predictor must beat. None when the training part has no ratings."""
     train = split.train
     m = train.interactions
-    rated = ~np.isnan(train.ratings)
+    values = rating_values(train)
+    rated = ~np.isnan(values)
     tr = split.test_ratings
     tr = tr[np.isin(tr["user"], list(users))] if len(tr) else tr
     if not rated.any() or len(tr) == 0:
         return None
     rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))[rated]
     cols = m.indices[rated]
-    r = train.ratings[rated].astype(np.float64)
+    r = values[rated]
     mu = r.mean()
     b_i = np.bincount(cols, r - mu, minlength=m.shape[1]) / (np.bincount(cols, minlength=m.shape[1]) + damping)
     b_u = np.bincount(rows, r - mu - b_i[cols], minlength=m.shape[0]) / (

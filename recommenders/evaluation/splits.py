@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from kgrec.graph.snapshot import GraphSnapshot
+from kgrec.recommenders.evaluation.explicit_ratings import rating_values
 
 SPLITS = ("random", "leave-last", "time")
 
@@ -25,7 +26,8 @@ class Split:
     """A training snapshot and the held-out items of each evaluated user.
 
     ``test`` maps a user index to the sorted item indices held out for that user;
-    ``test_ratings`` holds (user, item, rating) for held-out pairs that have a rating.
+    ``test_ratings`` holds (user, item, rating) for held-out pairs that have a rating
+    (``recommenders.evaluation.explicit_ratings``: the rating property, or weights on a rating scale).
     """
 
     name: str
@@ -155,11 +157,12 @@ def _apply(snapshot: GraphSnapshot, held: np.ndarray, name: str, seed: int) -> S
     for u in np.unique(rows[held]):
         start, end = m.indptr[u], m.indptr[u + 1]
         test[int(u)] = np.sort(m.indices[start:end][held[start:end]]).astype(np.int64)
-    rated = held & ~np.isnan(snapshot.ratings)
+    ratings = rating_values(snapshot)  # the rating property, or weights that are ratings
+    rated = held & ~np.isnan(ratings)
     test_ratings = np.zeros(int(rated.sum()), dtype=RATING_FIELDS)
     test_ratings["user"] = rows[rated]
     test_ratings["item"] = m.indices[rated]
-    test_ratings["rating"] = snapshot.ratings[rated]
+    test_ratings["rating"] = ratings[rated]
     return Split(name=name, seed=seed, train=train, test=test, test_ratings=test_ratings)
 
 

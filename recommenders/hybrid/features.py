@@ -13,8 +13,12 @@ described by:
   first one came (days, signed log), the gap between the item's and the user's median
   times, and how many of the item's interactions fall within 30 days of the user's active
   period (log, and as a share of its audience) — what was around when the user was;
-- ratings, on graphs with ratings: the item's mean rating (shrunk towards the global mean)
-  and its difference from the user's own mean.
+- ratings, on graphs with explicit ratings (``recommenders.evaluation.explicit_ratings``): the
+  item's mean rating (shrunk towards the global mean) and its difference from the user's own
+  mean; and the rating a rating model predicts for the pair, minus the user's mean
+  (``recommenders.hybrid.rating_feature``: an optional group, kept only when it wins on validation);
+- geography, when the hybrid has the ``geo`` component (graphs with coordinates): twelve
+  columns describing the place against the user's places (``recommenders.hybrid.geo_features``).
 
 All of it is computed from the snapshot the hybrid is fitted on (the validation cut's
 training part while learning, the whole graph when serving), never from held-out pairs.
@@ -22,17 +26,23 @@ training part while learning, the whole graph when serving), never from held-out
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from kgrec.graph.snapshot import GraphSnapshot
+from kgrec.recommenders.base import PredictsRatings, Recommender
+from kgrec.recommenders.evaluation.explicit_ratings import rating_values
+from kgrec.recommenders.hybrid.geo_features import GEO, GeoFeatures
 from kgrec.recommenders.models.cosession import has_timestamps
+from kgrec.recommenders.models.sparse_rows import csr_restore, csr_state
 
 ITEM_USER = ("log_audience", "tag_cosine", "log_friends", "n_sources", "log_user_items", "log_user_follows")
 TIME = ("first_after_last", "median_gap", "log_window", "window_share")
 RATING = ("item_rating", "rating_vs_user")
+PREDICTED = ("predicted_rating",)
 DAY = 86400.0
 #: The window around a user's active period in which an item's interactions count (seconds).
 WINDOW = 30 * DAY
@@ -40,18 +50,36 @@ WINDOW = 30 * DAY
 ITEM_DAMPING, USER_DAMPING = 10.0, 5.0
 
 
+#: A user's candidates (sorted item indices), their feature rows (None: no candidate) and each
+#: component's ranked top list.
+Rows = tuple[np.ndarray, np.ndarray | None, list[np.ndarray]]
+
+
 def has_ratings(snapshot: GraphSnapshot, share: float = 0.5) -> bool:
-    r = snapshot.ratings
+    r = rating_values(snapshot)
     return bool(len(r) and (~np.isnan(r)).mean() >= share)
 
 
 class FeatureSpace:
     """The per-user and per-item statistics of one snapshot, and the feature rows built from them."""
 
-    def __init__(self, snapshot: GraphSnapshot, components: Sequence[str], time: bool, ratings: bool) -> None:
+    #: The per-user and per-item matrices a fitted hybrid saves (``saved_arrays``) and maps at load
+    #: (``saved``) instead of deriving them again in every process, by name with their dimensions.
+    SAVED: ClassVar[dict[str, tuple[str, str]]] = {"features_tag_vectors": ("items", "tags"),
+                                                   "features_profiles": ("users", "tags"),
+                                                   "features_friend_items": ("users", "items")}
+
+    def __init__(self, snapshot: GraphSnapshot, components: Sequence[str], time: bool, ratings: bool,
+                 predicted: bool = False, rater: Recommender | None = None,
+                 saved: Mapping[str, np.ndarray] | None = None) -> None:
         self.components = tuple(components)
-        self.time, self.ratings = time, ratings
-        self.names = self.names_for(components, time, ratings)
+        self.time, self.ratings, self.predicted = time, ratings, predicted
+        self.names = self.names_for(components, time, ratings, predicted)
+        #: The model whose predicted ratings fill the ``predicted_rating`` column (zeros without one).
+        self.rater = rater if isinstance(rater, PredictsRatings) else None
+        self._user_ids, self._item_ids = snapshot.users.ids, snapshot.items.ids
+        #: The geographic columns' source, set once the ``geo`` component is fitted (``with_geo``).
+        self.geo: GeoFeatures | None = None
         x = sp.csr_matrix(snapshot.interactions, dtype=np.float64, copy=True)
         x.data[:] = 1.0
         self._audience = np.asarray(x.sum(axis=0)).ravel()
@@ -60,27 +88,44 @@ class FeatureSpace:
         tags.data = np.log1p(tags.data)
         norms = np.sqrt(np.asarray(tags.multiply(tags).sum(axis=1)).ravel())
         inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-        self.tag_vectors = sp.csr_matrix(sp.diags(inverse) @ tags)
         follows = sp.csr_matrix(snapshot.follows, dtype=np.float64, copy=True)
         follows.data[:] = 1.0
         self._follows = np.diff(follows.indptr).astype(np.float64)
-        self._profiles = sp.csr_matrix(x @ self.tag_vectors)  # each user's summed item-tag vectors
-        self._friend_items = sp.csr_matrix(follows @ x)  # how many followed users have each item
+        if saved is None:  # canonical (sorted), as they are saved: a loaded hybrid computes the same bits
+            self.tag_vectors = _canonical(sp.diags(inverse) @ tags)
+            self._profiles = _canonical(x @ self.tag_vectors)  # each user's summed item-tag vectors
+            self._friend_items = _canonical(follows @ x)  # how many followed users have each item
+        else:  # as ``saved_arrays`` wrote them at fit: mapped, shared, not derived again per process
+            self.tag_vectors, self._profiles, self._friend_items = (csr_restore(n, saved) for n in self.SAVED)
         if time:
             self._prepare_time(snapshot)
         if ratings:
             self._prepare_ratings(snapshot)
 
-    @staticmethod
-    def names_for(components: Sequence[str], time: bool, ratings: bool) -> list[str]:
-        """Feature names, in column order: two per component, then the item/user, time and rating ones."""
-        names = [f"{c}:{kind}" for c in components for kind in ("rr", "z")] + list(ITEM_USER)
-        return names + (list(TIME) if time else []) + (list(RATING) if ratings else [])
+    def saved_arrays(self) -> dict[str, np.ndarray]:
+        """The matrices of ``SAVED``, as arrays to save with the fitted hybrid."""
+        matrices = (self.tag_vectors, self._profiles, self._friend_items)
+        return {k: v for name, m in zip(self.SAVED, matrices, strict=True) for k, v in csr_state(name, m).items()}
 
     @staticmethod
-    def available(snapshot: GraphSnapshot) -> tuple[bool, bool]:
-        """Whether the snapshot has timestamps and ratings to describe pairs with."""
-        return has_timestamps(snapshot), has_ratings(snapshot)
+    def names_for(components: Sequence[str], time: bool, ratings: bool, predicted: bool = False) -> list[str]:
+        """Feature names, in column order: two per component, then the item/user, time, rating
+        and (with a ``geo`` component) geographic ones."""
+        names = [f"{c}:{kind}" for c in components for kind in ("rr", "z")] + list(ITEM_USER)
+        names += (list(TIME) if time else []) + (list(RATING) if ratings else [])
+        names += list(PREDICTED) if predicted else []
+        return names + (list(GEO) if "geo" in components else [])
+
+    def with_geo(self, geo: GeoFeatures) -> None:
+        """Describe pairs geographically too, from the fitted ``geo`` component's features."""
+        self.geo = geo
+
+    @staticmethod
+    def available(snapshot: GraphSnapshot) -> tuple[bool, bool, bool]:
+        """Whether the snapshot has timestamps and ratings to describe pairs with (the last: and
+        predicted ratings, which need ratings)."""
+        ratings = has_ratings(snapshot)
+        return has_timestamps(snapshot), ratings, ratings
 
     def _prepare_time(self, snapshot: GraphSnapshot) -> None:
         x = snapshot.interactions
@@ -99,7 +144,7 @@ class FeatureSpace:
     def _prepare_ratings(self, snapshot: GraphSnapshot) -> None:
         x = snapshot.interactions
         rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
-        r = snapshot.ratings.astype(np.float64)
+        r = rating_values(snapshot)
         ok = ~np.isnan(r)
         mu = float(r[ok].mean()) if ok.any() else 0.0
         count_i = np.bincount(x.indices[ok], minlength=x.shape[1])
@@ -109,11 +154,11 @@ class FeatureSpace:
         self._u_rating = (np.bincount(rows[ok], r[ok], minlength=x.shape[0]) + USER_DAMPING * mu) / (
             count_u + USER_DAMPING)
 
-    def rows(self, u: int, scores: Sequence[np.ndarray | None],
-             n: int) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray]]:
+    def rows(self, u: int, scores: Sequence[np.ndarray | None], n: int, at: tuple[float, float] | None = None) -> Rows:
         """User ``u``'s candidate union (sorted item indices), its feature matrix (None when
         nobody proposes) and each component's ranked top ``n``, from each component's scores
-        (−inf for items it must not propose)."""
+        (−inf for items it must not propose); ``at``: the user is at that point now (the
+        geographic columns measure from there)."""
         tops = [_top(s, n) for s in scores]
         cand = np.unique(np.concatenate(tops)) if tops else np.zeros(0, dtype=np.int64)
         if len(cand) == 0:
@@ -136,7 +181,21 @@ class FeatureSpace:
             cols += self._time_columns(u, cand)
         if self.ratings:
             cols += [self._i_rating[cand], self._i_rating[cand] - self._u_rating[u]]
+        if self.predicted:
+            cols.append(self._predicted(u, cand))
+        if "geo" in self.components:
+            if self.geo is None:
+                raise RuntimeError("the geographic columns need the fitted geo component (with_geo)")
+            return cand, np.hstack([np.column_stack(cols), self.geo.rows(u, cand, at)]), tops
         return cand, np.column_stack(cols), tops
+
+    def _predicted(self, u: int, cand: np.ndarray) -> np.ndarray:
+        """The rater's predicted ratings of the candidates minus the user's mean rating."""
+        if self.rater is None:
+            return np.zeros(len(cand))
+        ids = self._item_ids
+        p = self.rater.predict_ratings([self._user_ids[u]] * len(cand), [ids[j] for j in cand.tolist()])
+        return np.asarray(p, dtype=np.float64) - (self._u_rating[u] if self.ratings else 0.0)
 
     def _time_columns(self, u: int, cand: np.ndarray) -> list[np.ndarray]:
         if np.isnan(self._u_last[u]):
@@ -201,4 +260,11 @@ def _dense_row(m: sp.csr_matrix, r: int) -> np.ndarray:
     out = np.zeros(m.shape[1])
     a, b = m.indptr[r], m.indptr[r + 1]
     out[m.indices[a:b]] = m.data[a:b]
+    return out
+
+
+def _canonical(m: sp.spmatrix) -> sp.csr_matrix:
+    """``m`` as CSR with sorted column indices and no duplicates."""
+    out = sp.csr_matrix(m)
+    out.sum_duplicates()
     return out

@@ -24,6 +24,9 @@ maximal marginal relevance over tag cosine, trading relevance for diversity.
 
 The hybrid does not score all items (``ScoresAllItems``): it ranks only its components'
 candidates, so a server asks it for lists (``recommend``) rather than for a score vector.
+Its components are the configured ones that apply to the graph (``hybrid.parts``): ``geo``,
+with its candidates and twelve geographic columns, only where items have coordinates.
+``score_from_place`` ranks as if the user stood at a given point (the read path's ``at=``).
 
 The score is not a sum over graph paths, so reasons are the own reasons of the (at most
 three) components with the largest positive part of the score (``recommenders.hybrid_explain``),
@@ -40,16 +43,29 @@ from typing import Annotated, Any, ClassVar
 
 import numpy as np
 
+from kgrec.graph.array_files import map_arrays, save_arrays
 from kgrec.graph.snapshot import GraphSnapshot
-from kgrec.recommenders.base import FitContext, FitCost, Reason, Recommendation, Recommender, ScoresAllItems, TopReasons
+from kgrec.recommenders.base import (
+    FitContext,
+    FitCost,
+    Reason,
+    Recommendation,
+    Recommender,
+    ScoresAllItems,
+    ScoresFromPlace,
+    TopReasons,
+)
 from kgrec.recommenders.config import AtLeastOne, ConfigError, ModelConfig, Positive, Range
 from kgrec.recommenders.evaluation.validation_cut import validation_cut
-from kgrec.recommenders.hybrid.features import FeatureSpace
+from kgrec.recommenders.hybrid.features import FeatureSpace, Rows
+from kgrec.recommenders.hybrid.geo_features import GEO, GeoFeatures
 from kgrec.recommenders.hybrid.hybrid_reasons import Explainers, Ranked, explain_many
-from kgrec.recommenders.hybrid.precomputed import TOP_ARRAYS, PrecomputedLists, mmr
+from kgrec.recommenders.hybrid.parts import applicable, component_shares, cut_choices, same_fit, scores_of, spread
+from kgrec.recommenders.hybrid.precomputed import PRECOMPUTED, TOP_ARRAYS, PrecomputedLists, mmr
 from kgrec.recommenders.hybrid.rankers import RANKERS, Ranker, ranker_class, restore_ranker
+from kgrec.recommenders.hybrid.rating_feature import fit_rater, kept_flags, load_rater, optional_columns, save_rater
 from kgrec.recommenders.hybrid.selection import Selection, select
-from kgrec.recommenders.models.scored import MODEL_FORMAT, config_from_json, read_model_meta
+from kgrec.recommenders.models.scored import ARRAYS_DIR, MODEL_FORMAT, config_from_json, read_model_meta
 from kgrec.recommenders.recent_user import RecentUser
 from kgrec.recommenders.registry import create, get, hybrid_components, register
 from kgrec.recommenders.saved_arrays import check_arrays
@@ -85,8 +101,9 @@ class HybridConfig(ModelConfig):
 
 # Not tuned itself: its fit is its components' fits plus ranking every user once.
 @register("hybrid", fit_cost=FitCost(fixed=1.0), default_rank=0)
-class Hybrid(Recommender):
+class Hybrid(Recommender, ScoresFromPlace):
     additive: ClassVar[bool] = False
+    positive_only: ClassVar[bool] = False  # ``score_from_place``: ranker scores, any sign
     composes: ClassVar[bool] = True
     Config = HybridConfig
     config: HybridConfig
@@ -95,11 +112,14 @@ class Hybrid(Recommender):
         super().__init__(config, **overrides)
         self.snapshot: GraphSnapshot | None = None
         self.components: dict[str, Recommender] = {}
+        self.parts: tuple[str, ...] = ()  # the components that apply to the snapshot (``parts_for``)
         self.selection: Selection | None = None
         self.ranker: Ranker | None = None
         self.precomputed: PrecomputedLists | None = None
-        self._flags = (False, False)  # time and rating features
+        self._flags = (False, False, False)  # time, rating and predicted-rating features
+        self._rater: Recommender | None = None  # what predicts the ratings (``rating_feature``)
         self._last: RecentUser[Ranked] = RecentUser()
+        self._last_explained: RecentUser[Ranked] = RecentUser()  # with the components' shares
 
     @classmethod
     def members(cls, config: ModelConfig) -> tuple[str, ...]:
@@ -122,51 +142,50 @@ class Hybrid(Recommender):
         sel = self.selection
         if sel is not None and sel.serve == "component" and sel.component is not None:
             return [sel.component]
-        return list(self.config.components)
+        return list(self.parts)
 
-    def feature_names(self) -> list[str]:
-        return FeatureSpace.names_for(self.config.components, *self._flags)
+    def feature_names(self, snapshot: GraphSnapshot | None = None) -> list[str]:
+        parts = self.parts if snapshot is None else applicable(self.config.components, snapshot)
+        return FeatureSpace.names_for(parts, *self._flags)
 
-    def _prepare(self, snapshot: GraphSnapshot) -> None:
+    def _prepare(self, snapshot: GraphSnapshot, saved: Mapping[str, np.ndarray] | None = None) -> None:
         self.snapshot = snapshot
         self._last.clear()
-        self._features = FeatureSpace(snapshot, self.config.components, *self._flags)
+        self._last_explained.clear()
+        self.parts = applicable(self.config.components, snapshot)
+        self._features = FeatureSpace(snapshot, self.parts, *self._flags, rater=self._rater, saved=saved)
 
-    def _component_scores(self, u: int, exclude: np.ndarray, names: Sequence[str]) -> list[np.ndarray | None]:
-        out: list[np.ndarray | None] = []
-        uid = self._snap().users.ids[u]
-        for name in names:
-            rec = self.components[name]
-            assert isinstance(rec, ScoresAllItems)  # checked when the component was made
-            s = rec.score_user(uid)
-            if s is None:
-                out.append(None)
-                continue
-            s = np.array(s, dtype=np.float64, copy=True)
-            s[exclude] = -np.inf
-            if rec.positive_only:
-                s[s <= 0] = -np.inf
-            out.append(s)
-        return out
+    def _rows(self, u: int, scores: list[np.ndarray | None], at: tuple[float, float] | None = None) -> Rows:
+        """``FeatureSpace.rows``, the geographic columns from the fitted ``geo`` component."""
+        if "geo" in self.parts and self._features.geo is None:
+            self._features.with_geo(GeoFeatures(self.components["geo"]))
+        return self._features.rows(u, scores, self.config.candidates, at)
+
+    def _component_scores(self, u: int, exclude: np.ndarray, names: Sequence[str],
+                          at: tuple[float, float] | None = None) -> list[np.ndarray | None]:
+        return scores_of(self.components, names, self._snap().users.ids[u], exclude, at)
 
     # -- fitting --------------------------------------------------------------------------------
-    def _component(self, name: str) -> Recommender:
+    def _component(self, name: str, chosen: Mapping[str, Any] | None = None) -> Recommender:
         if name == self.name:
             raise ValueError("the hybrid cannot contain itself")
-        rec = create(name, **{**dict(self.config.component_configs.get(name, {})), "seed": self.config.seed})
+        rec = create(name, **{**dict(self.config.component_configs.get(name, {})), **(chosen or {}),
+                              "seed": self.config.seed})
         if not isinstance(rec, ScoresAllItems):
             raise ValueError(f"component {name!r} cannot be a hybrid component: it does not score all items")
         return rec
 
     def _fit_components(self, snapshot: GraphSnapshot, names: Sequence[str],
-                        fitted: Mapping[str, Recommender] | None = None) -> dict[str, Recommender]:
-        """Each component fitted on ``snapshot``; one in ``fitted`` is taken as it is when it
-        has the config this hybrid would give it and was fitted on this very snapshot."""
+                        fitted: Mapping[str, Recommender] | None = None,
+                        chosen: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Recommender]:
+        """Each component fitted on ``snapshot`` (with the options in ``chosen``, if any); one in
+        ``fitted`` is taken as it is when it has the config this hybrid would give it and was
+        fitted on this very snapshot."""
         comps = {}
         for c in names:
-            rec = self._component(c)
+            rec = self._component(c, (chosen or {}).get(c))
             done = (fitted or {}).get(c)
-            comps[c] = done if done is not None and _same_fit(done, rec, snapshot) else rec.fit(snapshot)
+            comps[c] = done if done is not None and same_fit(done, rec, snapshot) else rec.fit(snapshot)
         return comps
 
     def fit(self, snapshot: GraphSnapshot, ctx: FitContext | None = None) -> Hybrid:
@@ -178,18 +197,20 @@ class Hybrid(Recommender):
             self._component(c)  # bad names and options fail before any work
         cut = validation_cut(snapshot, self.config.seed, self.config.validation_fraction)
         self._flags = FeatureSpace.available(cut.train)
+        self._rater = fit_rater(cut.train, ctx.fitted, seed=self.config.seed) if self._flags[2] else None
         self._prepare(cut.train)
-        self.components = self._fit_components(cut.train, self.config.components, ctx.cut_fitted)
+        chosen = cut_choices(ctx.fitted, self._component, self.parts, snapshot, self.config.validation_fraction)
+        self.components = self._fit_components(cut.train, self.parts, ctx.cut_fitted, chosen)
         users = np.asarray(cut.users, dtype=np.int64)
         if len(users) > self.config.max_train_users:
             rng = np.random.default_rng(self.config.seed)
             users = np.sort(rng.choice(users, size=self.config.max_train_users, replace=False))
         rows, labels, cands, relevant = [], [], [], []
-        lists: dict[str, list[np.ndarray]] = {c: [] for c in self.config.components}
+        lists: dict[str, list[np.ndarray]] = {c: [] for c in self.parts}
         for u in users:
-            scores = self._component_scores(int(u), cut.train.user_items(int(u)), self.config.components)
-            cand, feats, tops = self._features.rows(int(u), scores, self.config.candidates)
-            for c, top in zip(self.config.components, tops, strict=True):
+            scores = self._component_scores(int(u), cut.train.user_items(int(u)), self.parts)
+            cand, feats, tops = self._rows(int(u), scores)
+            for c, top in zip(self.parts, tops, strict=True):
                 lists[c].append(top[:10])
             if feats is None:
                 feats = np.zeros((0, len(self._features.names)))
@@ -199,7 +220,9 @@ class Hybrid(Recommender):
             relevant.append(cut.test[int(u)])
         self.selection, self.ranker = select(rows, labels, cands, relevant, lists, self.config.rankers,
                                              self.config.seed, self.config.margin, self.config.regularisation,
-                                             self.config.min_lead_z)
+                                             self.config.min_lead_z, optional_columns(self._features.names))
+        self._flags = kept_flags(self._flags, self.selection)  # the rating group, when a ranker using it won
+        self._rater = fit_rater(snapshot, ctx.fitted, self._rater, self.config.seed) if self._flags[2] else None
         self._prepare(snapshot)
         self.components = self._fit_components(snapshot, self.serving, ctx.fitted)
         self._precompute()
@@ -207,8 +230,10 @@ class Hybrid(Recommender):
 
     def _precompute(self) -> None:
         """Rank every known user once and keep the head of each list (see the module doc)."""
-        self.precomputed = PrecomputedLists.build(len(self._snap().users), lambda u: self._ranked(u, None)[:2])
+        whole = max(PRECOMPUTED, self.config.candidates * len(self.parts))  # every list whole
+        self.precomputed = PrecomputedLists.build(len(self._snap().users), lambda u: self._ranked(u)[:2], whole)
         self._last.clear()
+        self._last_explained.clear()
 
     # -- serving --------------------------------------------------------------------------------
     def _snap(self) -> GraphSnapshot:
@@ -216,46 +241,51 @@ class Hybrid(Recommender):
             raise RuntimeError("hybrid is not fitted: call fit(snapshot) or load(dir, snapshot) first")
         return self.snapshot
 
-    def _ranked(self, u: int, exclude: Collection[str] | None) -> Ranked:
-        """Candidates (sorted), their scores and each explaining component's share of them
-        (columns in ``serving`` order); the last user's result is kept (without ``exclude``)
-        so that explaining a list just shown costs no re-scoring."""
+    def _ranked(self, u: int, exclude: Collection[str] | None = None) -> Ranked:
+        """Candidates (sorted) and their scores; the last user's result is kept (without
+        ``exclude``). Each component's share of the scores (what explanations need, and the
+        costliest part behind a tree ranker) is left out: ``_explained`` adds it."""
         if exclude:
             return self._rank(u, exclude)
         return self._last.get(u, lambda: self._rank(u, None))
 
-    def _rank(self, u: int, exclude: Collection[str] | None) -> Ranked:
+    def _explained(self, u: int) -> Ranked:
+        """``_ranked`` with each component's share of each score (columns in ``serving`` order); last user kept."""
+        return self._last_explained.get(u, lambda: self._rank(u, None, shares=True))
+
+    def _rank(self, u: int, exclude: Collection[str] | None, at: tuple[float, float] | None = None,
+              shares: bool = False) -> Ranked:
         snap = self._snap()
         banned = snap.user_items(u)
         if exclude:
             extra = [j for j in (snap.items.get(x) for x in exclude) if j is not None]
             banned = np.concatenate([banned, np.asarray(extra, dtype=banned.dtype)])
         if self.ranker is None:  # a component serves as it is
-            (s,) = self._component_scores(u, banned, self.serving)
+            (s,) = self._component_scores(u, banned, self.serving, at)
             cand = np.flatnonzero(np.isfinite(s)) if s is not None else np.zeros(0, dtype=np.int64)
             score = s[cand] if s is not None else np.zeros(0)
             return Ranked(cand, score, score[:, None] if len(cand) else None)
-        scores = self._component_scores(u, banned, self.config.components)
-        cand, feats, _ = self._features.rows(u, scores, self.config.candidates)
+        scores = self._component_scores(u, banned, self.parts, at)
+        cand, feats, _ = self._rows(u, scores, at)
         if feats is None:
             return Ranked(cand, np.zeros(0), None)
+        if not shares:
+            return Ranked(cand, self.ranker.score(feats), None)
         parts = self.ranker.parts(feats)
-        n = len(self.config.components)
-        shares = parts[:, 0 : 2 * n : 2] + parts[:, 1 : 2 * n : 2]  # each component's rr and z parts
-        return Ranked(cand, self.ranker.score(feats), shares)
+        geo = len(GEO) if self._features.geo else 0
+        return Ranked(cand, self.ranker.score(feats), component_shares(parts, self.parts, geo))
+
+    def score_from_place(self, user_id: str, lat: float, lon: float) -> np.ndarray | None:
+        """``candidate_scores`` as if the user were at (lat, lon) (geography measured from there)."""
+        u = self._snap().users.get(user_id)
+        cand, score, _ = self._rank(u, None, (lat, lon)) if u is not None else (np.zeros(0), None, None)
+        return spread(cand, score, len(self._snap().items))
 
     def candidate_scores(self, user_id: str) -> np.ndarray | None:
         """Hybrid scores of the candidates (−inf elsewhere); None when nobody proposes."""
-        snap = self._snap()
-        u = snap.users.get(user_id)
-        if u is None:
-            return None
-        cand, score, _ = self._ranked(u, None)
-        if len(cand) == 0:
-            return None
-        out = np.full(len(snap.items), -np.inf)
-        out[cand] = score
-        return out
+        u = self._snap().users.get(user_id)
+        cand, score, _ = self._ranked(u, None) if u is not None else (np.zeros(0), None, None)
+        return spread(cand, score, len(self._snap().items))
 
     def recommend(self, user_id: str, k: int = 10, exclude: Collection[str] | None = None) -> list[Recommendation]:
         """The precomputed list when it gives the live answer (see the module doc), else live."""
@@ -311,7 +341,7 @@ class Hybrid(Recommender):
     def explain_many(self, user_id: str, item_ids: Sequence[str], limit: int | None = None) -> list[TopReasons]:
         snap = self._snap()
         u = snap.users.get(user_id)
-        ranked = self._ranked(u, None) if u is not None else None
+        ranked = self._explained(u) if u is not None else None
         by = Explainers(self.serving, self.ranker is None, self.components)
         return explain_many(snap, ranked, by, user_id, item_ids, limit)
 
@@ -322,13 +352,14 @@ class Hybrid(Recommender):
         d.mkdir(parents=True, exist_ok=True)
         for cname, rec in self.components.items():
             rec.save(d / "components" / cname)
+        save_rater(self._rater, d)
         top = self.precomputed.arrays() if self.precomputed is not None else {}
         state = self.ranker.state() if self.ranker is not None else {}
         arrays = {f"ranker_{k}": v for k, v in state.items() if not k.endswith("_json")}
-        np.savez_compressed(d / "arrays.npz", allow_pickle=False, **arrays, **top)
+        save_arrays(d / ARRAYS_DIR, {**arrays, **top, **self._features.saved_arrays()})
         meta = {"format": MODEL_FORMAT, "name": self.name, "config": _config_json(self.config),
                 "fingerprint": snap.fingerprint, "features": self.feature_names(),
-                "feature_flags": {"time": self._flags[0], "ratings": self._flags[1]},
+                "feature_flags": dict(zip(("time", "ratings", "predicted"), self._flags, strict=True)),
                 "selection": self.selection.to_json() if self.selection else None,
                 "ranker": {k: v for k, v in state.items() if k.endswith("_json")}}
         (d / "model.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
@@ -339,19 +370,19 @@ class Hybrid(Recommender):
         meta = read_model_meta(d, cls.name, snapshot)
         model = cls(config_from_json(HybridConfig, meta["config"]))
         flags = meta.get("feature_flags") or {}
-        model._flags = (bool(flags.get("time", False)), bool(flags.get("ratings", False)))
-        if meta.get("features") != model.feature_names():
+        model._flags = (bool(flags.get("time")), bool(flags.get("ratings")), bool(flags.get("predicted")))
+        model._rater = load_rater(d, snapshot, model._flags[2])
+        if meta.get("features") != model.feature_names(snapshot):
             raise ValueError(f"{d}: feature list does not match this hybrid's configuration")
         if not meta.get("selection"):
             raise ValueError(f"{d}: a hybrid saved before it chose what to serve; train the bundle again")
         model.selection = Selection(**meta["selection"])
-        model._prepare(snapshot)
-        model.components = {c: get(c).load(d / "components" / c, snapshot) for c in model.serving}
-        with np.load(d / "arrays.npz", allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+        arrays = map_arrays(d / ARRAYS_DIR)
         kind = model.selection.ranker
         declared = {f"ranker_{k}": dims for k, dims in (ranker_class(kind).ARRAYS if kind is not None else {}).items()}
-        check_arrays(arrays, {**declared, **TOP_ARRAYS}, snapshot, d / "arrays.npz")
+        check_arrays(arrays, {**declared, **TOP_ARRAYS, **FeatureSpace.SAVED}, snapshot, d / ARRAYS_DIR)
+        model._prepare(snapshot, arrays)
+        model.components = {c: get(c).load(d / "components" / c, snapshot) for c in model.serving}
         if kind is not None:
             state = {k[len("ranker_"):]: arrays[k] for k in declared}
             model.ranker = restore_ranker(kind, {**state, **meta.get("ranker", {})})
@@ -367,10 +398,3 @@ def _config_json(config: HybridConfig) -> dict[str, Any]:
     out["component_configs"] = {k: dict(v) for k, v in config.component_configs.items()}
     return out
 
-
-def _same_fit(done: Recommender, fresh: Recommender, snapshot: GraphSnapshot) -> bool:
-    """Whether ``done`` is what fitting ``fresh`` on ``snapshot`` would give: same class,
-    same config, fitted on a snapshot with the same fingerprint."""
-    fitted_on = getattr(done, "snapshot", None)
-    return (type(done) is type(fresh) and done.config == fresh.config
-            and fitted_on is not None and fitted_on.fingerprint == snapshot.fingerprint)

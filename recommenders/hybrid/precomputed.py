@@ -1,7 +1,8 @@
 """The hybrid's precomputed lists, and its diversity re-rank.
 
-``fit`` ranks every known user once and keeps the first ``PRECOMPUTED`` items of each list
-(items and final scores, saved in the npz); serving reads them when the answer cannot differ
+``fit`` ranks every known user once and keeps the first ``keep`` items of each list (items and
+final scores, saved as mapped arrays; the hybrid keeps its whole candidate list, so a
+filtered request never ranks a user again); serving reads them when the answer cannot differ
 from live scoring (no excluded item beyond the user's own, and enough items kept for ``k``).
 """
 
@@ -33,16 +34,17 @@ class PrecomputedLists:
     complete: np.ndarray
 
     @classmethod
-    def build(cls, n_users: int, ranked: Callable[[int], tuple[np.ndarray, np.ndarray]]) -> PrecomputedLists:
-        """Rank every user with ``ranked(u) -> (candidates, scores)`` and keep each list's head."""
+    def build(cls, n_users: int, ranked: Callable[[int], tuple[np.ndarray, np.ndarray]],
+              keep: int = PRECOMPUTED) -> PrecomputedLists:
+        """Rank every user with ``ranked(u) -> (candidates, scores)`` and keep each list's first ``keep``."""
         indptr = np.zeros(n_users + 1, dtype=np.int64)
         items, scores = [], []
         complete = np.zeros(n_users, dtype=bool)
         for u in range(n_users):
             cand, score = ranked(u)
             order = np.lexsort((cand, -score))
-            complete[u] = len(order) <= PRECOMPUTED
-            order = order[:PRECOMPUTED]
+            complete[u] = len(order) <= keep
+            order = order[:keep]
             items.append(cand[order].astype(np.int32))
             scores.append(score[order])
             indptr[u + 1] = indptr[u] + len(order)

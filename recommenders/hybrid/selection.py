@@ -8,6 +8,10 @@ component by ``margin`` (relative) and by ``z`` standard errors of the paired pe
 difference (a lead a few users could make is not a lead); otherwise the hybrid serves that
 component as it is. The record says what was served and why, with every value.
 
+Feature groups that are optional (the rating features: ``optional``) are part of the choice:
+each ranker is also scored without each of them, and a group serves only when a ranker using it
+wins (``without`` names the groups the serving ranker does without).
+
 Why a margin: the cut trains on 80 % of the user's graph while serving trains on all of it,
 and some components gain more from the extra data than others (EASE on ml-latest-small:
 1.02 × graph_walk at 64 % of the ratings, 1.15 × at 80 %), so a small lead of the ranker on
@@ -41,6 +45,7 @@ class Selection:
     rankers: dict[str, float] = field(default_factory=dict)
     components: dict[str, float] = field(default_factory=dict)
     lead_z: float | None = None  # the best ranker's paired lead over the best component, in standard errors
+    without: list[str] = field(default_factory=list)  # optional feature groups the serving ranker does without
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,16 +81,24 @@ def out_of_fold(kind: str, rows: Sequence[np.ndarray], labels: Sequence[np.ndarr
     return out
 
 
+def _without(rows: Sequence[np.ndarray], columns: Sequence[int]) -> list[np.ndarray]:
+    return [np.delete(r, list(columns), axis=1) for r in rows] if columns else list(rows)
+
+
 def select(rows: Sequence[np.ndarray], labels: Sequence[np.ndarray], cands: Sequence[np.ndarray],
            relevant: Sequence[np.ndarray], component_lists: Mapping[str, Sequence[np.ndarray]],
            kinds: Sequence[str], seed: int, margin: float, regularisation: float,
-           z: float = 2.0) -> tuple[Selection, Ranker | None]:
-    """Compare the rankers (out of fold) with the components and fit the winner on all users."""
+           z: float = 2.0, optional: Mapping[str, Sequence[int]] | None = None) -> tuple[Selection, Ranker | None]:
+    """Compare the rankers (out of fold; each also without each ``optional`` group of feature
+    columns) with the components and fit the winner on all users."""
     comp_users = {name: ndcg_of_lists(list(lists), list(relevant), K) for name, lists in component_lists.items()}
     comp = {name: float(v.mean()) for name, v in comp_users.items()}
     learnable = len(rows) >= 2 and any(lab.any() for lab in labels)
-    rank_users = {kind: ranked_ndcg(cands, out_of_fold(kind, rows, labels, seed, regularisation), relevant)
-                  for kind in (kinds if learnable else ())}
+    groups = {f"{kind} without {g}": (kind, g) for g, cols in (optional or {}).items() if cols for kind in kinds}
+    variants = {**groups, **{kind: (kind, None) for kind in kinds}}  # a tie goes to the ranker without
+    rank_users = {name: ranked_ndcg(cands, out_of_fold(kind, _without(rows, (optional or {}).get(g or "", ())),
+                                                       labels, seed, regularisation), relevant)
+                  for name, (kind, g) in (variants.items() if learnable else ())}
     ranks = {kind: float(v.mean()) for kind, v in rank_users.items()}
     best_comp = max(comp, key=lambda c: (comp[c], -list(comp).index(c))) if comp else None
     best_rank = max(ranks, key=lambda r: (ranks[r], -list(ranks).index(r))) if ranks else None
@@ -99,8 +112,11 @@ def select(rows: Sequence[np.ndarray], labels: Sequence[np.ndarray], cands: Sequ
                   f"{best_comp} {comp.get(best_comp, 0.0):.4f} by more than {margin:.1%} "
                   f"({base['lead_z']:.1f} standard errors)" if best_comp
                   else f"ranker {best_rank} {ranks[best_rank]:.4f}")
-        ranker = make_ranker(best_rank, regularisation).fit(rows, labels, seed)
-        return Selection(serve="ranker", ranker=best_rank, component=None, reason=reason, **base), ranker
+        kind, group = variants[best_rank]
+        ranker = make_ranker(kind, regularisation).fit(_without(rows, (optional or {}).get(group or "", ())),
+                                                      labels, seed)
+        return Selection(serve="ranker", ranker=kind, component=None, reason=reason,
+                         without=[group] if group else [], **base), ranker
     if best_comp is None:
         raise ValueError("the hybrid has no component that scores any validation user")
     if best_rank is not None:

@@ -111,13 +111,15 @@ class MultVAENet(nn.Module):
         return self.to_items(torch.tanh(self.decoder(z))), mu, logvar
 
     def weights(self) -> dict[str, np.ndarray]:
-        """The arrays serving needs, float32 with (in, out) layout."""
+        """The arrays serving needs (and the log-variance half, for warm starts), float32 with
+        (in, out) layout."""
         def arr(t: torch.Tensor) -> np.ndarray:
             return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
 
         k = self.latent_dim
         return {"enc_w": arr(self.encoder.weight), "enc_b": arr(self.encoder_bias),
                 "mu_w": arr(self.to_latent.weight[:k].T), "mu_b": arr(self.to_latent.bias[:k]),
+                "lv_w": arr(self.to_latent.weight[k:].T), "lv_b": arr(self.to_latent.bias[k:]),
                 "dec_w": arr(self.decoder.weight.T), "dec_b": arr(self.decoder.bias),
                 "out_w": arr(self.to_items.weight.T), "out_b": arr(self.to_items.bias)}
 

@@ -16,8 +16,8 @@ import scipy.sparse as sp
 
 from kgrec.graph.snapshot import GraphSnapshot
 from kgrec.recommenders.base import FitCost, Tunable
-from kgrec.recommenders.config import AtLeastOne, Fraction, ModelConfig
-from kgrec.recommenders.models.item_to_item import ItemToItem, blockwise_item_products, drop_diagonal
+from kgrec.recommenders.config import AtLeastOne, Fraction
+from kgrec.recommenders.models.item_to_item import ItemToItem, ItemToItemConfig, blockwise_item_products, drop_diagonal
 from kgrec.recommenders.models.sparse_rows import interaction_weights, keep_top_per_row, row_values
 from kgrec.recommenders.registry import register
 
@@ -26,14 +26,13 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class AssociationConfig(ModelConfig):
+class AssociationConfig(ItemToItemConfig):
     """``metric``: ``confidence`` or ``lift``."""
 
     metric: Literal["confidence", "lift"] = "confidence"
     min_count: Annotated[int, AtLeastOne] = 2
     min_confidence: Annotated[float, Fraction] = 0.0
     neighbours: Annotated[int, AtLeastOne] = 100
-    interaction_weighting: Literal["binary", "log", "raw"] = "binary"
 
 
 @register("association", fit_cost=FitCost(pairs=0.36, nnz=0.05, fixed=0.05), default_rank=7, hybrid_rank=8)

@@ -162,7 +162,7 @@ class EASE(ScoredRecommender, HistoryScored, Tunable):
                    else np.zeros((0, 0), np.float32))
 
     def _set_keep(self, keep: np.ndarray) -> None:
-        self._keep = keep.astype(np.int64)
+        self._keep = np.asarray(keep, dtype=np.int64)
         self._position = np.full(len(self._snap().items), -1, dtype=np.int64)
         self._position[self._keep] = np.arange(len(self._keep))
 

@@ -1,8 +1,9 @@
 """Explaining a graph-walk score: every path's share first, as arrays; Reasons only for the best.
 
-A walk score is a sum over three path families: user → item → user → item (one share per
+A walk score is a sum over four path families: user → item → user → item (one share per
 own item j), user → item → tag → item (one share per tag, pooled over the user's items that
-carry it) and user → friend → item (one share per friend). An item can have hundreds of
+carry it), user → friend → item (one share per friend) and, on graphs with coordinates,
+user → item → cell → item (one share per own item j near the item: the NEAR path). An item can have hundreds of
 such paths and serving shows five, so the shares are computed with numpy, ranked, and only
 the top ``limit`` become ``Reason`` objects (names, text, Cypher); the rest are reported by
 count and sum, so shown plus omitted still add up to the score.
@@ -17,11 +18,12 @@ import scipy.sparse as sp
 
 from kgrec.graph.snapshot import GraphSnapshot
 from kgrec.recommenders.base import Reason, TopReasons
+from kgrec.recommenders.models.geo_space import haversine_km, item_coordinates
 from kgrec.recommenders.models.sparse_rows import RowEntries, dense_column, ranked_shares
 from kgrec.recommenders.reason_paths import PathBuilder
 from kgrec.recommenders.recent_user import RecentUser
 
-CO, TAG, FRIEND = 0, 1, 2
+CO, TAG, FRIEND, NEAR = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class GraphWalkState:
     ti_csc: sp.csc_matrix  #: tag → item, by column
     s_user: sp.csr_matrix
     s_tag: sp.csr_matrix
+    s_near: sp.csr_matrix  #: the item→item walks through NEAR cells
     penalty: np.ndarray  #: each item's popularity penalty
     w_social: float  #: weight of the user → friend → item paths
 
@@ -83,6 +86,7 @@ class _UserWalks:
     p_friends: np.ndarray
     via_user: RowEntries
     via_tag: RowEntries
+    via_near: RowEntries
     item_tags: RowEntries
     friend_items: RowEntries
 
@@ -106,7 +110,8 @@ class GraphWalkExplainer:
         items, p_items, friends, p_friends = st.start(u)
         walks = _UserWalks(u, items, p_items, friends, p_friends,
                            RowEntries.of(st.s_user, items), RowEntries.of(st.s_tag, items),
-                           RowEntries.of(st.p_it, items), RowEntries.of(st.p_ui, friends))
+                           RowEntries.of(st.s_near, items), RowEntries.of(st.p_it, items),
+                           RowEntries.of(st.p_ui, friends))
         return walks
 
     def explain_top(self, u: int, i: int, limit: int | None) -> TopReasons:
@@ -156,9 +161,16 @@ class GraphWalkExplainer:
             fr = np.flatnonzero(into > 0)
             fr_share = p_friends[fr] * into[fr] * self.state.w_social * self.state.penalty[i]
 
-        kinds = np.concatenate((np.full(len(co), CO), np.full(len(tags_t), TAG), np.full(len(fr), FRIEND)))
-        which = np.concatenate((np.arange(len(co)), np.arange(len(tags_t)), np.arange(len(fr)))).astype(np.int64)
-        shares = np.concatenate((co_share, tag_share, fr_share)).astype(np.float64)
+        # user -> j -> cell -> i: one path per own item j near i
+        via_near = w.via_near.column(i, len(items))
+        near = np.flatnonzero(via_near > 0)
+        near_share = p_items[near] * via_near[near]
+
+        kinds = np.concatenate((np.full(len(co), CO), np.full(len(tags_t), TAG), np.full(len(fr), FRIEND),
+                                np.full(len(near), NEAR)))
+        which = np.concatenate((np.arange(len(co)), np.arange(len(tags_t)), np.arange(len(fr)),
+                                np.arange(len(near)))).astype(np.int64)
+        shares = np.concatenate((co_share, tag_share, fr_share, near_share)).astype(np.float64)
         shown, rest = ranked_shares(shares, limit)
 
         title = self.snapshot.title(i)
@@ -170,8 +182,10 @@ class GraphWalkExplainer:
             elif kind == TAG:
                 reasons.append(self._tag_reason(u, int(tag_best[pos]), int(tags_t[pos]), i, share,
                                                 int(tag_count[pos]), title))
-            else:
+            elif kind == FRIEND:
                 reasons.append(self._friend_reason(u, int(friends[fr[pos]]), i, share, title))
+            else:
+                reasons.append(self._near_reason(u, int(items[near[pos]]), i, share, title))
         omitted = shares[rest]
         return TopReasons(tuple(reasons), len(rest), float(omitted.sum()), float(np.abs(omitted).sum()))
 
@@ -194,6 +208,13 @@ class GraphWalkExplainer:
         snap = self.snapshot
         text = f"You interacted with {snap.title(j)}{others}, tagged {snap.tag_names[t]} like {title}"
         return self.paths.shared_tag(u, j, t, i, share, text)
+
+    def _near_reason(self, u: int, j: int, i: int, share: float, title: str) -> Reason:
+        lat, lon = item_coordinates(self.snapshot)
+        km = float(haversine_km(lat[j], lon[j], lat[i], lon[i]))
+        dist = f"{km * 1000:.0f} m" if km < 1 else f"{km:.1f} km"
+        text = f"You checked in at {self.snapshot.title(j)}, {dist} from {title}"
+        return self.paths.near_visited(u, j, i, share, text)
 
     def _friend_reason(self, u: int, f: int, i: int, share: float, title: str) -> Reason:
         text = f"You follow {self.paths.user(f).name or self.snapshot.users.ids[f]}, who chose {title}"

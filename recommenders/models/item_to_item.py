@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
 
 from kgrec.graph.snapshot import GraphSnapshot
 from kgrec.recommenders.base import Reason, Recommendation, SimilarItems, TopReasons
+from kgrec.recommenders.config import ModelConfig
 from kgrec.recommenders.models.scored import HistoryScored, ScoredRecommender
 from kgrec.recommenders.models.sparse_rows import (
     RowEntries,
@@ -24,6 +26,7 @@ from kgrec.recommenders.models.sparse_rows import (
     csr_state,
     dense_column,
     interaction_weights,
+    item_users,
     ranked_shares,
     row_positions,
     weight_vector,
@@ -32,23 +35,25 @@ from kgrec.recommenders.models.sparse_rows import (
 from kgrec.recommenders.ranking import top_k
 from kgrec.recommenders.saved_arrays import Dim
 
-if TYPE_CHECKING:
-    from kgrec.recommenders.models.association import AssociationConfig
-    from kgrec.recommenders.models.itemcf import ItemCFConfig
-
 BLOCK = 2048
+
+
+@dataclass(frozen=True)
+class ItemToItemConfig(ModelConfig):
+    """Options every item-to-item model has: how play counts enter (``binary``, ``log``, ``raw``)."""
+
+    interaction_weighting: Literal["binary", "log", "raw"] = "binary"
 
 
 class ItemToItem(ScoredRecommender, HistoryScored, SimilarItems):
     """Subclasses build ``self._sim`` (items × items, CSR) in ``_fit``; the rest is shared."""
 
     _sim: sp.csr_matrix
-    config: ItemCFConfig | AssociationConfig
+    config: ItemToItemConfig
 
     def _prepare(self, snapshot: GraphSnapshot) -> None:
         self._weights = interaction_weights(snapshot, self.config.interaction_weighting)
-        self._item_users = sp.csc_matrix(snapshot.interactions)
-        self._item_users.sort_indices()
+        self._item_users = item_users(snapshot)
 
     def _scores(self, u: int) -> np.ndarray | None:
         w = self._weights

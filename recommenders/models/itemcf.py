@@ -17,8 +17,8 @@ from implicit.nearest_neighbours import bm25_weight
 
 from kgrec.graph.snapshot import GraphSnapshot
 from kgrec.recommenders.base import FitCost, Tunable
-from kgrec.recommenders.config import AtLeastOne, Fraction, ModelConfig, NonNegative
-from kgrec.recommenders.models.item_to_item import ItemToItem, blockwise_item_products, drop_diagonal
+from kgrec.recommenders.config import AtLeastOne, Fraction, NonNegative
+from kgrec.recommenders.models.item_to_item import ItemToItem, ItemToItemConfig, blockwise_item_products, drop_diagonal
 from kgrec.recommenders.models.sparse_rows import interaction_weights, keep_top_per_row, neighbourhood_space
 from kgrec.recommenders.registry import register
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class ItemCFConfig(ModelConfig):
+class ItemCFConfig(ItemToItemConfig):
     """``weighting``: ``cosine`` (plain vectors) or ``bm25``; ``interaction_weighting``:
     how play counts enter (``binary``, ``log``, ``raw``). Defaults chosen on a Last.fm 2K
     validation cut (cosine beat BM25; 400 neighbours beat 100)."""
@@ -35,7 +35,6 @@ class ItemCFConfig(ModelConfig):
     weighting: Literal["cosine", "bm25"] = "cosine"
     shrink: Annotated[float, NonNegative] = 10.0
     neighbours: Annotated[int, AtLeastOne] = 400
-    interaction_weighting: Literal["binary", "log", "raw"] = "binary"
     bm25_k1: Annotated[float, NonNegative] = 1.2
     bm25_b: Annotated[float, Fraction] = 0.75
 

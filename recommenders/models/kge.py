@@ -23,22 +23,32 @@ import numpy as np
 from kgrec.embeddings.artifact import KGEArtifact
 from kgrec.embeddings.pykeen_setup import TrainConfig
 from kgrec.embeddings.triples import INTERACTED, USES_TAG, item_label, tag_label, user_label
+from kgrec.graph.array_files import map_arrays
 from kgrec.graph.snapshot import GraphSnapshot
 from kgrec.recommenders.base import (
     ExplainsHistory,
+    FitContext,
     FitCost,
     FoldsInHistory,
     HasNodeVectors,
     Reason,
     Recommendation,
     SimilarItems,
+    StartsWarm,
     Tunable,
 )
 from kgrec.recommenders.config import ConfigError, ModelConfig, NonNegative
-from kgrec.recommenders.models.scored import MODEL_FORMAT, ScoredRecommender, config_from_json, read_model_meta
+from kgrec.recommenders.models.scored import (
+    ARRAYS_DIR,
+    MODEL_FORMAT,
+    ScoredRecommender,
+    config_from_json,
+    read_model_meta,
+)
 from kgrec.recommenders.ranking import top_k
 from kgrec.recommenders.reason_paths import ITEM
 from kgrec.recommenders.registry import register
+from kgrec.recommenders.saved_arrays import Dim, check_arrays
 
 if TYPE_CHECKING:
     import optuna
@@ -68,7 +78,7 @@ class KGEConfig(TrainConfig, ModelConfig):
 
 
 @register("kge", fit_cost=FitCost(nnz=200.0, fixed=5.0), expensive=True)
-class KGE(ScoredRecommender, FoldsInHistory, ExplainsHistory, SimilarItems, HasNodeVectors, Tunable):
+class KGE(ScoredRecommender, FoldsInHistory, ExplainsHistory, SimilarItems, HasNodeVectors, StartsWarm, Tunable):
     additive: ClassVar[bool] = False
     positive_only: ClassVar[bool] = False
     Config = KGEConfig
@@ -91,6 +101,25 @@ class KGE(ScoredRecommender, FoldsInHistory, ExplainsHistory, SimilarItems, HasN
         }
 
     # -- fitting and attaching --------------------------------------------------------------
+    def fit(self, snapshot: GraphSnapshot, ctx: FitContext | None = None) -> KGE:
+        """Train on ``snapshot``; with ``ctx.warm`` (``kgrec train --warm-start``) start from the
+        old bundle's vectors when the guards allow (``recommenders.models.warm_fit``)."""
+        self._start(snapshot)
+        if ctx is None or ctx.warm is None:
+            self.warm_record = None
+            self._fit(snapshot)
+            return self
+        from kgrec.recommenders.models.warm_adapters import KGEWarm
+        from kgrec.recommenders.models.warm_fit import warm_fit
+
+        if not warm_fit(self, snapshot, ctx, KGEWarm(self, ctx.warm)):
+            self._fit(snapshot)
+        return self
+
+    def warm_shape(self) -> dict[str, Any]:
+        c = self.config
+        return {"model": c.model, "dim": c.dim, "inverse": c.inverse, "drop": sorted(c.drop)}
+
     def _fit(self, snapshot: GraphSnapshot) -> None:
         from kgrec.embeddings.train import train
 
@@ -99,21 +128,27 @@ class KGE(ScoredRecommender, FoldsInHistory, ExplainsHistory, SimilarItems, HasN
     def node_vectors(self) -> KGEArtifact:
         return self.artifact
 
-    def attach(self, artifact: KGEArtifact, snapshot: GraphSnapshot) -> KGE:
-        """Serve ``artifact`` over ``snapshot`` (which may be newer than the training one)."""
+    def attach(self, artifact: KGEArtifact, snapshot: GraphSnapshot,
+               saved: Mapping[str, np.ndarray] | None = None) -> KGE:
+        """Serve ``artifact`` over ``snapshot`` (which may be newer than the training one);
+        ``saved``: the item vectors as ``save`` wrote them for this snapshot (mapped, not
+        recomputed into each process)."""
         self.artifact = artifact
         self._start(snapshot)
         idx = artifact.entity_index
         self._user_rows = np.array([idx.get(user_label(u), -1) for u in snapshot.users.ids], dtype=np.int64)
         item_rows = np.array([idx.get(item_label(i), -1) for i in snapshot.items.ids], dtype=np.int64)
         self._item_known = item_rows >= 0
-        self._items = artifact.entity_vectors[np.maximum(item_rows, 0)]
         self._tag_rows = np.array([idx.get(tag_label(t), -1) for t in snapshot.tags.ids], dtype=np.int64)
         self._r = artifact.relation(INTERACTED)
         self._r_tag = artifact.relation(USES_TAG) if USES_TAG in artifact.relation_index else None
-        real = artifact.real_view(self._items).astype(np.float64)
-        norms = np.linalg.norm(real, axis=1)
-        self._items_unit = real / np.where(norms > 0, norms, 1.0)[:, None]
+        if saved is not None:
+            self._items, self._items_unit = saved["items"], saved["items_unit"]
+        else:
+            self._items = artifact.entity_vectors[np.maximum(item_rows, 0)]
+            real = artifact.real_view(self._items).astype(np.float64)
+            norms = np.linalg.norm(real, axis=1)
+            self._items_unit = real / np.where(norms > 0, norms, 1.0)[:, None]
         known_users = self._user_rows[self._user_rows >= 0]
         uv = artifact.entity_vectors[known_users] if len(known_users) else artifact.entity_vectors
         self._user_norm = float(np.median(np.sqrt((np.abs(uv) ** 2).sum(axis=1)))) if len(uv) else 1.0
@@ -255,11 +290,15 @@ class KGE(ScoredRecommender, FoldsInHistory, ExplainsHistory, SimilarItems, HasN
         return None
 
     # -- persistence ------------------------------------------------------------------------
+    #: Each snapshot item's vector and its unit-length real view (what scoring and explaining
+    #: read), saved so that a load maps them; the trained vectors live in the artifact directory.
+    ARRAYS: ClassVar[dict[str, tuple[Dim, ...]]] = {"items": ("items", None), "items_unit": ("items", None)}
+
     def _state(self) -> dict[str, np.ndarray]:
-        return {}
+        return {"items": self._items, "items_unit": self._items_unit}
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
-        """Nothing: the vectors live in the artifact directory."""
+        """Nothing here: ``load`` hands the saved arrays to ``attach``."""
 
     def save(self, directory: str | Path) -> None:
         super().save(directory)
@@ -271,8 +310,11 @@ class KGE(ScoredRecommender, FoldsInHistory, ExplainsHistory, SimilarItems, HasN
         one it was fitted on; with ``strict=False`` it serves a newer snapshot instead,
         matching vectors by entity label and folding in users the model never saw."""
         d = Path(directory)
+        saved = None
         if strict:
             meta = read_model_meta(d, cls.name, snapshot)
+            saved = map_arrays(d / ARRAYS_DIR)
+            check_arrays(saved, cls.ARRAYS, snapshot, d / ARRAYS_DIR, cls.NAN_OK)
         else:
             path = d / "model.json"
             if not path.is_file():
@@ -281,7 +323,7 @@ class KGE(ScoredRecommender, FoldsInHistory, ExplainsHistory, SimilarItems, HasN
             if meta.get("format") != MODEL_FORMAT or meta.get("name") != cls.name:
                 raise ValueError(f"{d}: not a saved {cls.name} model ({meta.get('format')}, {meta.get('name')})")
         model = cls(config_from_json(cls.Config, meta["config"]))
-        return model.attach(KGEArtifact.load(d / ARTIFACT_DIR), snapshot)
+        return model.attach(KGEArtifact.load(d / ARTIFACT_DIR), snapshot, saved)
 
 
 def _option_in(message: str) -> str:

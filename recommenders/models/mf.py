@@ -24,7 +24,7 @@ from implicit.nearest_neighbours import bm25_weight
 from threadpoolctl import threadpool_limits
 
 from kgrec.graph.snapshot import GraphSnapshot
-from kgrec.recommenders.base import FitCost, Reason, TopReasons, Tunable
+from kgrec.recommenders.base import FitContext, FitCost, Reason, StartsWarm, TopReasons, Tunable
 from kgrec.recommenders.config import AtLeastOne, ModelConfig, NonNegative, Positive
 from kgrec.recommenders.models.scored import ScoredRecommender
 from kgrec.recommenders.models.sparse_rows import graded, interaction_weights
@@ -64,7 +64,7 @@ class ALSConfig(ModelConfig):
 
 
 @register("als", fit_cost=FitCost(nnz=0.8, fixed=0.3), default_rank=5, hybrid_rank=4)
-class ALS(ScoredRecommender, Tunable):
+class ALS(ScoredRecommender, StartsWarm, Tunable):
     Config = ALSConfig
     config: ALSConfig
     positive_only: ClassVar[bool] = False
@@ -84,6 +84,29 @@ class ALS(ScoredRecommender, Tunable):
             out["confidence"] = trial.suggest_categorical("confidence", ["binary", "log", "bm25"])
         return out
 
+    def fit(self, snapshot: GraphSnapshot, ctx: FitContext | None = None) -> ALS:
+        """Factorise ``snapshot``; with ``ctx.warm`` (``kgrec train --warm-start``) start from the
+        old bundle's factors when the guards allow (``recommenders.models.warm_fit``)."""
+        self._start(snapshot)
+        if ctx is None or ctx.warm is None:
+            self.warm_record = None
+            self._fit(snapshot)
+            return self
+        from kgrec.recommenders.models.warm_adapters import ALSWarm
+        from kgrec.recommenders.models.warm_fit import warm_fit
+
+        if not warm_fit(self, snapshot, ctx, ALSWarm(self, ctx.warm)):
+            self._fit(snapshot)
+        return self
+
+    def warm_shape(self) -> dict[str, Any]:
+        """The factors it has (fitted) or would have on its snapshot (capped by its users)."""
+        items = getattr(self, "_items", None)
+        if items is not None:
+            return {"factors": int(items.shape[1])}
+        n_users = len(self.snapshot.users) if self.snapshot is not None else 0
+        return {"factors": max(1, min(self.config.factors, n_users // max(1, self.config.users_per_factor)))}
+
     def _prepare(self, snapshot: GraphSnapshot) -> None:
         self._conf = _confidence(snapshot, self.config.confidence)
 
@@ -100,7 +123,7 @@ class ALS(ScoredRecommender, Tunable):
         with threadpool_limits(1, "blas"):  # implicit runs its own threads; BLAS threads would fight them
             n_users = self._conf.shape[0]
             model = self._model(max(1, min(self.config.factors, n_users // max(1, self.config.users_per_factor))))
-            model.fit(self._conf, show_progress=False)
+            model.fit(self._conf.copy(), show_progress=False)  # implicit writes through its input's buffers
             self._items = np.asarray(model.item_factors, dtype=np.float64)
             self._users = self._solve_users()  # thousands of small solves: one BLAS thread is fastest
         self._implicit = None
@@ -192,7 +215,7 @@ class BPR(ScoredRecommender, Tunable):
         }
 
     def _prepare(self, snapshot: GraphSnapshot) -> None:
-        self._binary = sp.csr_matrix(interaction_weights(snapshot, "binary"), dtype=np.float32)
+        self._binary = interaction_weights(snapshot, "binary")  # shared, read-only
 
     def _fit(self, snapshot: GraphSnapshot) -> None:
         from implicit.cpu.bpr import BayesianPersonalizedRanking
@@ -202,7 +225,7 @@ class BPR(ScoredRecommender, Tunable):
             factors=c.factors, learning_rate=c.learning_rate, regularization=c.regularization,
             iterations=c.iterations, num_threads=1, random_state=c.seed,
         )
-        model.fit(self._binary, show_progress=False)
+        model.fit(sp.csr_matrix(self._binary, dtype=np.float32, copy=True), show_progress=False)
         self._users = np.asarray(model.user_factors, dtype=np.float64)
         self._items = np.asarray(model.item_factors, dtype=np.float64)
 

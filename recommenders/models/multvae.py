@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from kgrec.graph.snapshot import GraphSnapshot
-from kgrec.recommenders.base import FitCost, Reason, Tunable
+from kgrec.recommenders.base import FitContext, FitCost, Reason, StartsWarm, Tunable
 from kgrec.recommenders.config import AtLeastOne, ModelConfig, NonNegative, Positive, Range
 from kgrec.recommenders.models.ease import kept_items
 from kgrec.recommenders.models.scored import HistoryScored, ScoredRecommender
@@ -34,7 +34,9 @@ if TYPE_CHECKING:
     import optuna
 
 EVIDENCE = "evidence"
-WEIGHTS = ("enc_w", "enc_b", "mu_w", "mu_b", "dec_w", "dec_b", "out_w", "out_b")
+#: The network's arrays; ``lv_*`` (the log-variance half of the latent layer) is not used to
+#: serve, but a warm start (``kgrec train --warm-start``) continues training from it.
+WEIGHTS = ("enc_w", "enc_b", "mu_w", "mu_b", "lv_w", "lv_b", "dec_w", "dec_b", "out_w", "out_b")
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class MultVAEConfig(ModelConfig):
 
 
 @register("multvae", fit_cost=FitCost(nnz=80.0, fixed=2.0))
-class MultVAE(ScoredRecommender, HistoryScored, Tunable):
+class MultVAE(ScoredRecommender, HistoryScored, StartsWarm, Tunable):
     additive: ClassVar[bool] = False
     positive_only: ClassVar[bool] = False
     Config = MultVAEConfig
@@ -93,6 +95,24 @@ class MultVAE(ScoredRecommender, HistoryScored, Tunable):
             "lr": trial.suggest_float("lr", 3e-4, 3e-3, log=True),
             "epochs": trial.suggest_int("epochs", 25, 150, step=25),
         }
+
+    def fit(self, snapshot: GraphSnapshot, ctx: FitContext | None = None) -> MultVAE:
+        """Train on ``snapshot``; with ``ctx.warm`` (``kgrec train --warm-start``) start from the
+        old bundle's network when the guards allow (``recommenders.models.warm_fit``)."""
+        self._start(snapshot)
+        if ctx is None or ctx.warm is None:
+            self.warm_record = None
+            self._fit(snapshot)
+            return self
+        from kgrec.recommenders.models.warm_adapters import MultVAEWarm
+        from kgrec.recommenders.models.warm_fit import warm_fit
+
+        if not warm_fit(self, snapshot, ctx, MultVAEWarm(self, ctx.warm)):
+            self._fit(snapshot)
+        return self
+
+    def warm_shape(self) -> dict[str, Any]:
+        return {"hidden_dim": self.config.hidden_dim, "latent_dim": self.config.latent_dim}
 
     def _prepare(self, snapshot: GraphSnapshot) -> None:
         cfg = self.config
@@ -133,7 +153,7 @@ class MultVAE(ScoredRecommender, HistoryScored, Tunable):
         return max(self.curve, key=lambda c: c[1])[0] if self.curve else None
 
     def _set_keep(self, keep: np.ndarray) -> None:
-        self._keep = keep.astype(np.int64)
+        self._keep = np.asarray(keep, dtype=np.int64)
         self._position = np.full(len(self._snap().items), -1, dtype=np.int64)
         self._position[self._keep] = np.arange(len(self._keep))
 
@@ -213,13 +233,20 @@ class MultVAE(ScoredRecommender, HistoryScored, Tunable):
 
     def _explain(self, u: int, i: int, score: float) -> list[Reason]:
         items, shares = self.gradient_x_input(u, i)
-        snap = self._snap()
-        order = np.lexsort((items, -shares))[: self.config.neighbours_explained]
-        reasons = []
-        for k in order.tolist():
-            j, share = int(items[k]), float(shares[k])
-            text = (f"You interacted with {snap.title(j)}, which moves {snap.title(i)} "
-                    f"{'up' if share > 0 else 'down'} in the Mult-VAE (gradient × input {share:+.3f}); "
-                    "supporting evidence, not the cause of the score")
-            reasons.append(self._paths.own_item(u, j, share, text, kind=EVIDENCE))
-        return reasons
+        return gradient_reasons(self, u, i, items, shares, "the Mult-VAE", self.config.neighbours_explained)
+
+
+def gradient_reasons(model: ScoredRecommender, u: int, i: int, items: np.ndarray, shares: np.ndarray,
+                     network: str, limit: int) -> list[Reason]:
+    """The user's items with the largest gradient × input shares in ``i``'s score, strongest
+    first (ties by item), each a path through the item: evidence, not a decomposition."""
+    snap = model._snap()
+    order = np.lexsort((items, -shares))[:limit]
+    reasons = []
+    for k in order.tolist():
+        j, share = int(items[k]), float(shares[k])
+        text = (f"You interacted with {snap.title(j)}, which moves {snap.title(i)} "
+                f"{'up' if share > 0 else 'down'} in {network} (gradient × input {share:+.3f}); "
+                "supporting evidence, not the cause of the score")
+        reasons.append(model._paths.own_item(u, j, share, text, kind=EVIDENCE))
+    return reasons

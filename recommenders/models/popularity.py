@@ -17,6 +17,7 @@ from kgrec.graph.snapshot import GraphSnapshot
 from kgrec.recommenders.base import FitCost, Reason, Recommendation, RecommendsAnonymously
 from kgrec.recommenders.config import ModelConfig, Positive
 from kgrec.recommenders.models.scored import ScoredRecommender
+from kgrec.recommenders.models.sparse_rows import interaction_weights, snapshot_view
 from kgrec.recommenders.ranking import top_k
 from kgrec.recommenders.registry import register
 from kgrec.recommenders.saved_arrays import Dim
@@ -42,12 +43,9 @@ class Popularity(ScoredRecommender, RecommendsAnonymously):
     def _prepare(self, snapshot: GraphSnapshot) -> None:
         if self.config.mode not in ("global", "decayed", "tag"):
             raise ValueError(f"unknown popularity mode {self.config.mode!r}; expected global, decayed or tag")
-        binary = sp.csr_matrix(snapshot.interactions, dtype=np.float64, copy=True)
-        binary.data[:] = 1.0
+        binary = interaction_weights(snapshot, "binary")  # shared by the models over this snapshot
         self._binary = binary
-        tags = sp.csr_matrix(snapshot.item_tags, dtype=np.float64, copy=True)
-        tags.data[:] = 1.0
-        self._item_tags = tags
+        self._item_tags = snapshot_view(snapshot, ("item_tags", "binary"), lambda: _binary_tags(snapshot))
         self._audience = np.asarray(binary.sum(axis=0)).ravel()
 
     def _fit(self, snapshot: GraphSnapshot) -> None:
@@ -132,3 +130,12 @@ class Popularity(ScoredRecommender, RecommendsAnonymously):
         if exclude:
             scores[[j for j in (snap.items.get(x) for x in exclude) if j is not None]] = -np.inf
         return [Recommendation(snap.items.ids[j], float(scores[j]), self.name) for j in top_k(scores, k)]
+
+
+def _binary_tags(snapshot: GraphSnapshot) -> sp.csr_matrix:
+    """Item × tag, 1 where the item carries the tag (read-only: shared per snapshot)."""
+    tags = sp.csr_matrix(snapshot.item_tags, dtype=np.float64, copy=True)
+    tags.data[:] = 1.0
+    for part in (tags.data, tags.indices, tags.indptr):
+        part.setflags(write=False)
+    return tags

@@ -8,9 +8,12 @@ all of them: id lookups, filtering seen and excluded items, a deterministic top-
 
 Save/load contract (every recommender, including ones added later such as ``kge``):
 ``save(dir)`` writes ``model.json`` — ``{"format", "name", "config", "fingerprint"}`` — and
-``arrays.npz`` (plain numeric arrays, read back with ``allow_pickle=False``);
+``arrays.npz`` (uncompressed, each array mapped in place, ``graph.array_files``; no pickle);
 ``load(dir, snapshot)`` refuses a snapshot whose fingerprint differs from the one the model
 was fitted on, rebuilds the ``Config`` from JSON and restores the arrays without refitting.
+Loaded arrays are read-only maps of the files, shared by every process that loads them: a
+model keeps them as they are (no in-place change, no up-cast copy at load; what it needs in
+another form it computes at fit and saves in the form it serves).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
+from kgrec.graph.array_files import map_arrays, save_arrays
 from kgrec.graph.snapshot import GraphSnapshot
 from kgrec.recommenders.base import (
     FitContext,
@@ -41,7 +45,10 @@ from kgrec.recommenders.reason_paths import PathBuilder
 from kgrec.recommenders.recent_user import RecentUser
 from kgrec.recommenders.saved_arrays import Dim, check_arrays
 
-MODEL_FORMAT = 1
+#: 2: arrays in an uncompressed, mapped ``arrays.npz`` (1: the same name, compressed).
+MODEL_FORMAT = 2
+#: Where a model's arrays live inside its directory.
+ARRAYS_DIR = "arrays"
 T = TypeVar("T")
 
 
@@ -178,7 +185,7 @@ class ScoredRecommender(Recommender, ScoresAllItems):
         d.mkdir(parents=True, exist_ok=True)
         meta = {"format": MODEL_FORMAT, "name": self.name, "config": asdict(self.config),
                 "fingerprint": snap.fingerprint}
-        np.savez_compressed(d / "arrays.npz", allow_pickle=False, **self._state())
+        save_arrays(d / ARRAYS_DIR, self._state())
         (d / "model.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
     @classmethod
@@ -187,9 +194,8 @@ class ScoredRecommender(Recommender, ScoresAllItems):
         meta = read_model_meta(d, cls.name, snapshot)
         model = cls(config_from_json(cls.Config, meta["config"]))
         model._start(snapshot)
-        with np.load(d / "arrays.npz", allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        check_arrays(arrays, cls.ARRAYS, snapshot, d / "arrays.npz", cls.NAN_OK)
+        arrays = map_arrays(d / ARRAYS_DIR)
+        check_arrays(arrays, cls.ARRAYS, snapshot, d / ARRAYS_DIR, cls.NAN_OK)
         model._restore(arrays)
         return model
 
@@ -234,7 +240,8 @@ def read_model_meta(d: Path, name: str, snapshot: GraphSnapshot) -> dict[str, An
         raise FileNotFoundError(f"{d}: no model.json; not a saved model")
     meta = json.loads(path.read_text(encoding="utf-8"))
     if meta.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{d}: model format {meta.get('format')} is not {MODEL_FORMAT}")
+        raise ValueError(f"{d}: model format {meta.get('format')} is not {MODEL_FORMAT} "
+                         "(saved by an older kgrec: retrain with kgrec train)")
     if meta.get("name") != name:
         raise ValueError(f"{d}: holds model {meta.get('name')!r}, not {name!r}")
     if meta.get("fingerprint") != snapshot.fingerprint:

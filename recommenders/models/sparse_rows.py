@@ -7,23 +7,35 @@ reads of a few rows' entries (``RowEntries``) for explanations.
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 
+from kgrec.graph.array_files import index_dtype
 from kgrec.graph.snapshot import GraphSnapshot
 
 
 def csr_state(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
-    """A CSR matrix as plain arrays for ``arrays.npz``."""
+    """A CSR matrix as plain arrays to save: canonical (sorted columns, duplicates summed, on a
+    copy when it is not already) with one index dtype, so that ``csr_restore`` builds it over
+    the mapped files without converting, and no later operation sorts them in place."""
     m = sp.csr_matrix(m)
-    return {f"{prefix}.data": m.data, f"{prefix}.indices": m.indices, f"{prefix}.indptr": m.indptr,
+    if not m.has_canonical_format:
+        m = m.copy()
+        m.sum_duplicates()
+    idx = index_dtype(m.nnz, *m.shape)
+    return {f"{prefix}.data": m.data, f"{prefix}.indices": m.indices.astype(idx, copy=False),
+            f"{prefix}.indptr": m.indptr.astype(idx, copy=False),
             f"{prefix}.shape": np.asarray(m.shape, dtype=np.int64)}
 
 
-def csr_restore(prefix: str, a: dict[str, np.ndarray]) -> sp.csr_matrix:
+def csr_restore(prefix: str, a: Mapping[str, np.ndarray]) -> sp.csr_matrix:
+    """The matrix ``csr_state`` saved, over the (mapped, read-only) arrays themselves."""
     shape = tuple(int(x) for x in a[f"{prefix}.shape"])
     return sp.csr_matrix((a[f"{prefix}.data"], a[f"{prefix}.indices"], a[f"{prefix}.indptr"]), shape=shape)
 
@@ -84,16 +96,63 @@ def neighbourhood_space(trial: Any, snapshot: GraphSnapshot, neighbours: tuple[i
     return out
 
 
-def interaction_weights(snapshot: GraphSnapshot, scheme: str) -> sp.csr_matrix:
-    """The user×item matrix under a weighting: ``binary``, ``log`` (log1p of weight) or ``raw``."""
-    m = sp.csr_matrix(snapshot.interactions, dtype=np.float64, copy=True)
-    if scheme == "binary":
-        m.data[:] = 1.0
-    elif scheme == "log":
-        m.data = np.log1p(m.data)
-    elif scheme != "raw":
-        raise ValueError(f"unknown weighting {scheme!r}; expected binary, log or raw")
+T = TypeVar("T")
+_VIEWS: dict[int, dict[tuple[str, ...], Any]] = {}
+_VIEWS_LOCK = threading.RLock()
+
+
+def snapshot_view(snapshot: GraphSnapshot, key: tuple[str, ...], build: Callable[[], T]) -> T:
+    """``build()`` once per snapshot and key, shared by every model over that snapshot (a
+    bundle's models, and a hybrid's components, all derive the same views): one copy per
+    process instead of one per model. Views must be treated as read-only."""
+    with _VIEWS_LOCK:
+        views = _VIEWS.get(id(snapshot))
+        if views is None:
+            views = _VIEWS[id(snapshot)] = {}
+            weakref.finalize(snapshot, _VIEWS.pop, id(snapshot), None)
+        if key not in views:
+            views[key] = build()
+        return views[key]
+
+
+def _read_only(m: sp.csr_matrix) -> sp.csr_matrix:
+    """``m`` with its arrays marked read-only (views over another matrix's index arrays are
+    marked, not those arrays themselves)."""
+    for part in (m.data, m.indices, m.indptr):
+        part.setflags(write=False)
     return m
+
+
+def interaction_weights(snapshot: GraphSnapshot, scheme: str) -> sp.csr_matrix:
+    """The user×item matrix under a weighting: ``binary``, ``log`` (log1p of weight) or ``raw``
+    (float64 values over the snapshot's own index arrays). Shared per snapshot and read-only:
+    copy it before changing it."""
+    if scheme not in ("binary", "log", "raw"):
+        raise ValueError(f"unknown weighting {scheme!r}; expected binary, log or raw")
+
+    def build() -> sp.csr_matrix:
+        x = snapshot.interactions
+        data = x.data.astype(np.float64)
+        if scheme == "binary":
+            data[:] = 1.0
+        elif scheme == "log":
+            np.log1p(data, out=data)
+        return _read_only(sp.csr_matrix((data, x.indices.view(), x.indptr.view()), shape=x.shape))
+
+    return snapshot_view(snapshot, ("interaction_weights", scheme), build)
+
+
+def item_users(snapshot: GraphSnapshot) -> sp.csc_matrix:
+    """The interactions as CSC (an item's users are a slice), sorted; shared and read-only."""
+
+    def build() -> sp.csc_matrix:
+        m = sp.csc_matrix(snapshot.interactions)
+        m.sort_indices()
+        for part in (m.data, m.indices, m.indptr):
+            part.setflags(write=False)
+        return m
+
+    return snapshot_view(snapshot, ("item_users",), build)
 
 
 def weight_vector(weights: np.ndarray, scheme: str) -> np.ndarray:

@@ -15,13 +15,14 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from kgrec.graph.store import Feedback, GraphStore
 from kgrec.graph.store_errors import StoreUnavailable
-from kgrec.recommenders.serving.server import BUNDLE_ONLY, Server, UserState
+from kgrec.recommenders.serving.query import BUNDLE_ONLY, UserState
+from kgrec.recommenders.serving.server import Server
 
 T = TypeVar("T")
 #: Runs a function against the store (the API's ``StoreHandle.call``, or a direct call).
@@ -44,7 +45,8 @@ class LiveState:
         self._call = call
         self._max_users = max_users
         self._lock = threading.Lock()
-        self._users: OrderedDict[str, tuple[Hashable, UserState]] = OrderedDict()
+        #: user -> (history token, impressions token, state)
+        self._users: OrderedDict[str, tuple[Hashable, Hashable, UserState]] = OrderedDict()
         self._hidden: tuple[Hashable, frozenset[str]] | None = None
 
     def state(self, user: str) -> Live:
@@ -53,17 +55,21 @@ class LiveState:
             hidden = self._hidden
         try:
             fb: Feedback = self._call(lambda st: st.feedback(
-                user, cached[0] if cached else None, hidden[0] if hidden else None))
+                user, cached[0] if cached else None, hidden[0] if hidden else None, cached[1] if cached else None))
         except StoreUnavailable:
-            base = cached[1] if cached else BUNDLE_ONLY
+            base = cached[2] if cached else BUNDLE_ONLY
             return Live(base if hidden is None else replace(base, hidden=hidden[1]), stale=True)
         if fb.hidden is not None:
             hidden = (fb.hidden_token, fb.hidden)
-        state = cached[1] if fb.interacted is None and cached is not None else self._user_state(user, fb)
+        state = cached[2] if fb.interacted is None and cached is not None else self._user_state(user, fb)
+        if fb.shown is not None:  # the impressions part moved (a list was logged, or feedback named one)
+            state = replace(state, shown=fb.shown or None, skipped=fb.skipped or None)
+        elif cached is not None:
+            state = replace(state, shown=cached[2].shown, skipped=cached[2].skipped)
         state = replace(state, hidden=hidden[1] if hidden else None)
         with self._lock:
             self._hidden = hidden
-            self._users[user] = (fb.user_token, state)
+            self._users[user] = (fb.user_token, fb.impressions_token, state)
             self._users.move_to_end(user)
             while len(self._users) > self._max_users:
                 self._users.popitem(last=False)
@@ -82,7 +88,23 @@ class LiveState:
         history = {**before, **(fb.interacted or {})}
         disliked = self.server.bundle_dislikes(user) | (fb.disliked or frozenset())
         same = _same_history(history, before) and not (disliked - self.server.bundle_dislikes(user))
-        return UserState(history=None if same else history, disliked=disliked, known=fb.known)
+        return UserState(history=None if same else history, disliked=disliked, known=fb.known,
+                         attributes=fb.attributes)
+
+    def note_shown(self, user: str, items: Iterable[str]) -> None:
+        """Count a list this process just served as shown and not chosen in the user's cached
+        state, until the store has the impressions: their write moves the user's impressions
+        token, and the next request reads them from the store, whichever process served them."""
+        with self._lock:
+            cached = self._users.get(user)
+            if cached is None:
+                return
+            token, seen, state = cached
+            shown, skipped = dict(state.shown or {}), dict(state.skipped or {})
+            for item in items:
+                shown[item] = shown.get(item, 0) + 1
+                skipped[item] = skipped.get(item, 0) + 1
+            self._users[user] = (token, seen, replace(state, shown=shown, skipped=skipped))
 
 
 def _same_history(a: Mapping[str, float], b: Mapping[str, float]) -> bool:

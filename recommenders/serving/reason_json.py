@@ -21,10 +21,25 @@ class Served:
     reasons: tuple[Reason, ...] | None = None
     reasons_omitted: int = 0
     omitted_contribution: float = 0.0
+    #: The probability with which the serving policy put the item at this rank given the items
+    #: above it (``recommenders.serving.policies``); None for lists no policy drew (similar items).
+    propensity: float | None = None
+    #: Not the policy's greedy choice: shown to learn (``exploration`` says what it probes).
+    explored: bool = False
+    exploration: str | None = None
+    #: The logged impression feedback may name (``graph.impressions``), when the list was logged.
+    impression_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"item": self.item, "title": self.title, "score": finite(self.score),
                              "rank": self.rank, "source": self.source}
+        if self.propensity is not None:
+            d["propensity"] = self.propensity
+        if self.explored:
+            d["explored"] = True
+            d["exploration"] = self.exploration
+        if self.impression_id is not None:
+            d["impression_id"] = self.impression_id
         if self.reasons is not None:
             d["reasons"] = [reason_json(r) for r in self.reasons]
             d["reasons_omitted"] = self.reasons_omitted

@@ -6,20 +6,28 @@ and dislikes, the hidden items: ``recommenders.live`` reads it). The order of a 
 
 1. candidates and ranking, source by source: the requested model (or the default), then the
    bundle's fallback order, then anonymous popularity for users the bundle never saw;
-2. filtering: the user's items, ``exclude``, their dislikes, hidden items, and the tag
-   filters (``tags``: at least one of them; ``not_tags``: none of them) — applied to the whole
-   score vector when a model scores every item (``ScoresAllItems``), else to ever longer lists;
+2. filtering: the user's items, ``exclude``, their dislikes, hidden items, the tag filters
+   (``tags``: at least one of them; ``not_tags``: none of them) and ``near``/``radius_km`` —
+   applied to the whole score vector when a model scores every item (``ScoresAllItems``), else to ever longer lists;
 3. explanations for the items shown (the strongest ``max_reasons`` paths of each).
+
+Rating-only models (``recommends`` False) never serve a list: they wait in ``raters`` (with every
+``PredictsRatings`` model) for ``recommenders.serving.ratings``.
 
 A user whose history or dislikes changed since the bundle is scored from that history by
 models that fold it in (``FoldsInHistory``, disliked items as negative evidence); the others
-keep their bundle-time ranking, filtered. Every item keeps the ``source`` that produced it.
+keep their bundle-time ranking, filtered. ``at``: models that measure distance (``ScoresFromPlace``)
+score from there (``recommenders.serving.geo_query``). Models that score profiles (``ScoresProfiles``)
+score a user from the Attribute ids the store holds for them (``UserState.attributes``) and their
+history, so a user the bundle never saw who has attributes is served by them at the next request.
+``q``: only items whose text holds one of the words, and the pool re-ranked towards them
+(``recommenders.serving.text_query``). Every item keeps the ``source`` that produced it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,67 +36,53 @@ from kgrec.graph.snapshot import GraphSnapshot
 from kgrec.recommenders.base import (
     ExplainsHistory,
     FoldsInHistory,
+    PredictsRatings,
     Reason,
     Recommendation,
     Recommender,
     RecommendsAnonymously,
     ScoresAllItems,
-    SimilarItems,
+    ScoresFromPlace,
+    ScoresProfiles,
     TopReasons,
     top_reasons,
 )
+from kgrec.recommenders.bundle.integrity import BundleSeal
 from kgrec.recommenders.bundle.model_bundle import Bundle
 from kgrec.recommenders.ranking import top_allowed
 from kgrec.recommenders.reason_paths import PathBuilder
+from kgrec.recommenders.serving.geo_query import near_mask
+from kgrec.recommenders.serving.policies import DEFAULT_POLICY, Decision, draw, policy_spec, probe_text, suppressed
+from kgrec.recommenders.serving.query import BUNDLE_ONLY, Query, UserState, with_dislikes
 from kgrec.recommenders.serving.reason_json import Served
-from kgrec.recommenders.serving.similar_items import SOURCE as CO_AUDIENCE
-from kgrec.recommenders.serving.similar_items import CoAudience
+from kgrec.recommenders.serving.similar_items import CoAudience, SimilarServing
+from kgrec.recommenders.serving.text_query import POOL, TextIndexes, query_reasons, rerank
 
 
-@dataclass(frozen=True)
-class Query:
-    """One recommendation request. ``fallback=False`` serves the model's own items only (write-back)."""
-
-    user: str
-    k: int = 10
-    model: str | None = None
-    exclude: frozenset[str] = frozenset()
-    tags: frozenset[str] = frozenset()
-    not_tags: frozenset[str] = frozenset()
-    explain: bool = False
-    fallback: bool = True
-
-
-@dataclass(frozen=True)
-class UserState:
-    """What the store says beyond the bundle. ``history`` is the user's whole current history,
-    given only when it (or their dislikes) differs from the bundle's; ``disliked`` and ``hidden``
-    are None when the store was not asked, and then the bundle's own are used."""
-
-    history: Mapping[str, float] | None = None
-    disliked: frozenset[str] | None = None
-    hidden: frozenset[str] | None = None
-    known: bool = False
-
-
-#: Serve from the bundle alone (no store, or the store is unreachable).
-BUNDLE_ONLY = UserState()
-
-
-class Server:
+class Server(SimilarServing):
     """Recommend, find similar items and explain from a loaded bundle plus a ``UserState``."""
+
+    #: What verified the bundle served (its digest and signature state), when it came from one.
+    seal: BundleSeal | None = None
 
     def __init__(self, snapshot: GraphSnapshot, models: Mapping[str, Recommender], chain: Sequence[str],
                  default_model: str | None = None, max_reasons: int = 5) -> None:
+        #: Models that predict ratings (``recommenders.serving.ratings``), by name, in chain order.
+        self.raters = {m: models[m] for m in [*chain, *sorted(models)] if isinstance(models.get(m), PredictsRatings)}
+        rating_only = sorted(n for n, m in models.items() if not m.recommends)
+        models = {n: m for n, m in models.items() if m.recommends}  # the rest serve lists
         if not models:
-            raise ValueError("the bundle holds no models")
+            raise ValueError("the bundle holds no models that serve lists")
         chain = [m for m in chain if m in models] or sorted(models)
+        if default_model in rating_only:
+            raise ValueError(f"model {default_model!r} predicts ratings only; it serves no lists")
         if default_model is not None and default_model not in models:
             raise ValueError(f"model {default_model!r} is not in the bundle ({', '.join(sorted(models))})")
         self.snapshot = snapshot
         self.models = dict(models)
         self.chain = chain
         self.default_model = default_model or chain[0]
+        self.default_policy = DEFAULT_POLICY
         self.max_reasons = max_reasons
         anonymous = [m for m in chain if isinstance(self.models[m], RecommendsAnonymously)]
         self.anonymous = anonymous[-1] if anonymous else None
@@ -96,16 +90,21 @@ class Server:
         self._audience = np.bincount(snapshot.interactions.indices, minlength=len(snapshot.items))
         self._tag_items = sp.csc_matrix(snapshot.item_tags)
         self._co_audience: CoAudience | None = None
+        self._texts = TextIndexes(snapshot)
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, default_model: str | None = None, max_reasons: int = 5) -> Server:
         """From a loaded bundle: its models, in the manifest's fallback order."""
-        return cls(bundle.snapshot, bundle.models, bundle.fallback, default_model, max_reasons)
+        server = cls(bundle.snapshot, bundle.models, bundle.fallback, default_model, max_reasons)
+        server.seal = bundle.seal
+        return server
 
     # -- lookups ---------------------------------------------------------------------------
     def order(self, model: str | None = None, fallback: bool = True) -> list[str]:
         """The sources a request walks: the model, then the bundle's chain."""
         name = model or self.default_model
+        if name in self.raters and name not in self.models:
+            raise ValueError(f"model {name!r} predicts ratings only; it serves no lists")
         if name not in self.models:
             raise ValueError(f"model {name!r} is not in the bundle; it has: {', '.join(sorted(self.models))}")
         return [name, *[m for m in self.chain if m != name]] if fallback else [name]
@@ -138,6 +137,15 @@ class Server:
         assert d is not None  # GraphSnapshot.__post_init__ fills it
         return frozenset(s.items.ids[j] for j in d.indices[d.indptr[u]:d.indptr[u + 1]].tolist())
 
+    def bundle_attributes(self, user: str) -> frozenset[str]:
+        """The ids of the Attribute nodes the user links to in the bundle."""
+        s = self.snapshot
+        u = s.users.get(user)
+        a = s.user_attributes
+        if u is None or a is None:
+            return frozenset()
+        return frozenset(s.attributes.ids[j] for j in a.indices[a.indptr[u]:a.indptr[u + 1]].tolist())
+
     # -- masks -----------------------------------------------------------------------------
     def _indices(self, ids: Collection[str]) -> np.ndarray:
         get = self.snapshot.items.get
@@ -163,6 +171,13 @@ class Server:
     # -- recommend -------------------------------------------------------------------------
     def recommend(self, q: Query, state: UserState = BUNDLE_ONLY) -> list[Served]:
         """Top-k for ``q.user`` (see the module docstring for the order of work)."""
+        return self.decide(q, state).served
+
+    def decide(self, q: Query, state: UserState = BUNDLE_ONLY) -> Decision:
+        """``recommend``, with the pool the policy drew from (``recommenders.serving.policies``):
+        items the user skipped are masked first (``learn``, ``explore``), then come back when too
+        few others remain; each served item carries the probability of its slot."""
+        spec = policy_spec(q.policy or self.default_policy)
         s = self.snapshot
         u = s.users.get(q.user)
         history = state.history
@@ -174,31 +189,63 @@ class Server:
         ok[self._indices(disliked)] = False
         if seen is not None:
             ok[seen] = False
-        folded = None if history is None else _with_dislikes(history, disliked)
+        if q.near is not None:
+            ok &= near_mask(s, q.near, q.radius_km)
+        match = self._texts.get().scores(q.q) if q.q is not None else None
+        if match is not None:
+            ok &= match > 0
+        folded = None if history is None else with_dislikes(history, disliked)
+        skipped = self._indices(suppressed(state.skipped, spec))
+        allowed = ok.copy()
+        allowed[skipped] = False
+        need = max(q.k, spec.candidates) if spec.explores else q.k
+        need = need if match is None else max(need, POOL)
+        picked = self._walk(q, u is None, folded, allowed, need, state.attributes)
+        if len(picked) < q.k and len(skipped):  # nothing else left: what the user passed over comes back
+            ok[self._indices([r.item_id for r in picked])] = False
+            picked += self._walk(q, u is None, folded, ok, q.k - len(picked), state.attributes)
+        if match is not None:
+            picked = rerank(picked, match, s)
+        slate, logits = draw(picked, spec, q.k, q.seed)
+        chosen = [picked[j] for j in slate.idx.tolist()]
+        served = [Served(r.item_id, self.title(r.item_id), r.score, rank, r.source, propensity=float(p),
+                         explored=bool(e), exploration=probe_text(s, r.item_id, state.shown) if e else None)
+                  for rank, (r, p, e) in enumerate(zip(chosen, slate.propensity, slate.explored, strict=True), 1)]
+        if q.explain:
+            tops = self._explain_served(q.user, chosen, history, state.attributes)
+            if q.q is not None:
+                tops = self._with_query_reasons(q.q, tops, {r.item_id: r.score for r in chosen})
+            served = [replace(x, reasons=tops[x.item].reasons, reasons_omitted=tops[x.item].omitted,
+                              omitted_contribution=tops[x.item].omitted_contribution) for x in served]
+        return Decision(served, spec, tuple(r.item_id for r in picked), tuple(logits.tolist()))
+
+    def _walk(self, q: Query, anonymous_user: bool, folded: Mapping[str, float] | None, ok: np.ndarray,
+              need: int, attributes: frozenset[str] | None = None) -> list[Recommendation]:
+        """``need`` candidates source by source under the mask ``ok`` (which they join)."""
         picked: list[Recommendation] = []
         for source in self.order(q.model, q.fallback):
-            if len(picked) >= q.k:
+            if len(picked) >= need:
                 break
-            found = self._candidates(source, q.user, folded, q.k - len(picked), ok)
+            found = self._candidates(source, q.user, folded, need - len(picked), ok, q.at, attributes)
             picked += found
             ok[self._indices([r.item_id for r in found])] = False
-        if len(picked) < q.k and q.fallback and self.anonymous is not None and u is None:
+        if len(picked) < need and q.fallback and self.anonymous is not None and anonymous_user:
             anonymous = self.models[self.anonymous]
             assert isinstance(anonymous, RecommendsAnonymously)  # __init__ picked it for that ability
             scores = anonymous.anonymous_scores()
-            picked += self._top(scores, ok, q.k - len(picked), True, self.anonymous)
-        served = [Served(r.item_id, self.title(r.item_id), r.score, rank, r.source)
-                  for rank, r in enumerate(picked, start=1)]
-        if not q.explain:
-            return served
-        tops = self._explain_served(q.user, picked, history)
-        return [replace(x, reasons=tops[x.item].reasons, reasons_omitted=tops[x.item].omitted,
-                        omitted_contribution=tops[x.item].omitted_contribution) for x in served]
+            picked += self._top(scores, ok, need - len(picked), True, self.anonymous)
+        return picked
 
     def _candidates(self, source: str, user: str, history: Mapping[str, float] | None, need: int,
-                    ok: np.ndarray) -> list[Recommendation]:
+                    ok: np.ndarray, at: tuple[float, float] | None = None,
+                    attributes: frozenset[str] | None = None) -> list[Recommendation]:
         rec = self.models[source]
         scores = None
+        if isinstance(rec, ScoresProfiles) and self._by_profile(user, history, attributes):
+            got = rec.score_profile(*self._profile_of(user, history, attributes))
+            return [] if got is None else self._top(got, ok, need, rec.positive_only, source)
+        if at is not None and isinstance(rec, ScoresFromPlace) and (got := rec.score_from_place(user, *at)) is not None:
+            return self._top(got, ok, need, rec.positive_only, source)
         if history is not None and isinstance(rec, FoldsInHistory):
             scores = rec.score_history(history)
         if scores is None and isinstance(rec, ScoresAllItems) and user in self.snapshot.users:
@@ -226,8 +273,33 @@ class Server:
             n = min(n * 4 + need, n_items)
 
     # -- explain ---------------------------------------------------------------------------
+    def _by_profile(self, user: str, history: Mapping[str, float] | None, attributes: frozenset[str] | None) -> bool:
+        """Whether a profile model scores this user from the store's state rather than the bundle's."""
+        return attributes is not None or history is not None or user not in self.snapshot.users
+
+    def _profile_of(self, user: str, history: Mapping[str, float] | None, attributes: frozenset[str] | None
+                    ) -> tuple[frozenset[str], Mapping[str, float]]:
+        """The user's attributes and history now: the store's where it was asked, else the bundle's."""
+        return (attributes if attributes is not None else self.bundle_attributes(user),
+                history if history is not None else self.bundle_history(user))
+
+    def _with_query_reasons(self, text: str, tops: dict[str, TopReasons], scores: Mapping[str, float]
+                            ) -> dict[str, TopReasons]:
+        """The words each item matches first, then the model's reasons (evidence: the blended score is
+        not their sum), at most ``max_reasons`` in all."""
+        index, out = self._texts.get(), {}
+        for item, top in tops.items():
+            found = [*query_reasons(index, self._paths, item, text, scores[item]),
+                     *(replace(r, kind="evidence") for r in top.reasons)]
+            kept, dropped = found[: self.max_reasons], found[self.max_reasons:]
+            out[item] = TopReasons(tuple(kept), top.omitted + len(dropped),
+                                   top.omitted_contribution + sum(r.contribution for r in dropped),
+                                   top.omitted_magnitude + sum(abs(r.contribution) for r in dropped))
+        return out
+
     def _explain_served(self, user: str, picked: list[Recommendation],
-                        history: Mapping[str, float] | None) -> dict[str, TopReasons]:
+                        history: Mapping[str, float] | None,
+                        attributes: frozenset[str] | None = None) -> dict[str, TopReasons]:
         """The strongest ``max_reasons`` reasons of each served item; items of one source are
         explained together (``explain_many`` scores the user once and builds only those)."""
         out: dict[str, TopReasons] = {}
@@ -239,6 +311,9 @@ class Server:
             if rec is None:
                 for item in items:
                     out[item] = TopReasons()
+            elif isinstance(rec, ScoresProfiles) and self._by_profile(user, history, attributes):
+                out.update(zip(items, rec.explain_profile(user, *self._profile_of(user, history, attributes), items,
+                                                          self.max_reasons), strict=True))
             elif source == self.anonymous and user not in self.snapshot.users:
                 for item in items:
                     out[item] = top_reasons(self._anonymous_reasons(item), self.max_reasons)
@@ -255,12 +330,25 @@ class Server:
         is explained by anonymous popularity, as they were served."""
         name = self.order(model)[0]
         history = state.history
+        rec = self.models[name]
+        profiler = name if isinstance(rec, ScoresProfiles) else next(
+            (m for m in self.chain if isinstance(self.models[m], ScoresProfiles)), None)
+        if profiler is not None and (profiler == name or (user not in self.snapshot.users and not history)):
+            found = self._profile_reasons(profiler, user, item, history, state.attributes)
+            if found or profiler == name:
+                return profiler, found
         if user not in self.snapshot.users and not history and self.anonymous is not None:
             return self.anonymous, self._anonymous_reasons(item)
-        rec = self.models[name]
         if history is not None and isinstance(rec, FoldsInHistory):
             return name, self._history_reasons(rec, user, item, history)
         return name, sorted(rec.explain(user, item), key=lambda r: -r.contribution)
+
+    def _profile_reasons(self, name: str, user: str, item: str, history: Mapping[str, float] | None,
+                         attributes: frozenset[str] | None) -> list[Reason]:
+        """Every reason a profile model gives for ``item`` (none when it does not score it)."""
+        rec = self.models[name]
+        assert isinstance(rec, ScoresProfiles)  # the caller picked it for that ability
+        return list(rec.explain_profile(user, *self._profile_of(user, history, attributes), [item])[0].reasons)
 
     def _anonymous_reasons(self, item: str) -> list[Reason]:
         i = self.snapshot.items.get(item)
@@ -296,74 +384,3 @@ class Server:
             if len(out) >= limit:
                 break
         return out[:limit]
-
-    # -- similar items ---------------------------------------------------------------------
-    def co_audience(self) -> CoAudience:
-        if self._co_audience is None:
-            self._co_audience = CoAudience(self.snapshot, self._paths)
-        return self._co_audience
-
-    def similar(self, item: str, k: int, model: str | None = None, explain: bool = True,
-                tags: Collection[str] = (), not_tags: Collection[str] = (),
-                hidden: Collection[str] | None = None) -> list[Served]:
-        """Items like ``item``: from the requested (or default) model's own similarity when it has
-        one, else from the first model of the chain that has, else shared audience; hidden items
-        and items failing the tag filters are never listed."""
-        s = self.snapshot
-        i = s.items.get(item)
-        if i is None:
-            return []
-        ok = self._allowed(tags, not_tags, s.hidden if hidden is None else hidden)
-        ok[i] = False
-        found: list[Recommendation] = []
-        for name in self.order(model):  # the first model that has its own similarity
-            rec = self.models[name]
-            if isinstance(rec, SimilarItems):
-                found = self._filtered_similar(rec, item, k, ok, name)
-                break
-        if len(found) < k:
-            ok[self._indices([r.item_id for r in found])] = False
-            found += self._top(self.co_audience().scores(i), ok, k - len(found), True, CO_AUDIENCE)
-        out = []
-        for rank, r in enumerate(found, start=1):
-            served = Served(r.item_id, self.title(r.item_id), r.score, rank, r.source)
-            if explain:
-                j = s.items.index[r.item_id]
-                top = top_reasons(r.reasons or self.co_audience().reasons(i, j), self.max_reasons)
-                served = replace(served, reasons=top.reasons, reasons_omitted=top.omitted,
-                                 omitted_contribution=top.omitted_contribution)
-            out.append(served)
-        return out
-
-    def _filtered_similar(self, rec: SimilarItems, item: str, need: int, ok: np.ndarray,
-                          source: str) -> list[Recommendation]:
-        n_items, get = len(self.snapshot.items), self.snapshot.items.get
-        n = need
-        while True:
-            recs = rec.similar_items(item, n)
-            kept = [replace(r, source=source) for r in recs if (j := get(r.item_id)) is not None and ok[j]]
-            if len(kept) >= need or len(recs) < n or n >= n_items:
-                return kept[:need]
-            n = min(n * 4 + need, n_items)
-
-
-def _with_dislikes(history: Mapping[str, float], disliked: Collection[str]) -> dict[str, float]:
-    """A history for models that fold it in: disliked items as negative evidence, weighted like a
-    typical item of the user (the median positive weight), overriding a positive interaction."""
-    positive = [w for w in history.values() if w > 0]
-    weight = float(np.median(positive)) if positive else 1.0
-    return {**history, **dict.fromkeys(disliked, -weight)}
-
-
-class OwnItems:
-    """One model of a ``Server`` as a plain recommender of its own items (no fallback), through
-    the read path: the store's dislikes, hidden items and new history apply (write-back)."""
-
-    def __init__(self, server: Server, model: str, state: Callable[[str], UserState] | None = None) -> None:
-        server.order(model)  # refuses a model the bundle does not have
-        self.server, self.model = server, model
-        self._state = state or (lambda _: BUNDLE_ONLY)
-
-    def recommend(self, user_id: str, k: int = 10) -> list[Recommendation]:
-        served = self.server.recommend(Query(user_id, k, self.model, fallback=False), self._state(user_id))
-        return [Recommendation(s.item, s.score, s.source) for s in served]

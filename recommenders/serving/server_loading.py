@@ -8,8 +8,12 @@ bundle that one of them serves, the others serve the same way. Failures are one 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kgrec.recommenders.serving.server import Server
+
+if TYPE_CHECKING:
+    from kgrec.recommenders.bundle.integrity import BundleSeal
 
 
 class BundleLoadError(Exception):
@@ -23,15 +27,26 @@ class BundleLoadError(Exception):
         self.model = model
 
 
-def load_server(directory: str | Path, default_model: str | None = None, max_reasons: int = 5) -> Server:
-    """Load the bundle at ``directory`` once and serve it, ``default_model`` first."""
+def load_server(directory: str | Path, default_model: str | None = None, max_reasons: int = 5,
+                verified: BundleSeal | None = None) -> Server:
+    """Load the bundle at ``directory`` once and serve it, ``default_model`` first. The bundle
+    is verified here (its seal, ``KGREC_BUNDLE_KEY``, every file's digest) and its arrays are
+    mapped read-only, so processes forked afterwards (gunicorn workers) share both the check and
+    the pages. ``verified``: what another process verified for these files (``Server.seal``,
+    handed to Ray actors), so that unchanged files are compared by ``os.stat``, not hashed again."""
     from kgrec.recommenders.bundle.model_bundle import Bundle  # numpy-heavy: only when a bundle is loaded
+    from kgrec.recommenders.saved_arrays import BundleError
 
     try:
-        bundle = Bundle.load(directory)
+        bundle = Bundle.load(directory, verified=verified)
+    except BundleError as exc:  # one line that already names the bundle and the file
+        raise BundleLoadError(str(exc)) from exc
     except (OSError, ValueError, KeyError) as exc:
         raise BundleLoadError(f"cannot load bundle {directory}: {exc}") from exc
     if default_model is not None and default_model not in bundle.models:
         raise BundleLoadError(f"{default_model!r} is not in the bundle ({', '.join(sorted(bundle.models))})",
                               model=default_model)
-    return Server.from_bundle(bundle, default_model, max_reasons)
+    try:
+        return Server.from_bundle(bundle, default_model, max_reasons)
+    except ValueError as exc:  # a default model that serves no lists (it predicts ratings only)
+        raise BundleLoadError(str(exc), model=default_model) from exc

@@ -11,7 +11,12 @@ One function, so that the CLI and the quality benchmark run the same code path:
    the models already fitted on the snapshot and on the cut instead of fitting them again
    (``recommenders.bundle.fit_models``).
 
-The result carries the manifest fields: ``tuning`` and each model's ``manifest_entry`` (the
+With ``warm`` (``kgrec train --warm-start``), the models that can start warm keep the old
+bundle's options instead of being tuned and start from its fitted models
+(``recommenders.models.warm_fit``).
+
+The result carries the manifest fields: ``tuning``, ``warm_start``
+(``recommenders.bundle.warm_source.warm_manifest``) and each model's ``manifest_entry`` (the
 hybrid's: what it serves).
 """
 
@@ -22,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kgrec.graph.snapshot import GraphSnapshot
-from kgrec.recommenders.base import Recommender
+from kgrec.recommenders.base import Recommender, WarmStart
 from kgrec.recommenders.bundle.model_bundle import fit_models
+from kgrec.recommenders.bundle.warm_source import old_configs, warm_manifest
 from kgrec.recommenders.registry import get
 from kgrec.recommenders.tuning.tuner import CLOCK_GUARD, DEFAULT_BUDGET_S, TuningResult, tunable, tune
 
@@ -39,14 +45,21 @@ def train_models(snapshot: GraphSnapshot, names: Sequence[str], *, seed: int = 4
                  settings: Mapping[str, Mapping[str, Any]] | None = None, tune_models: bool = True,
                  budget_s: float = DEFAULT_BUDGET_S, tune_kge: bool = False, guard: float = CLOCK_GUARD,
                  progress: Callable[[str], None] | None = None,
-                 fitted_progress: Callable[[str, float], None] | None = None) -> Trained:
-    """Tune (see the module docstring), then fit ``names`` on ``snapshot``."""
+                 fitted_progress: Callable[[str, float], None] | None = None,
+                 warm: WarmStart | None = None) -> Trained:
+    """Tune (see the module docstring), then fit ``names`` on ``snapshot``. With ``warm``
+    (``--warm-start``), a model the old bundle has and that can start warm keeps the old
+    bundle's options (``--set`` still wins) instead of being tuned, and starts from it."""
     settings = {n: dict(v) for n, v in (settings or {}).items()}
-    members = {n: get(n).members(get(n).Config.build(**settings.get(n, {}))) for n in names}
+    old = old_configs(warm) if warm is not None else {}
+    kept = {n: old[n] for n in names if n in old}
+    settings.update({n: {**kept[n], **settings.get(n, {})} for n in kept})
+    members = {n: tuple(m for m in get(n).members(get(n).Config.build(**settings.get(n, {})))
+                        if get(m).applies_to(snapshot)) for n in names}  # as the hybrid leaves them out
     result = None
     configs = {n: dict(v) for n, v in settings.items()}
     every = dict.fromkeys([*names, *(m for ms in members.values() for m in ms)])
-    to_tune = [n for n in every if not get(n).composes and tunable(n, tune_kge)]
+    to_tune = [n for n in every if not get(n).composes and tunable(n, tune_kge) and n not in kept]
     if tune_models and to_tune:  # nothing tunable (kge alone without --tune-kge): no validation cut
         result = tune(snapshot, to_tune, seed=seed, budget_s=budget_s, fixed=settings, tune_kge=tune_kge,
                       guard=guard, progress=progress)
@@ -57,8 +70,10 @@ def train_models(snapshot: GraphSnapshot, names: Sequence[str], *, seed: int = 4
             chosen = {m: configs[m] for m in parts if configs.get(m)}
             configs[name] = get(name).with_member_configs(configs.get(name, {}), chosen)
     models = fit_models(snapshot, names, seed=seed, configs=configs, progress=fitted_progress,
-                        cut_fitted=result.fitted if result else None)
+                        cut_fitted=result.fitted if result else None, warm=warm)
     manifest: dict[str, Any] = {"tuning": result.to_json() if result else {"tuned": False}}
+    if warm is not None:
+        manifest["warm_start"] = warm_manifest(warm, models)
     for name, rec in models.items():
         entry = rec.manifest_entry()
         if entry is not None:
