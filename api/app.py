@@ -8,11 +8,12 @@ setting or an unloadable bundle fails now, at startup, not on the first request.
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 
-from flask import Flask, redirect, request, url_for
+from flask import Flask, current_app, g, redirect, request, url_for
 from werkzeug.wrappers import Response
 
-from kgrec.api import params
+from kgrec.api import params, response_headers
 from kgrec.api.auth import guard_reads
 from kgrec.api.errors import ApiError, register_error_handlers
 from kgrec.api.json_provider import OrjsonProvider
@@ -20,6 +21,8 @@ from kgrec.api.request_metrics import install as install_metrics
 from kgrec.api.settings import Settings, SettingsError
 from kgrec.api.store_handle import StoreHandle
 from kgrec.graph import values
+from kgrec.graph.neo4j_connection import deadline
+from kgrec.recommenders.serving.impression_log import ImpressionLogger
 from kgrec.recommenders.serving.live_state import LiveState
 from kgrec.recommenders.serving.server import Server
 
@@ -65,15 +68,25 @@ def create_app(settings: Settings | None = None, server: Server | None = None) -
     from kgrec.api.blueprints.admin import bp as admin_bp
     from kgrec.api.blueprints.cypher import bp as cypher_bp
     from kgrec.api.blueprints.explain_pages import bp as pages_bp
+    from kgrec.api.blueprints.ratings import bp as ratings_bp
     from kgrec.api.blueprints.recommend import bp as recommend_bp
 
     app.register_blueprint(admin_bp, url_prefix="/v1")
     app.register_blueprint(recommend_bp, url_prefix="/v1")
+    app.register_blueprint(ratings_bp, url_prefix="/v1")
     app.register_blueprint(cypher_bp, url_prefix="/v1")
     app.register_blueprint(pages_bp, url_prefix="/ui")
     register_error_handlers(app)
+    app.before_request(_store_deadline)
+    app.teardown_request(_end_store_deadline)
     metrics = install_metrics(app)
-    handle.on_error = metrics.store_error
+    response_headers.install(app, handle)
+
+    def store_failed(operation: str) -> None:
+        metrics.store_error(operation)
+        response_headers.mark_stale()
+
+    handle.on_error = store_failed
     app.before_request(_check_request)
 
     @app.get("/")
@@ -84,9 +97,29 @@ def create_app(settings: Settings | None = None, server: Server | None = None) -
     def _openapi_alias() -> Response:
         return redirect(url_for("admin.openapi"))
 
+    server.default_policy = settings.default_policy
+    app.extensions["kgrec.impressions"] = (
+        ImpressionLogger(lambda fn: handle.call(fn, write=True), capacity=settings.impression_buffer,
+                         on_count=metrics.impression) if settings.impressions else None)
+    metrics.prepare(app, server.models)
     log.info("kgrec API ready: bundle %s (%s), store %s", settings.bundle, server.snapshot.fingerprint,
              settings.store)
     return app
+
+
+def _store_deadline() -> None:
+    """The request's store calls share ``KGREC_STORE_TIMEOUT`` seconds (``/v1/cypher`` sets the
+    query's own): a slower store is a timeout (504, or a read served from the bundle), not an
+    outage."""
+    stack = ExitStack()
+    stack.enter_context(deadline(current_app.extensions["kgrec.settings"].store_timeout))
+    g.kgrec_store_deadline = stack
+
+
+def _end_store_deadline(_exc: BaseException | None) -> None:
+    stack = g.pop("kgrec_store_deadline", None)
+    if stack is not None:
+        stack.close()
 
 
 def _check_request() -> None:

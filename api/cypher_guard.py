@@ -1,19 +1,23 @@
-"""What ``POST /v1/cypher`` lets an analyst run: read clauses and allow-listed procedures only.
+r"""What ``POST /v1/cypher`` lets an analyst run: read clauses and allow-listed procedures only.
 
 A read transaction already stops writes, but reads can do harm: ``LOAD CSV`` makes the
 database server fetch URLs (probing the internal network, reading its files), ``SHOW`` /
 ``TERMINATE TRANSACTIONS`` see and stop other clients' work, ``SHOW USERS`` and ``dbms.*``
 procedures read the server's configuration. Two checks, both must pass:
 
-1. ``check_text`` tokenises the query the way Cypher does (line and block comments, '…' and
-   "…" strings with escapes, backtick-quoted names, ``$parameters``, any case and spacing) and
-   then holds it to an allowlist: the query must start with a read clause (``MATCH``,
-   ``OPTIONAL``, ``WITH``, ``UNWIND``, ``RETURN``, ``CALL``); no word in keyword position may be
-   a clause that loads, writes, administers or switches database; every ``CALL`` names a
-   subquery or an allow-listed procedure; every namespaced function belongs to Cypher's own
-   temporal, spatial and vector namespaces. A word is in keyword position unless it follows
-   ``.`` (a property), ``:`` or ``|`` (a label or type), ``AS`` (an alias) or is followed by
-   ``:`` (a map key); a variable that must be called ``set`` or ``load`` is written `` `set` ``.
+1. ``check_text`` tokenises the query the way Neo4j does (line comments end at ``\n`` or
+   ``\r``, block comments, '…' and "…" strings with escapes, backtick-quoted names,
+   ``\uXXXX`` escapes in names, which spell the name they encode, ``$parameters``, numbers that
+   end where their digits do, any case and spacing) and then holds it to an allowlist: the
+   query must start with a read clause (``MATCH``, ``OPTIONAL``, ``WITH``, ``UNWIND``,
+   ``RETURN``, ``CALL``); no word in keyword position may be a clause that loads, writes,
+   administers or switches database; every ``CALL`` names a subquery or an allow-listed
+   procedure; every namespaced function called anywhere (a map value, a list, an argument)
+   belongs to Cypher's own temporal, spatial and vector namespaces. A word is in keyword
+   position unless it follows ``.`` (a property), ``:`` or ``|`` (a label or type), is the one
+   name after a keyword ``AS`` (an alias: ``AS AS LOAD`` aliases ``AS``, and ``LOAD`` is a
+   keyword again) or is followed by ``:`` (a map key); a variable that must be called ``set``
+   or ``load`` is written `` `set` ``. A backslash outside a string or a name is refused.
 2. ``check_plan`` reads the server's own plan of the query (``EXPLAIN``, which runs nothing):
    no ``LoadCSV``, no ``Show…``/``Terminate…``/administration operator, and every
    ``ProcedureCall`` an allow-listed procedure, whatever syntax reached it.
@@ -60,18 +64,26 @@ class Token:
     text: str  # a word as written; a quoted name without its backticks
 
 
-_TOKEN = re.compile(r"""
+_ESCAPE = r"\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})"
+_TOKEN = re.compile(rf"""
     (?P<space>\s+)
-  | (?P<line>//[^\n]*)
+  | (?P<line>//[^\n\r\u2028\u2029]*)
   | (?P<block>/\*.*?\*/)
   | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
   | (?P<quoted>`(?:[^`]|``)*`)
   | (?P<param>\$(?:`(?:[^`]|``)*`|\w+))
-  | (?P<number>\d[\w.]*)
-  | (?P<word>[^\W\d]\w*)
+  | (?P<number>\d[\d_]*(?:\.\d[\d_]*)?(?:[eE][+-]?\d+)?)
+  | (?P<word>(?:[^\W\d]|{_ESCAPE})(?:\w|{_ESCAPE})*)
   | (?P<open>/\*|['"`])
   | (?P<punct>.)
 """, re.VERBOSE | re.DOTALL)
+_ESCAPES = re.compile(_ESCAPE)
+
+
+def _unescape(word: str) -> str:
+    """A name as Neo4j reads it: ``\\u004cOAD`` is ``LOAD``."""
+    return _ESCAPES.sub(lambda m: chr(int(m.group()[2:], 16)) if int(m.group()[2:], 16) < 0x110000 else "\ufffd",
+                        word) if "\\" in word else word
 
 
 def tokens(text: str) -> list[Token]:
@@ -88,18 +100,27 @@ def tokens(text: str) -> list[Token]:
             raise ValueError(f"unterminated {what} starting at character {m.start()}")
         if kind == "quoted":
             value = value[1:-1].replace("``", "`")
+        elif kind == "word":
+            value = _unescape(value)
+        elif kind == "punct" and value == "\\":
+            raise ValueError(f"a backslash outside a string or name at character {m.start()} is not Cypher")
         out.append(Token(kind, value))
     return out
 
 
-def _in_keyword_position(toks: list[Token], i: int) -> bool:
-    before = toks[i - 1] if i else None
-    after = toks[i + 1] if i + 1 < len(toks) else None
-    if before is not None and before.kind == "punct" and before.text in (".", ":", "|", "&", "!"):
-        return False
-    if before is not None and before.kind == "word" and before.text.upper() == "AS":
-        return False
-    return not (after is not None and after.kind == "punct" and after.text == ":")
+def _keyword_positions(toks: list[Token]) -> list[bool]:
+    """For each token, whether a word there would be read as a keyword (see the module docstring)."""
+    out: list[bool] = []
+    for i, tok in enumerate(toks):
+        before = toks[i - 1] if i else None
+        after = toks[i + 1] if i + 1 < len(toks) else None
+        if before is not None and before.kind == "punct" and before.text in (".", ":", "|", "&", "!"):
+            out.append(False)
+        elif before is not None and before.kind == "word" and before.text.upper() == "AS" and out[i - 1]:
+            out.append(False)  # the alias after a keyword AS (only one name: the next word is a keyword again)
+        else:
+            out.append(not (tok.kind == "word" and after is not None and after.kind == "punct" and after.text == ":"))
+    return out
 
 
 def _dotted(toks: list[Token], i: int) -> tuple[str, int]:
@@ -123,22 +144,30 @@ def check_text(text: str) -> None:
     if first.kind != "word" or first.text.upper() not in READ_START:
         raise Forbidden(f"a query must start with one of {', '.join(sorted(READ_START))}; "
                         f"{first.text[:40]!r} is not run here")
+    keyword = _keyword_positions(toks)
     i = 0
     while i < len(toks):
         tok = toks[i]
         i += 1
-        if tok.kind != "word" or not _in_keyword_position(toks, i - 1):
-            continue
-        word = tok.text.upper()
-        if word in FORBIDDEN:
-            raise Forbidden(f"{word} is not allowed: /v1/cypher runs read clauses only "
-                            "(write `name` in backticks if it is a variable)")
-        if word == "CALL":
-            i = _check_call(toks, i)
-        elif i < len(toks) and toks[i].text == ".":
-            name, i = _dotted(toks, i - 1)
-            if i < len(toks) and toks[i].text == "(" and not _function_allowed(name):
-                raise Forbidden(f"function {name}() is not allowed: only Cypher's built-in functions run here")
+        if tok.kind == "word" and keyword[i - 1]:
+            word = tok.text.upper()
+            if word in FORBIDDEN:
+                raise Forbidden(f"{word} is not allowed: /v1/cypher runs read clauses only "
+                                "(write `name` in backticks if it is a variable)")
+            if word == "CALL":
+                i = _check_call(toks, i)
+                continue
+        if tok.kind in ("word", "quoted") and not (i > 1 and toks[i - 2].kind == "punct" and toks[i - 2].text == "."):
+            _check_function(toks, i - 1)  # a name that starts a chain: a function if a "(" follows
+
+
+def _check_function(toks: list[Token], i: int) -> None:
+    """A (dotted) name at ``i`` followed by ``(`` is a function call, wherever it stands: a
+    namespaced one must be allow-listed (names without a namespace are Cypher's built-ins)."""
+    name, end = _dotted(toks, i)
+    if end < len(toks) and toks[end].kind == "punct" and toks[end].text == "(" and "." in name \
+            and not _function_allowed(name):
+        raise Forbidden(f"function {name}() is not allowed: only Cypher's built-in functions run here")
 
 
 def _check_call(toks: list[Token], i: int) -> int:

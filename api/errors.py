@@ -9,9 +9,10 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
+from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import HTTPException
 
-from kgrec.graph.store_errors import StoreUnavailable
+from kgrec.graph.store_errors import StoreTimeout, StoreUnavailable
 
 log = logging.getLogger("kgrec.api")
 
@@ -22,13 +23,16 @@ HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    408: "request_timeout",
     413: "payload_too_large",
     414: "uri_too_long",
     415: "unsupported_media_type",
     431: "request_header_fields_too_large",
     429: "too_many_requests",
     500: "internal_error",
+    501: "not_implemented",
     503: "store_unavailable",
+    504: "store_timeout",
 }
 
 
@@ -85,6 +89,12 @@ def register_error_handlers(app: Flask) -> None:
         log.warning("store unavailable: %s", exc)
         return error_response(503, "store_unavailable", f"the graph store is unavailable; nothing was written ({exc})")
 
+    @app.errorhandler(StoreTimeout)
+    def _store_timeout(exc: StoreTimeout) -> Response:
+        """The store did not answer within the request's time: 504, and the connection is kept."""
+        log.warning("store timeout: %s", exc)
+        return error_response(504, "store_timeout", f"the graph store did not answer within {exc.allowed:g} s")
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
@@ -95,6 +105,15 @@ def register_error_handlers(app: Flask) -> None:
         resp = error_response(status, code, message, {413: "body", 414: "url"}.get(status))
         if status == 405 and exc.get_response().headers.get("Allow"):
             resp.headers["Allow"] = exc.get_response().headers["Allow"]
+        return resp
+
+    @app.errorhandler(ParseException)
+    def _malformed_body(exc: ParseException) -> Response:
+        """A malformed chunked body (a bad chunk size or extension) under gunicorn's gthread
+        worker, which reads bodies inside the app: 400, and the connection is closed (its
+        framing is lost). The asgi worker refuses these itself, before the app runs."""
+        resp = error_response(400, "bad_request", f"malformed request body: {exc}", "body")
+        resp.headers["Connection"] = "close"
         return resp
 
     @app.errorhandler(Exception)

@@ -3,7 +3,7 @@ and the standard library's encoder was a tenth of such a request's time."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from flask import Response
@@ -29,4 +29,5 @@ class OrjsonProvider(DefaultJSONProvider):
             body = orjson.dumps(obj, default=self.default) + b"\n"
         except TypeError:
             body = (super().dumps(obj) + "\n").encode("utf-8")
-        return self._app.response_class(body, mimetype=self.mimetype)
+        response_class: Any = self._app.response_class  # typed as the sans-IO base, which takes no bytes
+        return cast(Response, response_class(body, mimetype=self.mimetype))

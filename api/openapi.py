@@ -9,18 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from kgrec.api.blueprints.cypher import OPENAPI as CYPHER_OPENAPI
-from kgrec.graph.values import MAX_ATTR_KEY, MAX_ID, MAX_TEXT, MAX_URL, TS_MAX, TS_MIN
+from kgrec.api.blueprints.ratings import OPENAPI as RATINGS_OPENAPI
+from kgrec.api.openapi_schemas import ERROR, ID, SCHEMAS
+from kgrec.graph.values import MAX_URL
 
-ERROR = {"$ref": "#/components/schemas/Error"}
-#: What ``graph.values`` accepts as text: no control characters (and no lone surrogates,
-#: which JSON Schema cannot say); ids of users and items also contain no "/" and are not "." or "..".
-TEXT_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f]*$"
-ID_PATTERN = r"^[^/\u0000-\u001f\u007f-\u009f]*[^/\s\u007f-\u009f][^/\u0000-\u001f\u007f-\u009f]*$"
-ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID, "pattern": ID_PATTERN,
-      "description": "a user or item id: text without control characters or '/', not '.' or '..'"}
-TEXT = {"type": "string", "maxLength": MAX_TEXT, "pattern": TEXT_PATTERN}
 #: Reads are open, or need a reader, analyst or writer key when the server sets KGREC_READ_KEY.
-READ_SECURITY = [{}, {"reader": []}]
+READ_SECURITY: list[dict[str, list[str]]] = [{}, {"reader": []}]
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -40,6 +34,10 @@ K = {"name": "k", "in": "query", "required": False, "description": "how many ite
 MODEL = {"name": "model", "in": "query", "required": False,
          "description": "a model of the bundle (see /v1/models); the default when absent",
          "schema": {"type": "string", "maxLength": 64}}
+POLICY = {"name": "policy", "in": "query", "required": False,
+          "description": "learn (default: hides what the user was shown and skipped), explore (learn, exploring "
+                         "slots 4-10 with logged propensities) or greedy (the top k every time)",
+          "schema": {"type": "string", "enum": ["greedy", "learn", "explore"]}}
 EXPLAIN = {"name": "explain", "in": "query", "required": False, "description": "attach reasons",
            "schema": {"type": "boolean", "default": False}}
 EXCLUDE = {"name": "exclude", "in": "query", "required": False,
@@ -49,6 +47,20 @@ TAGS = {"name": "tags", "in": "query", "required": False,
         "schema": {"type": "string"}}
 NOT_TAGS = {"name": "not_tags", "in": "query", "required": False,
             "description": "comma-separated tag ids: only items carrying none of them", "schema": {"type": "string"}}
+
+NEAR = {"name": "near", "in": "query", "required": False,
+        "description": "LAT,LON (WGS-84 degrees): only items within radius_km of this point (needs radius_km)",
+        "schema": {"type": "string"}}
+RADIUS_KM = {"name": "radius_km", "in": "query", "required": False, "description": "the radius for near, in km",
+             "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 20040}}
+Q = {"name": "q", "in": "query", "required": False,
+     "description": "what the user is looking for now, in words (at most 200 characters and 20 words): only items "
+                    "whose title, tags or attributes hold one of them, re-ranked towards the best matches and blended "
+                    "with the user's taste; reasons name the matching words",
+     "schema": {"type": "string", "minLength": 1, "maxLength": 200}}
+AT = {"name": "at", "in": "query", "required": False,
+      "description": "LAT,LON: the user is here now; the location model measures distance from it",
+      "schema": {"type": "string"}}
 
 
 def _whole(name: str, of: str) -> dict[str, Any]:
@@ -66,179 +78,8 @@ WRITE_ERRORS = {
     "401": _err("missing or wrong writer key (KGREC_API_KEY)"),
     "413": _err("body larger than KGREC_MAX_BODY (also when sent chunked)"),
     "503": _err("the graph store is down; nothing was written"),
+    "504": _err("the graph store did not answer within KGREC_STORE_TIMEOUT; writes are idempotent: send it again"),
 }
-
-SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object", "required": ["error"], "additionalProperties": False,
-        "properties": {"error": {
-            "type": "object", "required": ["code", "message"], "additionalProperties": False,
-            "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}},
-        }},
-    },
-    "PathNode": {
-        "type": "object", "required": ["label", "id", "name"],
-        "properties": {"label": {"type": "string", "enum": ["User", "Item", "Tag", "Entity"]},
-                       "id": {"type": "string"}, "name": {"type": ["string", "null"]}},
-    },
-    "PathRel": {
-        "type": "object", "required": ["type", "forward"],
-        "properties": {"type": {"type": "string"}, "forward": {"type": "boolean"}},
-    },
-    "Reason": {
-        "type": "object", "required": ["nodes", "rels", "contribution", "text", "cypher", "params", "kind"],
-        "properties": {
-            "nodes": {"type": "array", "items": {"$ref": "#/components/schemas/PathNode"}, "minItems": 1},
-            "rels": {"type": "array", "items": {"$ref": "#/components/schemas/PathRel"}},
-            "contribution": {"type": "number"},
-            "text": {"type": "string"},
-            "cypher": {"type": "string"},
-            "params": {"type": "object"},
-            "kind": {"type": "string", "enum": ["cause", "evidence"]},
-        },
-    },
-    "Recommendation": {
-        "type": "object", "required": ["item", "title", "score", "rank", "source"],
-        "properties": {
-            "item": {"type": "string"}, "title": {"type": ["string", "null"]}, "score": {"type": "number"},
-            "rank": {"type": "integer", "minimum": 1}, "source": {"type": "string"},
-            "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/Reason"},
-                        "description": "the strongest reasons (KGREC_MAX_REASONS of them)"},
-            "reasons_omitted": {"type": "integer", "minimum": 0, "description": "weaker reasons left out"},
-            "omitted_contribution": {"type": "number",
-                                     "description": "their summed contribution: shown + omitted = score"},
-        },
-    },
-    "Recommendations": {
-        "type": "object", "required": ["user", "model", "recommendations"],
-        "properties": {
-            "user": {"type": "string"}, "model": {"type": "string"}, "known_user": {"type": "boolean"},
-            "recommendations": {"type": "array", "items": {"$ref": "#/components/schemas/Recommendation"}},
-        },
-    },
-    "Similar": {
-        "type": "object", "required": ["item", "similar"],
-        "properties": {
-            "item": {"type": "string"}, "title": {"type": ["string", "null"]}, "model": {"type": "string"},
-            "similar": {"type": "array", "items": {"$ref": "#/components/schemas/Recommendation"}},
-        },
-    },
-    "Explanation": {
-        "type": "object", "required": ["user", "item", "model", "reasons"],
-        "properties": {
-            "user": {"type": "string"}, "item": {"type": "string"}, "title": {"type": ["string", "null"]},
-            "model": {"type": "string"}, "score": {"type": "number"},
-            "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/Reason"}},
-        },
-    },
-    "InteractionIn": {"oneOf": [{"$ref": "#/components/schemas/PositiveIn"},
-                                {"$ref": "#/components/schemas/DislikeIn"}]},
-    "PositiveIn": {
-        "type": "object", "required": ["user", "item"], "additionalProperties": False,
-        "description": "positive feedback: (:User)-[:INTERACTED {weight, rating, ts}]->(:Item)",
-        "properties": {
-            "user": ID,
-            "item": ID,
-            "type": {"const": "positive", "default": "positive"},
-            "weight": {"type": "number", "exclusiveMinimum": 0, "maximum": 1.7e308, "default": 1.0},
-            "rating": {"type": ["number", "null"], "minimum": -1.7e308, "maximum": 1.7e308},
-            "ts": {"type": ["integer", "null"], "minimum": TS_MIN, "maximum": TS_MAX,
-                   "description": "epoch seconds, years 1 to 9999"},
-        },
-    },
-    "DislikeIn": {
-        "type": "object", "required": ["user", "item", "type"], "additionalProperties": False,
-        "description": "negative feedback: (:User)-[:DISLIKED {ts}]->(:Item); the item is never recommended "
-                       "to this user again, and models that fold in history count it against similar items",
-        "properties": {
-            "user": ID,
-            "item": ID,
-            "type": {"const": "dislike"},
-            "ts": {"type": ["integer", "null"], "minimum": TS_MIN, "maximum": TS_MAX,
-                   "description": "epoch seconds, years 1 to 9999"},
-        },
-    },
-    "HiddenIn": {
-        "type": "object", "required": ["hidden"], "additionalProperties": False,
-        "properties": {"hidden": {"type": "boolean"}},
-    },
-    "Hidden": {
-        "type": "object", "required": ["id", "hidden"],
-        "properties": {"id": {"type": "string"}, "hidden": {"type": "boolean"}},
-    },
-    "Attrs": {
-        "type": "object",
-        "propertyNames": {"minLength": 1, "maxLength": MAX_ATTR_KEY, "pattern": TEXT_PATTERN},
-        "additionalProperties": {"anyOf": [TEXT, {"type": "boolean"},
-                                           {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
-                                           {"type": "number", "minimum": -1.7e308, "maximum": 1.7e308}]},
-    },
-    "UserIn": {
-        "type": "object", "required": ["id"], "additionalProperties": False,
-        "properties": {"id": ID, "attrs": {"$ref": "#/components/schemas/Attrs"}},
-    },
-    "ItemIn": {
-        "type": "object", "required": ["id"], "additionalProperties": False,
-        "properties": {"id": ID, "title": {"anyOf": [TEXT, {"type": "null"}]},
-                       "attrs": {"$ref": "#/components/schemas/Attrs"}},
-    },
-    "Written": {
-        "type": "object", "required": ["written"],
-        "properties": {"written": {"type": "integer", "minimum": 0,
-                                   "description": "distinct nodes or relationships written: rows with the same key "
-                                                  "(an id; a (user, item) pair) count once, the last row winning"},
-                       "users": {"type": "array", "items": {"type": "string"}},
-                       "ids": {"type": "array", "items": {"type": "string"}}},
-    },
-    "User": {
-        "type": "object", "required": ["id", "in_bundle", "attrs", "interactions", "history"],
-        "properties": {
-            "id": {"type": "string"}, "in_bundle": {"type": "boolean"}, "attrs": {"type": "object"},
-            "interactions": {"type": "integer", "minimum": 0},
-            "history": {"type": "array", "items": {
-                "type": "object", "required": ["item", "weight"],
-                "properties": {"item": {"type": "string"}, "title": {"type": ["string", "null"]},
-                               "weight": {"type": "number"}}}},
-            "dislikes": {"type": "array", "items": {"type": "string"}},
-        },
-    },
-    "Item": {
-        "type": "object", "required": ["id", "title", "in_bundle", "attrs", "audience", "tags"],
-        "properties": {
-            "id": {"type": "string"}, "title": {"type": ["string", "null"]}, "in_bundle": {"type": "boolean"},
-            "hidden": {"type": "boolean"},
-            "attrs": {"type": "object"}, "audience": {"type": "integer", "minimum": 0},
-            "tags": {"type": "array", "items": {
-                "type": "object", "required": ["id", "name"],
-                "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "count": {"type": "number"}}}},
-        },
-    },
-    "Models": {
-        "type": "object", "required": ["default", "fingerprint", "models"],
-        "properties": {
-            "default": {"type": "string"}, "fingerprint": {"type": "string"},
-            "chain": {"type": "array", "items": {"type": "string"},
-                      "description": "the fallback order after the requested model"},
-            "models": {"type": "array", "items": {
-                "type": "object", "required": ["name"],
-                "properties": {"name": {"type": "string"}, "additive": {"type": "boolean"},
-                               "default": {"type": "boolean"}, "fallback": {"type": "boolean"},
-                               "folds_in_feedback": {"type": "boolean"}, "similar_items": {"type": "boolean"}}}},
-        },
-    },
-    "Health": {
-        "type": "object", "required": ["status", "store", "bundle"],
-        "properties": {
-            "status": {"type": "string", "enum": ["ok", "degraded"]},
-            "store": {"type": "object", "required": ["url", "reachable"],
-                      "properties": {"url": {"type": "string"}, "reachable": {"type": "boolean"}}},
-            "bundle": {"type": "object", "required": ["loaded", "fingerprint"],
-                       "properties": {"loaded": {"type": "boolean"}, "fingerprint": {"type": "string"},
-                                      "models": {"type": "array", "items": {"type": "string"}}}},
-        },
-    },
-}
-
 
 def _one_or_many(name: str) -> dict[str, Any]:
     ref = {"$ref": f"#/components/schemas/{name}"}
@@ -249,7 +90,9 @@ def _one_or_many(name: str) -> dict[str, Any]:
 def _write_op(summary: str, body: str, unknown_item: bool = False) -> dict[str, Any]:
     responses = {"201": _json({"$ref": "#/components/schemas/Written"}, "written"), **WRITE_ERRORS}
     if unknown_item:
-        responses["404"] = _err("an interaction names an unknown item; nothing was written")
+        responses["404"] = _err("an interaction names an unknown item or impression; nothing was written")
+        responses["422"] = _err("an impression_id names another user's impression, or another item's; "
+                                "nothing was written")
     return {"post": {
         "summary": summary, "security": [{"writer": []}], "requestBody": _one_or_many(body),
         "responses": responses,
@@ -260,7 +103,7 @@ def build_spec() -> dict[str, Any]:
     """The whole document; paths are relative to the server URL ``/v1``."""
     user = _path_param("user_id", "user id")
     item = _path_param("item_id", "item id")
-    spec = {
+    spec: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "kgrec", "version": "1.0.0",
                  "description": "Knowledge-graph recommendations with reasons you can replay in Cypher."},
@@ -269,9 +112,12 @@ def build_spec() -> dict[str, Any]:
             "/users/{user_id}/recommendations": {"get": {
                 "summary": "Top-k items for a user; unknown users get fallback items marked by source. Items the "
                            "user interacted with or disliked, hidden items and excluded ones never appear.",
-                "parameters": [user, K, MODEL, EXCLUDE, EXCLUDE_ITEM, TAGS, TAG, NOT_TAGS, NOT_TAG, EXPLAIN],
+                "parameters": [user, K, MODEL, EXCLUDE, EXCLUDE_ITEM, TAGS, TAG, NOT_TAGS, NOT_TAG, EXPLAIN, NEAR,
+                               RADIUS_KM, AT, Q, POLICY],
                 "responses": {"200": _json({"$ref": "#/components/schemas/Recommendations"}, "recommendations"),
-                              "400": _err("bad k, model or explain"), "404": _err("no such route")},
+                              "400": _err("bad k, model, explain, near, radius_km, at, q (empty, over-long or "
+                                          "without a word) or policy"),
+                              "404": _err("no such route")},
             }},
             "/items/{item_id}/similar": {"get": {
                 "summary": "Items similar to an item (hidden items never appear)",
@@ -285,6 +131,8 @@ def build_spec() -> dict[str, Any]:
                 "responses": {"200": _json({"$ref": "#/components/schemas/Explanation"}, "reasons"),
                               "400": _err("unknown model"), "404": _err("unknown item")},
             }},
+            "/users/{user_id}/ratings": {"get": {**RATINGS_OPENAPI["get"],
+                                                 "parameters": [user, *RATINGS_OPENAPI["get"]["parameters"]]}},
             "/users/{user_id}": {"get": {
                 "summary": "A user and their history",
                 "parameters": [user],

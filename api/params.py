@@ -7,6 +7,7 @@ accepts is one every store can hold and every URL can address.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -69,6 +70,36 @@ def parse_ids(raw: str | None) -> frozenset[str]:
 ID_FILTERS = {"exclude": "exclude_item", "tags": "tag", "not_tags": "not_tag"}
 
 
+def geo_query(args: Any) -> dict[str, Any]:
+    """``near``, ``radius_km`` and ``at`` for ``Query``, checked by the read path's own rules
+    (``recommenders.serving.geo_query``, as ``kgrec recommend`` does): a bad one is a 400 naming it."""
+    from kgrec.recommenders.serving.geo_query import GeoParameterError, check_near, parse_point, parse_radius
+
+    near, radius, at = args.get("near"), args.get("radius_km"), args.get("at")
+    try:
+        point = parse_point(near, "near") if near is not None else None
+        km = parse_radius(radius) if radius is not None else None
+        check_near(point, km)
+        return {"near": point, "radius_km": km, "at": parse_point(at, "at") if at is not None else None}
+    except GeoParameterError as exc:
+        raise bad_request(exc.parameter, str(exc)) from None
+
+
+def query_text(args: Any) -> str | None:
+    """``q``, the words the user is looking for now, checked by the read path's own rule
+    (``recommenders.serving.text_query``, as ``kgrec recommend --q`` does): an empty, over-long or
+    wordless one is a 400 naming ``q``."""
+    from kgrec.recommenders.serving.text_query import QueryTextError, parse_q
+
+    raw = args.get("q")
+    if raw is None:
+        return None
+    try:
+        return parse_q(raw)
+    except QueryTextError as exc:
+        raise bad_request(exc.parameter, str(exc)) from None
+
+
 def id_filter(args: Any, name: str) -> frozenset[str]:
     """The ids of filter ``name`` (``exclude``, ``tags`` or ``not_tags``) from a request's query."""
     return parse_ids(args.get(name)) | frozenset(x for x in args.getlist(ID_FILTERS[name]) if x)
@@ -128,20 +159,48 @@ def json_body(request: Request) -> Any:
 
 
 def json_loads(raw: bytes) -> Any:
-    """``raw`` parsed under ``json_body``'s rules; 400 naming ``body`` otherwise."""
+    """``raw`` parsed under ``json_body``'s rules; 400 naming ``body`` otherwise, or naming the
+    key or value that holds a lone surrogate (``\\ud800`` escaped alone: no store, driver or
+    encoder can carry it, so it is refused here once, for keys and strings anywhere)."""
     if not raw.strip():
         raise bad_request("body", "request body is empty; send JSON")
     depth = values.json_depth(raw)
     if depth > values.MAX_DEPTH:
         raise bad_request("body", f"JSON nested {depth} levels deep; at most {values.MAX_DEPTH} are accepted")
     try:
-        return json.loads(raw, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_no_constant)
+        parsed = json.loads(raw, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_no_constant)
     except UnicodeDecodeError as exc:
         raise bad_request("body", f"the body is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except json.JSONDecodeError as exc:
         raise bad_request("body", f"malformed JSON: {exc}") from None
     except (ValueError, RecursionError) as exc:
         raise bad_request("body", f"malformed JSON: {exc}") from None
+    if _SURROGATE_ESCAPE.search(raw):  # UTF-8 text cannot hold surrogates: only an escape makes one
+        _refuse_lone_surrogates(parsed)
+    return parsed
+
+
+#: A ``\uD800``-``\uDFFF`` escape (a pair of them makes one character beyond U+FFFF, which is fine).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _refuse_lone_surrogates(parsed: Any) -> None:
+    """400 naming the first key or string (as ``[0].attrs.name``) that holds a lone surrogate."""
+    todo: list[tuple[Any, str]] = [(parsed, "")]
+    while todo:
+        value, where = todo.pop()
+        if isinstance(value, str):
+            if _LONE_SURROGATE.search(value):
+                raise bad_request(where or "body", f"{where or 'body'} {values.text_problem(value, len(value))}")
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                name = _where(f"{where}." if where else "", printable(key))
+                if _LONE_SURROGATE.search(key):
+                    raise bad_request(name, f"the key {name} {values.text_problem(key, len(key))}")
+                todo.append((item, name))
+        elif isinstance(value, list):
+            todo.extend((item, f"{where}[{n}]") for n, item in reversed(list(enumerate(value))))
 
 
 def as_rows(body: Any, max_batch: int) -> tuple[list[dict[str, Any]], bool]:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from kgrec.graph.store import GraphStore
-from kgrec.graph.store_errors import StoreError, StoreUnavailable
+from kgrec.graph.store_errors import StoreError, StoreTimeout, StoreUnavailable
 from kgrec.graph.store_factory import open_store
 
 log = logging.getLogger("kgrec.api")
@@ -39,8 +39,11 @@ class StoreHandle:
         self._lock = threading.RLock()
         self._ping_ttl = ping_ttl
         self._ping: tuple[float, bool] | None = None
-        #: Told about every failed store call (``"read"`` or ``"write"``): the API counts them.
+        #: Told about every failed store call (``"read"`` or ``"write"``): the API counts them and
+        #: marks the response as served without the store.
         self.on_error: Callable[[str], None] | None = None
+        #: Whether the last store call of this process succeeded (None before the first one).
+        self.answering: bool | None = None
 
     def _open(self) -> GraphStore:
         if self._store is not None and self._pid == os.getpid():
@@ -70,8 +73,12 @@ class StoreHandle:
         """Run ``fn(store)``: a read after taking in other processes' writes, a write inside the
         store's ``exclusive()`` (which flushes, or rolls memory back when anything fails). Store
         failures become ``StoreUnavailable``; anything else propagates as it is."""
-        with self._lock:
-            store = self._open()
+        try:
+            with self._lock:
+                store = self._open()
+        except StoreUnavailable:
+            self._notify(write, ok=False)
+            raise
         if store.thread_safe:
             return self._run(store, fn, write)
         with self._lock:
@@ -81,22 +88,32 @@ class StoreHandle:
         try:
             if not write:
                 store.refresh()
-                return fn(store)
-            with store.exclusive():
-                return fn(store)
+                result = fn(store)
+            else:
+                with store.exclusive():
+                    result = fn(store)
+        except StoreTimeout:
+            self._notify(write, ok=False)  # slow, not down: the connection stays
+            raise
         except StoreUnavailable:
             self._failed(store, write)
             raise
         except (StoreError, OSError) as exc:
             self._failed(store, write)
             raise StoreUnavailable(f"store {self.url} refused the operation: {exc}") from exc
+        self._notify(write, ok=True)
+        return result
 
     def _failed(self, store: GraphStore, write: bool) -> None:
         with self._lock:
             if self._store is store:
                 self._drop()
             self._ping = None
-        if self.on_error is not None:
+        self._notify(write, ok=False)
+
+    def _notify(self, write: bool, ok: bool) -> None:
+        self.answering = ok
+        if not ok and self.on_error is not None:
             self.on_error("write" if write else "read")
 
     def reachable(self) -> bool:
@@ -115,6 +132,7 @@ class StoreHandle:
             except StoreUnavailable:
                 ok = False
             self._ping = (now, ok)
+            self.answering = ok
             return ok
         finally:
             self._lock.release()

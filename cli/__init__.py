@@ -15,6 +15,7 @@ from kgrec.cli.evaluate_command import evaluate
 from kgrec.cli.group import OneLineErrorGroup
 from kgrec.cli.load_commands import load
 from kgrec.cli.models_command import models
+from kgrec.cli.predict_command import predict
 from kgrec.cli.rdf_commands import export, import_
 from kgrec.cli.recommend_command import recommend
 from kgrec.cli.schema_command import schema
@@ -34,6 +35,6 @@ def main() -> None:
 
 # Registration order is the order ``kgrec --help`` lists them in (click sorts by name anyway).
 for _command in (stats, evaluate, load, demo, cypher, schema, writeback, export, import_, serve, train, recommend,
-                 models):
+                 models, predict):
     main.add_command(_command)
 del _command

@@ -95,7 +95,8 @@ DEMO_MODELS = ("graph_walk", "social", "itemcf", "content")
 def step_recommend(run: DemoRun) -> None:
     """Train a bundle on the graph and show three users their recommendations and reasons."""
     from kgrec.recommenders.bundle.model_bundle import Bundle, fit_models, save_bundle
-    from kgrec.recommenders.serving.server import Query, Server
+    from kgrec.recommenders.serving.query import Query
+    from kgrec.recommenders.serving.server import Server
 
     snap = run.snapshot
     assert snap is not None

@@ -42,6 +42,14 @@ DEFAULT_MODELS = "popularity,itemcf"
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write JSON.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write a PNG bar chart.")
+@click.option("--logged", is_flag=True,
+              help="Off-policy evaluation instead: estimate how each --bundle model (--models) would have done on "
+                   "the impressions logged in --store (replay, IPS, SNIPS, doubly robust; 95% intervals, ESS).")
+@click.option("--target-policy", "target_policy", default="learn", show_default=True,
+              help="With --logged: the serving policies (greedy, learn, explore; comma-separated) each model is "
+                   "estimated under.")
+@click.option("--since", type=float, default=None, help="With --logged: impressions from this epoch second on.")
+@click.option("--until", type=float, default=None, help="With --logged: impressions before this epoch second.")
 @engine_options
 def evaluate(
     store_url: str,
@@ -58,13 +66,22 @@ def evaluate(
     engine: str,
     workers: int | None,
     ray_address: str | None,
+    logged: bool = False,
+    target_policy: str = "learn",
+    since: float | None = None,
+    until: float | None = None,
 ) -> None:
     """Fit each model on the training part of a split and score its top-k on the held-out part.
 
     Full ranking: every unseen item competes; training items are excluded. Side data of
     held-out pairs (their taggings) is removed from the training graph. Fitting runs here;
     with --engine ray the test users' lists are computed on Ray workers (same metrics).
+    With --logged, estimates each --bundle model's reward on the impressions logged in --store instead.
     """
+    if logged:
+        from kgrec.cli.evaluate_logged import run_logged
+
+        return run_logged(store_url, bundle_dir, models, target_policy, since, until, json_path, markdown_path, 256)
     from kgrec.recommenders import registry
     from kgrec.recommenders.evaluation.evaluation_report import save_plot, to_json, to_markdown, to_table
     from kgrec.recommenders.evaluation.offline_evaluation import fit_all, score_fitted

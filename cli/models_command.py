@@ -12,12 +12,21 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per model.")
 def models(as_json: bool) -> None:
     """List the recommenders: default training and hybrid membership, abilities and options."""
-    from kgrec.recommenders.base import FoldsInHistory, PredictsRatings, ScoresAllItems, SimilarItems, Tunable
+    from kgrec.recommenders.base import (
+        FoldsInHistory,
+        PredictsRatings,
+        ScoresAllItems,
+        ScoresProfiles,
+        SimilarItems,
+        StartsWarm,
+        Tunable,
+    )
     from kgrec.recommenders.registry import default_models, hybrid_components, registry
 
     defaults, parts = default_models(), hybrid_components()
     abilities = {"scores all items": ScoresAllItems, "folds in feedback": FoldsInHistory,
-                 "predicts ratings": PredictsRatings, "similar items": SimilarItems, "tuned": Tunable}
+                 "predicts ratings": PredictsRatings, "similar items": SimilarItems, "tuned": Tunable,
+                 "scores profiles": ScoresProfiles, "starts warm": StartsWarm}
     order = {n: i for i, n in enumerate(defaults)}
     for name, cls in sorted(registry().items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])):
         config = cls.Config()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -24,6 +23,8 @@ from typing import IO, Any
 import click
 
 from kgrec.cli.engine_options import engine_options, open_engine
+from kgrec.cli.impression_batch import logged_batch
+from kgrec.cli.output_file import whole_file
 
 
 def read_users(path: Path) -> list[str]:
@@ -59,6 +60,21 @@ def _ids(values: tuple[str, ...]) -> frozenset[str]:
 @click.option("--tag", "tag", multiple=True, help="One tag id for --tags, taken whole (repeatable).")
 @click.option("--not-tags", "not_tags", multiple=True, help="Only items carrying none of these tag ids.")
 @click.option("--not-tag", "not_tag", multiple=True, help="One tag id for --not-tags, taken whole (repeatable).")
+@click.option("--near", metavar="LAT,LON", help="Only items within --radius-km of this point (WGS-84 degrees).")
+@click.option("--radius-km", "radius_km", metavar="KM", help="The radius for --near, in kilometres.")
+@click.option("--at", metavar="LAT,LON",
+              help="The user is here now: the location model measures distance from this point instead of "
+                   "from the user's usual places.")
+@click.option("--q", "q", metavar="WORDS",
+              help="What the user is looking for now, as the API's ?q=: only items whose title, tags or attributes "
+                   "hold one of the words, re-ranked towards them and blended with the user's taste (at most 200 "
+                   "characters).")
+@click.option("--policy", type=click.Choice(["greedy", "learn", "explore"]), default=None,
+              help="Serving policy, as the API's ?policy=: greedy (today's top k), learn (also hides what the user "
+                   "was shown and skipped) or explore (learn, with exploration and propensities) [default: learn].")
+@click.option("--log-impressions", "log_impressions", is_flag=True,
+              help="Log each served list's impressions in --store, as the API does (off for batches by default; "
+                   "local engine only).")
 @click.option("--max-reasons", default=5, show_default=True, type=click.IntRange(1, 100),
               help="Reasons shown per item (the API's KGREC_MAX_REASONS).")
 @click.option("--format", "fmt", type=click.Choice(["text", "csv", "jsonl"]), default=None,
@@ -68,12 +84,13 @@ def _ids(values: tuple[str, ...]) -> frozenset[str]:
 def recommend(bundle_dir: Path, store_url: str | None, user_id: str | None, users_file: Path | None,
               all_users: bool, k: int, model: str | None, explain: bool, exclude: tuple[str, ...],
               exclude_item: tuple[str, ...], tags: tuple[str, ...], tag: tuple[str, ...], not_tags: tuple[str, ...],
-              not_tag: tuple[str, ...], max_reasons: int, fmt: str | None, output: Path | None, engine: str,
-              workers: int | None, ray_address: str | None) -> None:
+              not_tag: tuple[str, ...], near: str | None, radius_km: str | None, at: str | None, max_reasons: int,
+              fmt: str | None, output: Path | None, engine: str, workers: int | None, ray_address: str | None,
+              policy: str | None = None, log_impressions: bool = False, q: str | None = None) -> None:
     """Recommend items for one user (--user) or many (--users FILE, --all-users)."""
     from kgrec.recommenders.batch.batch_tasks import RecommendOptions, recommend_block
     from kgrec.recommenders.batch.engines import Payload
-    from kgrec.recommenders.serving.server import Query
+    from kgrec.recommenders.serving.query import Query
     from kgrec.recommenders.serving.server_loading import BundleLoadError, load_server
 
     if sum((user_id is not None, users_file is not None, all_users)) != 1:
@@ -81,6 +98,10 @@ def recommend(bundle_dir: Path, store_url: str | None, user_id: str | None, user
     fmt = fmt or ("text" if user_id is not None else "csv")
     if fmt == "csv" and explain:
         raise click.UsageError("--explain needs --format jsonl or text (the CSV columns are fixed)")
+    if log_impressions and (not store_url or engine != "local"):
+        raise click.UsageError("--log-impressions needs --store (where impressions go) and the local engine")
+    geo = _geo_options(near, radius_km, at)
+    query_text = _query_text(q)
     try:
         server = load_server(bundle_dir, max_reasons=max_reasons)
         server.order(model)
@@ -90,32 +111,55 @@ def recommend(bundle_dir: Path, store_url: str | None, user_id: str | None, user
         raise click.ClickException(f"cannot load bundle {bundle_dir}: {exc}") from exc
     users = ([user_id] if user_id is not None else read_users(users_file) if users_file is not None
              else list(server.snapshot.users.ids))
+    if output is not None and server.seal is not None:  # stdout is free: say which bundle, byte for byte, serves
+        click.echo(f"kgrec: bundle {bundle_dir}: {server.seal.describe()}", err=True)
     options = RecommendOptions(Query("", k, model, _ids(exclude) | frozenset(exclude_item),
-                                     _ids(tags) | frozenset(tag), _ids(not_tags) | frozenset(not_tag), explain))
-    payload = Payload(load=partial(load_server, max_reasons=max_reasons), directory=bundle_dir, loaded=server)
-    with (_state_reader(server, store_url) as state, _output(output) as out,
+                                     _ids(tags) | frozenset(tag), _ids(not_tags) | frozenset(not_tag), explain,
+                                     **geo, policy=policy, q=query_text))
+    payload = Payload(load=partial(load_server, max_reasons=max_reasons), directory=bundle_dir, loaded=server,
+                      verified=server.seal)
+    with (_state_reader(server, store_url) as state, whole_file(output) as out,
           open_engine(engine, payload, workers, ray_address) as runner):
-        writer = {"text": _text, "csv": _csv, "jsonl": _jsonl}[fmt](out, server, model, explain)
-        for u, (served, known) in runner.run(recommend_block, options, users, desc="recommend", state=state):
-            writer(u, served, known)
+        writers: dict[str, Callable[..., Callable[..., None]]] = {
+            "text": _text, "csv": _csv, "jsonl": partial(_jsonl, policy=policy or server.default_policy)}
+        writer = writers[fmt](out, server, model, explain)
+        if log_impressions:
+            assert state is not None and store_url is not None  # checked above
+            logged_batch(server, options.query, users, state, store_url, writer)
+        else:
+            for u, (served, known) in runner.run(recommend_block, options, users, desc="recommend", state=state):
+                writer(u, served, known)
     if output:
         click.echo(f"wrote {len(users)} users to {output}", err=True)
 
 
-@contextmanager
-def _output(path: Path | None) -> Iterator[IO[str]]:
-    """stdout, or ``path`` written whole or not at all: a temporary sibling renamed into place
-    when every user is written (a failed batch leaves no half file and an old file intact)."""
-    if path is None:
-        yield sys.stdout
-        return
-    tmp = path.with_name(f".{path.name}.partial")
+def _geo_options(near: str | None, radius_km: str | None, at: str | None) -> dict[str, Any]:
+    """``--near``/``--radius-km``/``--at`` as the read path's query fields (the API's ``near``,
+    ``radius_km`` and ``at``, checked by the same code); a bad value is a usage error naming the option."""
+    from kgrec.recommenders.serving.geo_query import GeoParameterError, check_near, parse_point, parse_radius
+
+    options = {"near": "--near", "radius_km": "--radius-km", "at": "--at"}
     try:
-        with tmp.open("w", encoding="utf-8", newline="") as out:
-            yield out
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        point = parse_point(near, "near") if near is not None else None
+        km = parse_radius(radius_km) if radius_km is not None else None
+        check_near(point, km)
+        return {"near": point, "radius_km": km, "at": parse_point(at, "at") if at is not None else None}
+    except GeoParameterError as exc:
+        message = str(exc).split(": ", 1)[-1].replace("radius_km", "--radius-km").replace("near=LAT,LON", "--near")
+        raise click.BadParameter(message, param_hint=options[exc.parameter]) from None
+
+
+def _query_text(raw: str | None) -> str | None:
+    """``--q`` checked by the read path's rule (the API's ``q``): a bad one is a usage error naming it."""
+    from kgrec.recommenders.serving.text_query import QueryTextError, parse_q
+
+    if raw is None:
+        return None
+    try:
+        return parse_q(raw)
+    except QueryTextError as exc:
+        raise click.BadParameter(str(exc).replace("q ", "--q ", 1) if str(exc).startswith("q ") else str(exc),
+                                 param_hint="--q") from None
 
 
 @contextmanager
@@ -158,11 +202,11 @@ def _csv(out: IO[str], server: Any, model: str | None, explain: bool) -> Callabl
     return write
 
 
-def _jsonl(out: IO[str], server: Any, model: str | None, explain: bool) -> Callable[..., None]:
+def _jsonl(out: IO[str], server: Any, model: str | None, explain: bool, policy: str = "learn") -> Callable[..., None]:
     """Each line is exactly what ``GET /v1/users/{id}/recommendations`` answers."""
 
     def write(user: str, served: list, known: bool) -> None:
-        body = {"user": user, "model": model or server.default_model, "known_user": known,
+        body = {"user": user, "model": model or server.default_model, "known_user": known, "policy": policy,
                 "recommendations": [s.to_dict() for s in served]}
         out.write(json.dumps(body, ensure_ascii=False) + "\n")
 

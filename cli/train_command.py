@@ -11,6 +11,7 @@ import click
 from kgrec.cli.engine_options import train_engine_options
 from kgrec.cli.kge_options import kge_options
 from kgrec.cli.options import store_option
+from kgrec.cli.warm_options import WarmOptions, describe, open_warm, warm_options
 from kgrec.recommenders.tuning.trial_cost import DEFAULT_BUDGET_S
 
 
@@ -61,9 +62,10 @@ def check_settings(configs: dict[str, dict[str, Any]]) -> None:
                                       "(so the same seed makes the same choice).")
 @click.option("--tune-kge", is_flag=True, help="Tune kge too (each trial trains embeddings: minutes).")
 @kge_options
+@warm_options
 @train_engine_options
 def train(store_url: str, models: str | None, out_dir: Path, seed: int, settings: tuple[str, ...], force: bool,
-          tune_models: bool, tune_budget: float, tune_kge: bool) -> None:
+          tune_models: bool, tune_budget: float, tune_kge: bool, warm: WarmOptions | None = None) -> None:
     """Tune and fit recommenders on the graph and write a versioned bundle (JSON + npz, no pickle)."""
     from kgrec.graph.store_errors import StoreError
     from kgrec.graph.store_factory import open_store
@@ -85,6 +87,7 @@ def train(store_url: str, models: str | None, out_dir: Path, seed: int, settings
     check_settings(configs)
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise click.ClickException(f"{out_dir} exists and is not empty; pass --force to replace it")
+    warm_start = open_warm(warm) if warm is not None else None
     try:
         with open_store(store_url, existing=True) as store:
             snapshot = store.snapshot()
@@ -103,7 +106,8 @@ def train(store_url: str, models: str | None, out_dir: Path, seed: int, settings
         trained = train_models(snapshot, names, seed=seed, settings=configs, tune_models=tune_models,
                                budget_s=tune_budget, tune_kge=tune_kge,
                                progress=lambda line: click.echo(f"  {line}", err=True),
-                               fitted_progress=lambda n, s: click.echo(f"  fitted {n:<12} {s:7.2f} s", err=True))
+                               fitted_progress=lambda n, s: click.echo(f"  fitted {n:<12} {s:7.2f} s", err=True),
+                               warm=warm_start)
         path = save_bundle(out_dir, snapshot, trained.models, seed=seed, overwrite=force, extra=trained.manifest)
     except (ValueError, OSError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -111,6 +115,8 @@ def train(store_url: str, models: str | None, out_dir: Path, seed: int, settings
         click.echo(f"tuning on {trained.tuning.users} validation users ({trained.tuning.seconds:.0f} s, "
                    f"budget {trained.tuning.budget_s:.0f} s); validation NDCG@10:")
         click.echo(table(trained.tuning))
+    if "warm_start" in trained.manifest:
+        click.echo("\n".join(describe(trained.manifest["warm_start"])))
     for name in trained.models:
         entry = trained.manifest.get(name)
         if isinstance(entry, dict) and entry.get("reason"):

@@ -108,7 +108,7 @@ def _own_rows(bundle: Any, directory: Path, model: str, k: int, store: GraphStor
     server = Server.from_bundle(bundle)
     live = LiveState(server, lambda fn: fn(store), max_users=1)
     name, workers, address = engine
-    payload = Payload(load=load_server, directory=directory, loaded=server)
+    payload = Payload(load=load_server, directory=directory, loaded=server, verified=bundle.seal)
     with open_engine(name, payload, workers, address) as runner:
         yield (row for _, user_rows in runner.run(own_rows_block, ModelOptions(model, k), server.snapshot.users.ids,
                                                   desc=f"recommend {model}", state=lambda u: live.state(u).state)

@@ -6,6 +6,10 @@ Shared by ``tests/test_api_bad_input.py`` (every case, through Flask's test clie
 ``benchmarks/fuzz.py`` (which reports the corpus next to the property-based fuzz). A case is a
 request that must change nothing: a 4xx JSON error naming the field, the store untouched,
 and the next good write accepted.
+
+``RAW_CASES`` are byte streams no HTTP client library sends (malformed chunked framing, a bad
+request line, oversized heads): ``tests/test_serve_http.py`` and ``benchmarks/fuzz.py`` send
+them to a real ``kgrec serve``, which must answer its JSON 4xx and close the connection.
 """
 
 from __future__ import annotations
@@ -111,6 +115,9 @@ def _bodies() -> list[Case]:
         "invalid-utf8": (b'{"id": "\xff\xfe"}', "body"), "truncated": (b'{"id": "a"', "body"),
         "trailing-garbage": (b'{"id": "a"} x', "body"), "top-level-nan": (b"NaN", "body"),
         "rows-not-objects": (b"[1, 2]", "[0]"), "unknown-field": (b'{"id": "a", "colour": "red"}', "colour"),
+        "surrogate-key": (b'{"id": "a", "\\ud800": 1}', "\\ud800"),
+        "surrogate-attrs-key": (b'{"id": "a", "attrs": {"\\udfff": 1}}', "attrs.\\udfff"),
+        "surrogate-in-list": (b'[{"id": "a"}, {"id": "b", "attrs": {"k": "x\\udc00"}}]', "[1].attrs.k"),
         "unknown-field-control": (b'{"id": "a", "c\\u0001": 1}', "c\\x01"),
         "over-max-body": (b'{"id": "' + b"a" * 70_000 + b'"}', "body"),
     }
@@ -171,6 +178,18 @@ def _cypher() -> list[Case]:
         "params-list": ({"query": "RETURN 1", "params": [1]}, 400, "params"),
         "params-huge-int": ({"query": "RETURN $x", "params": {"x": 2**64}}, 400, "params.x"),
         "params-surrogate": ({"query": "RETURN $x", "params": {"x": "\ud800"}}, 400, "params.x"),
+        "params-surrogate-name": ({"query": "RETURN 1", "params": {"\udfff": 1}}, 400, "params.\\udfff"),
+        "params-surrogate-nested-key": ({"query": "RETURN $x", "params": {"x": {"a": [{"\ud800": 1}]}}}, 400,
+                                        "params.x.a[0].\\ud800"),
+        "params-control-name": ({"query": "RETURN 1", "params": {"a\x01": 1}}, 400, "params.a\\x01"),
+        "load-csv-after-cr-comment": ({"query": "WITH 1 AS x //c\rLOAD CSV FROM 'http://127.0.0.1:1/x' AS r RETURN r"},
+                                      403, "query"),
+        "load-csv-unicode-escape": ({"query": "WITH 1 AS x \\u004cOAD CSV FROM 'http://127.0.0.1:1/x' AS r RETURN r"},
+                                    403, "query"),
+        "load-csv-after-as-as": ({"query": "WITH 1 AS AS LOAD CSV FROM 'http://127.0.0.1:1/x' AS r RETURN r"}, 403,
+                                 "query"),
+        "function-in-map-value": ({"query": "RETURN {a: apoc.version()} AS v"}, 403, "query"),
+        "backslash-outside-string": ({"query": "RETURN 1 \\ 2"}, 400, "query"),
         "timeout-zero": ({"query": "RETURN 1", "timeout": 0}, 400, "timeout"),
         "timeout-bool": ({"query": "RETURN 1", "timeout": True}, 400, "timeout"),
         "max-rows-zero": ({"query": "RETURN 1", "max_rows": 0}, 400, "max_rows"),
@@ -186,3 +205,42 @@ def _cypher() -> list[Case]:
     }
     return [Case(f"cypher-{label}", "POST", "/v1/cypher", _json(body), status=status, field=where, auth=ANALYST)
             for label, (body, status, where) in bodies.items()]
+
+
+@dataclass(frozen=True)
+class RawCase:
+    """Bytes sent as they are on a new connection (``{WRITER_KEY}`` is replaced by the writer's
+    key), and the status of the JSON error the server must answer before closing it."""
+
+    name: str
+    payload: bytes
+    status: int = 400
+
+
+def _post_users(extra_headers: bytes, body: bytes) -> bytes:
+    return (b"POST /v1/users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {WRITER_KEY}\r\n"
+            b"Content-Type: application/json\r\n" + extra_headers + b"\r\n" + body)
+
+
+CHUNKED = b"Transfer-Encoding: chunked\r\n"
+RAW_CASES = [
+    RawCase("chunk-size-zz", _post_users(CHUNKED, b'zz\r\n{"id": "raw-zz"}\r\n0\r\n\r\n')),
+    RawCase("chunk-extension-100kb", _post_users(CHUNKED, b"2;" + b"a" * 100_000 + b'\r\n{}\r\n0\r\n\r\n')),
+    # a 2^160-byte chunk is well-formed framing: the body that never arrives ends at the body deadline
+    RawCase("chunk-size-2**160", _post_users(CHUNKED, b"f" * 40 + b'\r\n{"id": "raw-big"}\r\n0\r\n\r\n'), 408),
+    RawCase("chunk-missing-terminator", _post_users(CHUNKED, b'11\r\n{"id": "raw-term"}XX0\r\n\r\n')),
+    RawCase("chunk-negative-size", _post_users(CHUNKED, b'-5\r\n{"id": "raw-neg"}\r\n0\r\n\r\n')),
+    RawCase("content-length-and-chunked", _post_users(CHUNKED + b"Content-Length: 3\r\n", b"0\r\n\r\n")),
+    RawCase("two-content-lengths", _post_users(b"Content-Length: 2\r\nContent-Length: 5\r\n", b"{}")),
+    RawCase("content-length-not-a-number", _post_users(b"Content-Length: 1e3\r\n", b"{}")),
+    RawCase("request-line-garbage", b"GARBAGE\r\n\r\n"),
+    RawCase("request-line-bad-version", b"GET /v1/health HTTP/9.9x\r\nHost: x\r\n\r\n"),
+    RawCase("header-without-colon", b"GET /v1/health HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n"),
+    RawCase("bare-lf-line-ending", b"GET /v1/health HTTP/1.1\nHost: x\n\n"),
+    RawCase("request-line-too-long", b"GET /v1/users/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    RawCase("header-too-large", b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431),
+    RawCase("too-many-headers", b"GET /v1/health HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-H%d: 1\r\n" % n for n in range(120)) + b"\r\n", 431),
+    RawCase("transfer-coding-not-chunked", _post_users(b"Transfer-Encoding: gzip\r\n", b"{}")),
+    RawCase("transfer-coding-gzip-chunked", _post_users(b"Transfer-Encoding: gzip, chunked\r\n", b"0\r\n\r\n")),
+]

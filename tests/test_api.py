@@ -113,7 +113,8 @@ def test_recommendations_shape_and_no_seen_items(client, snapshot):
     seen = {snapshot.items.ids[j] for j in snapshot.user_items(snapshot.users.index[user])}
     assert not seen & {r["item"] for r in recs}
     for r in recs:
-        assert set(r) == {"item", "title", "score", "rank", "source"}
+        assert set(r) == {"item", "title", "score", "rank", "source", "propensity", "impression_id"}
+        assert r["propensity"] == 1.0  # the default policy (learn) is deterministic
         assert r["title"] == snapshot.item_titles[snapshot.items.index[r["item"]]]
     assert recs[0]["source"] == "graph_walk"
     assert [r["score"] for r in recs if r["source"] == "graph_walk"] == sorted(
@@ -367,8 +368,8 @@ def test_store_unreachable_at_startup_still_serves_reads(bundle_dir, tmp_path, s
 
 
 def test_reason_serialisation_matches_reason_to_dict(app, snapshot):
+    from kgrec.recommenders.serving.query import Query
     from kgrec.recommenders.serving.reason_json import reason_json
-    from kgrec.recommenders.serving.server import Query
 
     server = app.extensions["kgrec.server"]
     user = busy_user(snapshot)

@@ -48,3 +48,17 @@ def test_cypher_answers_503_when_neo4j_is_down(client):
                        headers={"Authorization": f"Bearer {ANALYST_KEY}"})
     assert resp.status_code == 503, resp.get_json()
     assert resp.get_json()["error"]["code"] == "store_unavailable"
+
+
+def test_every_response_served_without_the_store_says_so(client, snapshot):
+    """X-Kgrec-Store on every answer while the store is down: similar items and the pages (they
+    once omitted it) as well as recommendations, and what never reads the store (models, metrics)."""
+    user, item = snapshot.users.ids[0], snapshot.items.ids[0]
+    for path in (f"/v1/users/{user}/recommendations?k=3", f"/v1/items/{item}/similar?k=3", f"/ui/users/{user}",
+                 f"/ui/items/{item}", "/ui/", f"/v1/users/{user}", "/v1/models", "/metrics", "/v1/health"):
+        resp = client.get(path)
+        assert resp.status_code == 200, path
+        assert resp.headers["X-Kgrec-Store"].startswith("unreachable"), path
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    page = client.get(f"/ui/users/{user}")
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]

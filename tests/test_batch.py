@@ -107,7 +107,7 @@ def test_packed_directories_round_trip_and_refuse_escapes(tmp_path: Path) -> Non
 
 
 def test_recommend_output_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
-    from kgrec.cli.recommend_command import _output
+    from kgrec.cli.output_file import whole_file as _output
 
     target = tmp_path / "recs.csv"
     target.write_text("old\n")

@@ -30,7 +30,7 @@ from kgrec.recommenders.bundle.model_bundle import Bundle, fit_models, save_bund
 from kgrec.recommenders.evaluation.offline_evaluation import fit_all, score_fitted
 from kgrec.recommenders.evaluation.splits import random_holdout
 from kgrec.recommenders.registry import create
-from kgrec.recommenders.serving.server import OwnItems
+from kgrec.recommenders.serving.own_items import OwnItems
 from kgrec.recommenders.serving.server_loading import load_server
 from tests.api_fixtures import API_KEY, fill_store
 
@@ -110,7 +110,8 @@ def test_batch_lists_are_what_the_api_answers(live: tuple[Path, str, GraphRecord
     """For each user, model, k and filter, a batch list (either engine, the store's state read
     once per user) has the API's items, scores, order and sources — the fallback included."""
     bundle, url, since = live
-    client = create_app(Settings(bundle=str(bundle), store=url, api_key=API_KEY)).test_client()
+    # Impressions off: an API list logs no skips that would change the next model's list (batch logs none).
+    client = create_app(Settings(bundle=str(bundle), store=url, api_key=API_KEY, impressions=False)).test_client()
     users = [*snapshot.users.ids[:6], "newcomer", "ghost"]
     (tmp_path / "users.txt").write_text("\n".join(users))
     on = ["--engine", engine, *(["--workers", "2"] if engine == "ray" else [])]

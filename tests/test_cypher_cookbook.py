@@ -104,3 +104,86 @@ def test_the_readme_lists_every_query() -> None:
     section = readme.split("<!-- section:analysts -->", 1)[1]
     for q in Cookbook().list():
         assert f"| `{q.name}` | {q.signature()} | {q.purpose} |" in section, q.name
+
+
+#: The impression queries, run on a real Neo4j below (tests/test_cypher_neo4j.py runs the others).
+IMPRESSION_QUERIES = {"click_through_by_model", "click_through_by_position", "click_through_by_tag",
+                      "shown_not_chosen"}
+
+
+@pytest.mark.neo4j
+def test_impression_queries_on_a_real_neo4j(neo4j_uri: str) -> None:
+    """A hand-made log on Neo4j; every impression query's rows equal what plain Python counts."""
+    from kgrec.graph.cypher import run
+    from kgrec.graph.impressions import Impression, Outcome, as_impression_store
+    from kgrec.graph.store_factory import open_store
+    from kgrec.loaders.synthetic import generate
+
+    g = generate(users=20, items=30, seed=4)
+    tags: dict[str, set[str]] = {}
+    for x in g.records.item_tags:
+        tags.setdefault(x.item, set()).add(x.tag)
+    items = sorted(i.id for i in g.records.items)
+    imps, outcomes = [], []
+    for n in range(40):  # 40 lists of 3: two policies and models, every 5th first item chosen, every 7th disliked
+        user, policy = f"u{n % 6:04d}", "explore" if n % 2 else "learn"
+        model = "itemcf" if n % 3 else "graph_walk"
+        request = f"req{n:05d}x"
+        for p in (1, 2, 3):
+            item = items[(n * 3 + p * 7) % len(items)]
+            imps.append(Impression(f"{request}:{p}", request, user, item, p, 1000.0 + n, policy, model, model,
+                                   1.0 if p == 1 or policy == "learn" else 0.5, 1.0, p == 3 and policy == "explore",
+                                   0.1 if policy == "explore" else 0.0, 1.0, 1 if policy == "explore" else 0))
+        if n % 5 == 0:
+            outcomes.append(Outcome(f"{request}:1", "chosen", 2000.0 + n))
+        if n % 7 == 0:
+            outcomes.append(Outcome(f"{request}:2", "disliked", 2000.0 + n))
+    with open_store(neo4j_uri) as store:
+        store.clear()
+        try:
+            store.load(g.records)
+            log = as_impression_store(store)
+            log.log_impressions(imps)
+            log.record_outcomes(outcomes)
+            marked = {o.impression: o.kind for o in outcomes}
+            by_model = run(store, "click_through_by_model", {"since": 1010.0})
+            kept = [i for i in imps if i.at >= 1010.0]
+            expect = {}
+            for i in kept:
+                e = expect.setdefault((i.policy, i.model), [0, 0, 0, 0])
+                e[0] += 1
+                e[1] += marked.get(i.id) == "chosen"
+                e[2] += marked.get(i.id) == "disliked"
+                e[3] += i.explored
+            assert [(r["policy"], r["model"]) for r in by_model] == sorted(expect)
+            for r in by_model:
+                n_, c, d, x = expect[(r["policy"], r["model"])]
+                assert (r["impressions"], r["chosen"], r["disliked"]) == (n_, c, d)
+                assert r["click_through"] == pytest.approx(c / n_) and r["explored_share"] == pytest.approx(x / n_)
+            by_position = run(store, "click_through_by_position", {"policy": "explore"})
+            assert [r["position"] for r in by_position] == [1, 2, 3]
+            for r in by_position:
+                rows = [i for i in imps if i.policy == "explore" and i.position == r["position"]]
+                assert r["impressions"] == len(rows)
+                assert r["chosen"] == sum(marked.get(i.id) == "chosen" for i in rows)
+                assert r["mean_propensity"] == pytest.approx(sum(i.propensity for i in rows) / len(rows))
+            by_tag = run(store, "click_through_by_tag", {"min_impressions": 3, "k": 50})
+            counts: dict[str, list[int]] = {}
+            for i in imps:
+                for t in tags.get(i.item, ()):
+                    c2 = counts.setdefault(t, [0, 0])
+                    c2[0] += 1
+                    c2[1] += marked.get(i.id) == "chosen"
+            want = sorted(((t, n_, c) for t, (n_, c) in counts.items() if n_ >= 3),
+                          key=lambda x: (-x[2] / x[1], -x[1], x[0]))
+            assert [(r["tag"], r["impressions"], r["chosen"]) for r in by_tag] == want
+            user = "u0000"
+            skips = run(store, "shown_not_chosen", {"user": user, "limit": 100})
+            per_item: dict[str, list[int]] = {}
+            for i in imps:
+                if i.user == user:
+                    per_item.setdefault(i.item, []).append(i.id in marked)
+            assert {r["item"]: r["shown"] for r in skips} == {
+                item: len(flags) for item, flags in per_item.items() if not any(flags)}
+        finally:
+            store.clear()

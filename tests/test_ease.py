@@ -12,7 +12,8 @@ from kgrec.graph.snapshot import GraphSnapshot
 from kgrec.recommenders.hybrid.hybrid_model import Hybrid
 from kgrec.recommenders.models.ease import EASE, item_cap, kept_items
 from kgrec.recommenders.registry import create
-from kgrec.recommenders.serving.server import Query, Server
+from kgrec.recommenders.serving.query import Query
+from kgrec.recommenders.serving.server import Server
 
 
 def reference_ease(x: np.ndarray, lam: float) -> np.ndarray:

@@ -11,9 +11,11 @@ import pytest
 import scipy.sparse as sp
 
 from kgrec.graph.snapshot import GraphSnapshot
+from kgrec.recommenders.bundle.integrity import write_seal
 from kgrec.recommenders.bundle.model_bundle import Bundle, fit_models, save_bundle
 from kgrec.recommenders.registry import create
-from kgrec.recommenders.serving.server import Query, Server
+from kgrec.recommenders.serving.query import Query
+from kgrec.recommenders.serving.server import Server
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,7 +85,8 @@ def test_bundle_loads_in_a_fresh_process(snapshot: GraphSnapshot, tmp_path: Path
     script = (
         "import json, sys\n"
         "from kgrec.recommenders.bundle.model_bundle import Bundle\n"
-        "from kgrec.recommenders.serving.server import Query, Server\n"
+        "from kgrec.recommenders.serving.query import Query\n"
+        "from kgrec.recommenders.serving.server import Server\n"
         "s = Server.from_bundle(Bundle.load(sys.argv[1]))\n"
         "print(json.dumps([[r.item, r.score, r.source] for r in s.recommend(Query(sys.argv[2], 10))]))\n"
     )
@@ -103,6 +106,9 @@ def test_bundle_refuses_overwrite_and_tampering(snapshot: GraphSnapshot, tmp_pat
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["snapshot"]["fingerprint"] = "u1-i1-x1-0000"
     (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"manifest\.json was changed"):  # the seal covers the manifest
+        Bundle.load(out)
+    write_seal(out, None)  # resealed, it still names another snapshot than the one it holds
     with pytest.raises(ValueError, match="snapshot"):
         Bundle.load(out)
     with pytest.raises(FileNotFoundError):

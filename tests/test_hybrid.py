@@ -34,7 +34,7 @@ def test_the_ranker_serves_with_finite_named_parts(hybrid: Hybrid, snapshot: Gra
     assert hybrid.selection.ranker == "logistic" and set(hybrid.selection.components) == set(FAST.components)
     names = hybrid.feature_names()
     assert "graph_walk:rr" in names and "tag_cosine" in names and "log_user_items" in names
-    cand, score, shares = hybrid._ranked(5, None)
+    cand, score, shares = hybrid._explained(5)  # the ranking with the components' shares
     assert shares is not None and shares.shape == (len(cand), len(FAST.components))
     assert np.isfinite(score).all() and np.isfinite(shares).all() and np.abs(shares).sum() > 0
 
@@ -82,7 +82,7 @@ def test_explanations_come_from_the_components(hybrid: Hybrid, snapshot: GraphSn
 def test_save_load_round_trip_without_pickle(hybrid: Hybrid, snapshot: GraphSnapshot, tmp_path: Path) -> None:
     hybrid.save(tmp_path / "h")
     files = {p.suffix for p in (tmp_path / "h").rglob("*") if p.is_file()}
-    assert files <= {".json", ".npz", ".safetensors", ".npy"}
+    assert files <= {".json", ".npz"}
     again = Hybrid.load(tmp_path / "h", snapshot)
     for u in snapshot.users.ids[:15]:
         assert again.recommend(u, k=10) == hybrid.recommend(u, k=10)
@@ -99,13 +99,14 @@ def test_undeclared_or_misshapen_arrays_are_refused(hybrid: Hybrid, snapshot: Gr
     from kgrec.recommenders.bundle.integrity import BundleError
 
     hybrid.save(tmp_path / "h")
-    path = tmp_path / "h" / "arrays.npz"
-    saved = dict(np.load(path, allow_pickle=False))
+    archive = tmp_path / "h" / "arrays.npz"
+    with np.load(archive, allow_pickle=False) as z:
+        saved = {k: z[k] for k in z.files}
     assert {"ranker_weights", "ranker_mean", "ranker_std", "top_indptr"} <= set(saved)
     for change, needle in [({**saved, "ranker_extra": np.zeros(3)}, "ranker_extra"),
                            ({k: v for k, v in saved.items() if k != "ranker_std"}, "ranker_std"),
                            ({**saved, "top_complete": saved["top_complete"][:-1]}, "top_complete")]:
-        np.savez(path, **change)
+        np.savez(archive, **change)
         with pytest.raises(BundleError, match=needle):
             Hybrid.load(tmp_path / "h", snapshot)
 
@@ -179,7 +180,7 @@ def test_lambdarank_serves_and_round_trips_as_text(snapshot: GraphSnapshot, tmp_
     user = snapshot.users.ids[5]
     recs = model.recommend(user, k=10)
     assert recs and [r.score for r in recs] == sorted((r.score for r in recs), reverse=True)
-    shares = model._ranked(5, None)[2]
+    shares = model._explained(5)[2]
     assert shares is not None and np.isfinite(shares).all()
     model.save(tmp_path / "h")
     assert json.loads((tmp_path / "h" / "model.json").read_text())["ranker"]["model_json"].startswith("tree")

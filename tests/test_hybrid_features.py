@@ -7,7 +7,7 @@ import pytest
 
 from kgrec.graph.records import GraphRecords, Interaction, Item, User
 from kgrec.graph.snapshot import build_snapshot
-from kgrec.recommenders.hybrid.features import DAY, ITEM_DAMPING, FeatureSpace
+from kgrec.recommenders.hybrid.features import DAY, ITEM_DAMPING, USER_DAMPING, FeatureSpace
 
 T0 = 1_500_000_000
 
@@ -26,7 +26,7 @@ def graph(times: bool = True, ratings: bool = True):
 
 def test_time_and_rating_features_of_a_pair() -> None:
     snap = graph()
-    assert FeatureSpace.available(snap) == (True, True)
+    assert FeatureSpace.available(snap) == (True, True, True)
     fs = FeatureSpace(snap, ["c1"], True, True)
     a, b = snap.items.index["a"], snap.items.index["b"]
     scores = [np.where(np.isin(np.arange(len(snap.items)), [a, b]), 1.0, -np.inf)]
@@ -48,7 +48,57 @@ def test_time_and_rating_features_of_a_pair() -> None:
 
 def test_graphs_without_times_or_ratings_have_no_such_columns() -> None:
     snap = graph(times=False, ratings=False)
-    assert FeatureSpace.available(snap) == (False, False)
+    assert FeatureSpace.available(snap) == (False, False, False)
     names = FeatureSpace(snap, ["c1"], False, False).names
     assert "first_after_last" not in names and "item_rating" not in names
     assert names[:2] == ["c1:rr", "c1:z"]
+
+
+def test_the_predicted_rating_column_is_the_raters_prediction_minus_the_users_mean() -> None:
+    from kgrec.recommenders.registry import create
+
+    snap = graph()
+    rater = create("svdpp", n_iter=10, checkpoint=10, max_iter=10, serve_dim=2)
+    rater.fit(snap)
+    fs = FeatureSpace(snap, ["c1"], True, True, True, rater=rater)
+    assert fs.names[-3:] == ["item_rating", "rating_vs_user", "predicted_rating"]
+    a, b = snap.items.index["a"], snap.items.index["b"]
+    scores = [np.where(np.isin(np.arange(len(snap.items)), [a, b]), 1.0, -np.inf)]
+    cand, x, _ = fs.rows(snap.users.index["u1"], scores, 10)
+    mu = np.mean([4.0, 2.0, 5.0, 3.0, 1.0, 3.0])
+    user_mean = (4.0 + 2.0 + USER_DAMPING * mu) / (2 + USER_DAMPING)
+    expected = rater.predict_ratings(["u1", "u1"], [snap.items.ids[j] for j in cand]) - user_mean
+    np.testing.assert_allclose(x[:, -1], expected)
+    blind = FeatureSpace(snap, ["c1"], True, True, True)  # no rater: the column is there, all zeros
+    assert (blind.rows(snap.users.index["u1"], scores, 10)[1][:, -1] == 0).all()
+
+
+def test_the_rating_group_serves_only_when_a_ranker_using_it_wins() -> None:
+    """``select`` scores every ranker with and without the optional group; ``without`` says what
+    the serving ranker does without, and a tie goes to the ranker without."""
+    from kgrec.recommenders.hybrid.rating_feature import kept_flags
+    from kgrec.recommenders.hybrid.selection import select
+
+    rng = np.random.default_rng(0)
+    rows, labels, cands, relevant = [], [], [], []
+    for _ in range(200):
+        cand = np.arange(20)
+        signal = rng.normal(size=20)
+        label = signal > 1.0
+        noise = rng.normal(size=20)
+        rows.append(np.column_stack([noise, signal]))  # column 1: the "rating" group, which carries the labels
+        labels.append(label)
+        cands.append(cand)
+        relevant.append(cand[label])
+    lists = {"c": [np.argsort(-r[:, 0])[:10] for r in rows]}
+    helpful, _ = select(rows, labels, cands, relevant, lists, ["logistic"], 0, 0.01, 1.0, 2.0, {"ratings": [1]})
+    assert helpful.serve == "ranker" and helpful.without == []
+    assert set(helpful.rankers) == {"logistic", "logistic without ratings"}
+    assert kept_flags((True, True, True), helpful) == (True, True, True)
+    flat = [np.column_stack([r[:, 1], np.full(20, 3.0)]) for r in rows]  # the group says nothing: a tie
+    useless, ranker = select(flat, labels, cands, relevant, lists, ["logistic"], 0, 0.01, 1.0, 2.0,
+                             {"ratings": [1]})
+    assert useless.rankers["logistic"] == useless.rankers["logistic without ratings"]
+    assert useless.serve == "ranker" and useless.without == ["ratings"]
+    assert ranker is not None and ranker.score(flat[0][:, :1]).shape == (20,)
+    assert kept_flags((True, True, True), useless) == (True, False, False)

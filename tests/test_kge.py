@@ -148,13 +148,25 @@ def fitted(tiny_snapshot) -> KGE:
 def test_artifact_roundtrip(fitted, tmp_path):
     fitted.artifact.save(tmp_path / "a")
     names = sorted(p.name for p in (tmp_path / "a").iterdir())
-    assert names == ["config.json", "entities.json", "metrics.json", "relations.json", "snapshot.json",
-                     "vectors.safetensors"]
+    assert names == ["config.json", "entities.json", "entity_vectors.npy", "metrics.json", "relation_vectors.npy",
+                     "relations.json", "snapshot.json"]
     back = KGEArtifact.load(tmp_path / "a")
     np.testing.assert_array_equal(back.entity_vectors, fitted.artifact.entity_vectors)
     np.testing.assert_array_equal(back.relation_vectors, fitted.artifact.relation_vectors)
     assert back.entities == fitted.artifact.entities and back.fingerprint == fitted.snapshot.fingerprint
     assert back.metrics == fitted.artifact.metrics
+
+
+def test_artifact_vectors_are_mapped_read_only_and_format_1_is_refused(fitted, tiny_snapshot, tmp_path):
+    fitted.save(tmp_path / "m")
+    back = KGEArtifact.load(tmp_path / "m" / "artifact")
+    assert back.entity_vectors.dtype in (np.float32, np.complex64) and not back.entity_vectors.flags.writeable
+    model = KGE.load(tmp_path / "m", tiny_snapshot)  # the per-item vectors are saved, not recomputed
+    assert not model._items.flags.writeable and not model._items_unit.flags.writeable
+    np.testing.assert_array_equal(model._items_unit, fitted._items_unit)
+    (tmp_path / "m" / "artifact" / "vectors.safetensors").write_bytes(b"old")
+    with pytest.raises(ValueError, match=r"format 1.*retrain with kgrec train"):
+        KGEArtifact.load(tmp_path / "m" / "artifact")
 
 
 def test_artifact_load_refuses_a_non_artifact(tmp_path):
@@ -281,7 +293,8 @@ def test_cli_train_kge_writes_a_bundle_that_serves(tiny, tmp_path):
     assert kge.artifact.config["epochs"] == 2 and "tail.mrr" in kge.artifact.metrics
     assert (kge.artifact.config["training_loop"], kge.artifact.config["num_negatives"]) == ("shared", 16)
     user = tiny.records.users[0].id
-    from kgrec.recommenders.serving.server import Query, Server
+    from kgrec.recommenders.serving.query import Query
+    from kgrec.recommenders.serving.server import Server
 
     assert [r.source for r in Server.from_bundle(bundle).recommend(Query(user, 5))][:1] == ["kge"]
     rec = CliRunner().invoke(main, ["recommend", "--bundle", str(out), "--user", user, "--model", "kge",

@@ -17,25 +17,37 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from kgrec.graph import records as rec
+from kgrec.graph.bulk import REL_TABLES
 from kgrec.graph.memory import MemoryStore
 from kgrec.graph.neo4j_csv import MANIFEST, export_neo4j_csv
-from kgrec.graph.records import Dislike, Fact, Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
-from kgrec.graph.schema import ATTR_PREFIX, COUNT_KEYS, KEY, Label
+from kgrec.graph.records import GraphRecords
+from kgrec.graph.schema import ATTR_PREFIX, KEY, Label
 from kgrec.graph.store_errors import StoreError
 from tests.test_store_load_modes import tricky, upserted
 
-PARSE = {"string": str, "long": int, "double": float, "boolean": lambda v: {"true": True, "false": False}[v]}
+
+def point(text: str) -> tuple[float, float]:
+    """neo4j-admin's ``{latitude:…, longitude:…}`` as (lat, lon)."""
+    fields = dict(part.split(":") for part in text.strip("{}").replace(" ", "").split(","))
+    return (float(fields["latitude"]), float(fields["longitude"]))
+
+
+PARSE = {"string": str, "long": int, "double": float, "boolean": lambda v: {"true": True, "false": False}[v],
+         "point{crs:WGS-84}": point}
+#: The record kinds that are relationships (what the manifest counts as relationships).
+RELATIONSHIPS = [t.kind for t in REL_TABLES]
 
 
 def awkward() -> GraphRecords:
     """tricky() plus values a CSV writer can get wrong."""
     g = tricky()
     g.items += [
-        Item('quote "and", comma', 'Title with "quotes", commas, \\n as text', {"note": "", "ratio": 1e-300}),
-        Item("東京事変", "🎸 «live»", {"big": 2**62, "neg": -7, "flag": True}),
+        rec.Item('quote "and", comma', 'Title with "quotes", commas, \\n as text', {"note": "", "ratio": 1e-300}),
+        rec.Item("東京事変", "🎸 «live»", {"big": 2**62, "neg": -7, "flag": True}),
     ]
-    g.users += [User("age-is-text", {"age": "thirty"})]  # the same attribute with another type
-    g.interactions += [Interaction("age-is-text", 'quote "and", comma', 1e-9, -0.5, 0)]
+    g.users += [rec.User("age-is-text", {"age": "thirty"})]  # the same attribute with another type
+    g.interactions += [rec.Interaction("age-is-text", 'quote "and", comma', 1e-9, -0.5, 0)]
     return g
 
 
@@ -69,25 +81,29 @@ def read_back(folder: Path) -> GraphRecords:
         return {k[len(ATTR_PREFIX):]: v for k, v in p.items() if k.startswith(ATTR_PREFIX)}
 
     out = GraphRecords(
-        users=[User(k, attrs(p)) for k, p in nodes["User"].items()],
-        items=[Item(k, p.get("title"), attrs(p)) for k, p in nodes["Item"].items()],
-        tags=[Tag(k, p.get("name"), p.get("kind")) for k, p in nodes["Tag"].items()],
+        users=[rec.User(k, attrs(p)) for k, p in nodes["User"].items()],
+        items=[rec.Item(k, p.get("title"), attrs(p), p.get("location")) for k, p in nodes["Item"].items()],
+        tags=[rec.Tag(k, p.get("name"), p.get("kind")) for k, p in nodes["Tag"].items()],
+        attributes=[rec.Attribute(k, p.get("kind"), p.get("value"), p.get("name"))
+                    for k, p in nodes["Attribute"].items()],
         hidden=[k for k, p in nodes["Item"].items() if p.get("hidden") is True],
     )
     entity_labels = {k: p.get("label") for k, p in nodes["Entity"].items()}
     for kind, start, end, p in rels:
         if kind == "INTERACTED":
-            out.interactions.append(Interaction(start, end, p["weight"], p.get("rating"), p.get("ts")))
+            out.interactions.append(rec.Interaction(start, end, p["weight"], p.get("rating"), p.get("ts")))
         elif kind == "TAGGED":
-            out.taggings.append(Tagging(start, end, p["tag"], p.get("ts")))
+            out.taggings.append(rec.Tagging(start, end, p["tag"], p.get("ts")))
         elif kind == "HAS_TAG":
-            out.item_tags.append(ItemTag(start, end, p["count"]))
+            out.item_tags.append(rec.ItemTag(start, end, p["count"]))
         elif kind == "FOLLOWS":
-            out.follows.append(Follow(start, end, p["weight"]))
+            out.follows.append(rec.Follow(start, end, p["weight"]))
         elif kind == "RELATED":
-            out.facts.append(Fact(start, p["predicate"], end, entity_labels.pop(end, None)))
+            out.facts.append(rec.Fact(start, p["predicate"], end, entity_labels.pop(end, None)))
         elif kind == "DISLIKED":
-            out.dislikes.append(Dislike(start, end, p.get("ts")))
+            out.dislikes.append(rec.Dislike(start, end, p.get("ts")))
+        elif kind == "HAS_ATTRIBUTE":
+            out.has_attribute.append(rec.UserAttribute(start, end))
     assert not [k for k, label in entity_labels.items() if label], "an entity label no fact carries"
     return out
 
@@ -105,7 +121,7 @@ def test_files_hold_the_same_graph_with_the_same_types(tmp_path: Path) -> None:
     back.load(read_back(tmp_path / "export"))
     assert back.counts() == ref.counts()
     assert back.snapshot().fingerprint == ref.snapshot().fingerprint
-    for label in (Label.USER, Label.ITEM, Label.TAG, Label.ENTITY):
+    for label in (Label.USER, Label.ITEM, Label.TAG, Label.ENTITY, Label.ATTRIBUTE):
         for key in (n[1] for n in ref.graph.nodes if n[0] is label):
             got, want = back.get_node(label, key), ref.get_node(label, key)
             assert got == want and {k: type(v) for k, v in (got or {}).get("attrs", {}).items()} == {
@@ -113,7 +129,8 @@ def test_files_hold_the_same_graph_with_the_same_types(tmp_path: Path) -> None:
     for user in (n[1] for n in ref.graph.nodes if n[0] is Label.USER):
         assert typed(back.neighbors(Label.USER, user)) == typed(ref.neighbors(Label.USER, user)), user
     assert manifest["multiline"] is False  # stored text has no line breaks (graph.values refuses them)
-    assert manifest["counts"]["relationships"] == sum(ref.counts()[k] for k in COUNT_KEYS[3:])
+    assert manifest["counts"]["relationships"] == sum(ref.counts()[k] for k in RELATIONSHIPS)
+    assert ref.counts()["has_attribute"] and ref.get_node(Label.ITEM, "placed")["location"] == (-33.5, 151.0)
     assert manifest["counts"]["nodes"] == len(back.graph.nodes)
 
 
@@ -128,6 +145,9 @@ def test_headers_name_id_groups_labels_types_and_typed_columns(tmp_path: Path) -
     assert ":START_ID(User),:END_ID(Item),:TYPE,rating:double,ts:long,weight:double" in headers.values()
     assert ":START_ID(User),:END_ID(Item),:TYPE,weight:long" in headers.values()  # an int weight stays an int
     assert ":START_ID(Item),:END_ID(Entity),:TYPE,predicate:string" in headers.values()
+    assert ":START_ID(User),:END_ID(Attribute),:TYPE" in headers.values()
+    assert "id:ID(Attribute),:LABEL,kind:string,name:string,value:string" in headers.values()
+    assert "id:ID(Item),:LABEL,location:point{crs:WGS-84},title:string" in headers.values()
     for name, header in headers.items():
         label = name.split("-")[1]
         if name.startswith("nodes-"):
@@ -142,7 +162,7 @@ def test_a_folder_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
         export_neo4j_csv(tricky(), busy)
     assert [p.name for p in busy.iterdir()] == ["keep.txt"]
     bad = tricky()
-    bad.items.append(Item("surrogate", "\ud800"))
+    bad.items.append(rec.Item("surrogate", "\ud800"))
     with pytest.raises(StoreError):
         export_neo4j_csv(bad, tmp_path / "bad")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["busy"]  # no folder, no temporary leftovers
@@ -160,7 +180,7 @@ def test_kgrec_export_neo4j_csv_from_a_store(tmp_path: Path) -> None:
     out = runner.invoke(main, ["export", "--store", url, "--format", "neo4j-csv", str(tmp_path / "csv")])
     assert out.exit_code == 0, out.output
     ref = upserted(tricky(), tmp_path / "ref")
-    rels = sum(ref.counts()[k] for k in COUNT_KEYS[3:])
+    rels = sum(ref.counts()[k] for k in RELATIONSHIPS)
     assert f"exported {len(ref.graph.nodes)} nodes and {rels} relationships" in out.output
     assert "neo4j-local import --dir DIR --from" in out.output
     back = MemoryStore(tmp_path / "back")

@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from kgrec.graph.memory import MemoryStore
+from kgrec.graph.neo4j_cypher import CONSTRAINTS
 from kgrec.graph.schema import Label
 from tests.test_neo4j_csv import awkward, typed
 
@@ -76,8 +77,11 @@ def test_export_import_start_gives_the_same_graph(tmp_path: Path) -> None:
                 if label is Label.USER:
                     assert typed(neo.neighbors(label, key)) == typed(memory.neighbors(label, key))
             constraints = neo.run_read("SHOW CONSTRAINTS YIELD name, type RETURN name, type ORDER BY name", {})
-            assert constraints == [{"name": f"kgrec_{n}", "type": "UNIQUENESS"}
-                                   for n in ("entity_iri", "item_id", "state_id", "tag_id", "user_id")]
+            declared = sorted(c.split()[2] for c in CONSTRAINTS if c.startswith("CREATE CONSTRAINT"))
+            assert "kgrec_attribute_id" in declared and "kgrec_user_id" in declared
+            assert constraints == [{"name": name, "type": "UNIQUENESS"} for name in declared]
+            points = neo.run_read("SHOW INDEXES YIELD name, type WHERE type = 'POINT' RETURN name", {})
+            assert points == [{"name": "kgrec_item_location"}]  # analysts' point.distance on Item.location
         assert local("stop", "--dir", instance).returncode == 0
         again = local("import", "--dir", instance, "--from", str(tmp_path / "csv"))
         assert again.returncode == 1 and "--overwrite" in again.stderr

@@ -15,7 +15,7 @@ from kgrec.graph.memory import MemoryStore
 from kgrec.graph.rdf_export import export_rdf
 from kgrec.graph.rdf_import import import_rdf
 from kgrec.graph.rdf_terms import KG, node_iri
-from kgrec.graph.records import Dislike, Fact, GraphRecords, Interaction, Item, User
+from kgrec.graph.records import Attribute, Dislike, Fact, GraphRecords, Interaction, Item, User, UserAttribute
 from kgrec.graph.schema import Label, Rel
 from kgrec.graph.snapshot import build_snapshot
 from kgrec.graph.store_errors import StoreError
@@ -29,7 +29,12 @@ def records() -> GraphRecords:
     """A small synthetic graph plus awkward ids, attribute types, exact floats and facts."""
     r = generate(users=30, items=50, seed=3).records
     r.users += [User("Björk", {"age": 57, "vip": True, "score": 1 / 3, "city": "Reykjavík"}), User(CYPHERISH)]
-    r.items += [Item("東京事変", "東京事変 🎸", {"year": 2004}), Item("a%2Fb c?d#e", None)]
+    r.items += [Item("東京事変", "東京事変 🎸", {"year": 2004}, (35.6895, 139.69171)), Item("a%2Fb c?d#e", None),
+                Item("south-west", None, {}, (-89.999999999999, -180.0))]
+    r.attributes += [Attribute("age:55+", "age", "55+", "age 55+"), Attribute("city:Reykjavík", "city", "Reykjavík"),
+                     Attribute("odd key:/?#", None, None, None)]
+    r.has_attribute += [UserAttribute("Björk", "age:55+"), UserAttribute("Björk", "city:Reykjavík"),
+                        UserAttribute(CYPHERISH, "odd key:/?#")]
     r.interactions += [
         Interaction("Björk", "東京事変", 0.1 + 0.2, 4.5, 1_234_567_890),
         Interaction(CYPHERISH, "a%2Fb c?d#e", 123456789.123456789),
@@ -68,6 +73,11 @@ def test_export_then_import_gives_an_equal_graph(store: MemoryStore, records: Gr
     assert target.get_node(Label.ITEM, "東京事変")["hidden"] is True
     assert target.has_relationship((Label.USER, "Björk"), Rel.DISLIKED, (Label.ITEM, "a%2Fb c?d#e"))
     assert target.counts()["dislikes"] == 2
+    assert target.get_node(Label.ITEM, "東京事変")["location"] == (35.6895, 139.69171)
+    assert target.get_node(Label.ITEM, "south-west")["location"] == (-89.999999999999, -180.0)
+    assert target.feedback("Björk").attributes == {"age:55+", "city:Reykjavík"}
+    assert target.get_node(Label.ATTRIBUTE, "odd key:/?#") == {"id": "odd key:/?#", "kind": "odd key",
+                                                               "value": "/?#", "name": "odd key /?#"}
     weight = target.neighbors(Label.USER, CYPHERISH, [Rel.INTERACTED])[0].props["weight"]
     assert weight == 123456789.123456789
     # Importing the same file again changes nothing.
@@ -163,6 +173,40 @@ def test_import_reports_unusable_values_and_keeps_the_rest(tmp_path: Path) -> No
         "kg:ts is not an integer": 1,
         "kg:Interaction without kg:user and kg:item": 1,
         "kgrec vocabulary on a node that is not a declared kgrec node": 2,
+    }
+
+
+BAD_PLACES = """
+@prefix kg: <https://kgrec.dev/ns#> .
+@prefix geo: <http://www.w3.org/2003/01/geo/wgs84_pos#> .
+@prefix i: <https://kgrec.dev/id/item/> .
+@prefix u: <https://kgrec.dev/id/user/> .
+@prefix a: <https://kgrec.dev/id/attribute/> .
+
+i:good a kg:Item ; kg:id "good" ; geo:lat 52.5 ; geo:long "13.4"^^<http://www.w3.org/2001/XMLSchema#double> .
+i:half a kg:Item ; kg:id "half" ; geo:lat 52.5 .
+i:far a kg:Item ; kg:id "far" ; geo:lat 95.0 ; geo:long 13.4 .
+i:word a kg:Item ; kg:id "word" ; geo:lat "north" ; geo:long 13.4 .
+<http://example.org/elsewhere> geo:lat 1.0 .
+u:x a kg:User ; kg:id "x" ; kg:hasAttribute a:team%3Ared, "not a node" .
+"""
+
+
+def test_import_reports_unusable_locations_and_attribute_links(tmp_path: Path) -> None:
+    path = tmp_path / "bad-places.ttl"
+    path.write_text(BAD_PLACES, encoding="utf-8")
+    target = MemoryStore(tmp_path / "g")
+    result = import_rdf(target, path)
+    assert target.get_node(Label.ITEM, "good")["location"] == (52.5, 13.4)
+    assert all("location" not in target.get_node(Label.ITEM, k) for k in ("half", "far", "word"))
+    assert target.counts()["items"] == 4
+    assert target.feedback("x").attributes == {"team:red"}
+    assert result.unmapped == {
+        "item location needs both geo:lat and geo:long": 1,
+        "item location lat 95.0 is outside -90..90 degrees": 1,
+        "item location lat 'north' is not a finite number of degrees": 1,
+        "subject is not a known item": 1,
+        "kg:hasAttribute of something that is not a kgrec attribute": 1,
     }
 
 

@@ -32,8 +32,10 @@ def served(snapshot, synthetic, tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
     bundle = train_bundle(snapshot, root / "bundle")
     store = fill_store(synthetic.records, root / "store")
+    # Impressions off: the oracle holds the store to what requests acknowledged, and a served list's
+    # impressions are written afterwards by design (tests/test_impression_api.py covers them).
     app = create_app(Settings(bundle=str(bundle), store=store, api_key=API_KEY, analyst_key=ANALYST_KEY,
-                              max_body=65_536), server=fresh_server(bundle))
+                              max_body=65_536, impressions=False), server=fresh_server(bundle))
     return app, StoreOracle(root / "store", root / "shadow")
 
 

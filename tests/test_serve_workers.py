@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from email.message import Message
 from pathlib import Path
 from urllib.error import HTTPError
 from urllib.request import Request, urlopen
@@ -29,14 +30,16 @@ ROOT = Path(__file__).resolve().parent.parent
 AUTH = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
 
 
-def call(url: str, method: str = "GET", body: object = None, headers: dict | None = None) -> tuple[int, dict, dict]:
+def call(url: str, method: str = "GET", body: object = None, headers: dict | None = None) -> tuple[int, dict, Message]:
+    """(status, JSON body, headers); header names are looked up whatever their case (HTTP's rule:
+    the asgi worker sends them in lower case)."""
     data = None if body is None else json.dumps(body).encode()
     req = Request(url, data=data, method=method, headers={"Connection": "close", **(headers or {})})
     try:
         with urlopen(req, timeout=20) as resp:
-            return resp.status, json.loads(resp.read() or b"{}"), dict(resp.headers)
+            return resp.status, json.loads(resp.read() or b"{}"), resp.headers
     except HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}"), dict(exc.headers)
+        return exc.code, json.loads(exc.read() or b"{}"), exc.headers
 
 
 class Served:

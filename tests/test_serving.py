@@ -9,7 +9,9 @@ from kgrec.graph.snapshot import GraphSnapshot
 from kgrec.recommenders.base import FitContext
 from kgrec.recommenders.reason_paths import path_exists
 from kgrec.recommenders.registry import create
-from kgrec.recommenders.serving.server import OwnItems, Query, Server, UserState
+from kgrec.recommenders.serving.own_items import OwnItems
+from kgrec.recommenders.serving.query import Query, UserState
+from kgrec.recommenders.serving.server import Server
 
 MODELS = ("graph_walk", "itemcf", "hybrid", "popularity")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import replace
 from pathlib import Path
 
@@ -96,12 +97,25 @@ def test_load_refuses_tampered_content(snapshot: GraphSnapshot, tmp_path: Path) 
 
 def test_load_never_unpickles(snapshot: GraphSnapshot, tmp_path: Path) -> None:
     snapshot.save(tmp_path)
-    with np.load(tmp_path / "snapshot.npz", allow_pickle=False) as z:
+    with np.load(tmp_path / "arrays.npz") as z:
         arrays = {k: z[k] for k in z.files}
-    arrays["ratings"] = np.array([object()], dtype=object)
-    np.savez(tmp_path / "snapshot.npz", **arrays)
-    with pytest.raises(ValueError):
+    np.savez(tmp_path / "arrays.npz", **{**arrays, "ratings": np.array([object()], dtype=object)})  # pickles it
+    with pytest.raises(ValueError, match="Python objects"):
         GraphSnapshot.load(tmp_path)
+
+
+def test_loaded_arrays_are_read_only_maps_of_the_files(snapshot: GraphSnapshot, tmp_path: Path) -> None:
+    """Arrays are mapped, not copied: scipy builds the matrices over the mapped files, and an
+    in-place write fails instead of changing what every process shares."""
+    snapshot.save(tmp_path)
+    loaded = GraphSnapshot.load(tmp_path)
+    for array in (loaded.interactions.data, loaded.interactions.indices, loaded.interactions.indptr,
+                  loaded.timestamps, loaded.taggings, loaded.item_tags.indices):
+        assert not array.flags.writeable
+        assert isinstance(array.base, mmap.mmap) or isinstance(getattr(array.base, "base", None), mmap.mmap)
+    with pytest.raises(ValueError, match="read-only"):
+        loaded.interactions.data[0] = 1.0
+    assert loaded.fingerprint == snapshot.fingerprint
 
 
 def test_with_interactions_keeps_side_data_and_refingerprints(snapshot: GraphSnapshot) -> None:

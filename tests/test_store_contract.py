@@ -91,7 +91,7 @@ def test_every_upsert_kind_is_stored(store: GraphStore) -> None:
     store.load(small())
     assert store.counts() == {
         "users": 3, "items": 3, "tags": 2, "interactions": 4, "taggings": 3, "item_tags": 3, "follows": 3, "facts": 3,
-        "dislikes": 2,
+        "dislikes": 2, "attributes": 0, "has_attribute": 0,
     }
     assert store.get_node(Label.USER, "alice") == {"id": "alice", "attrs": {"name": "Alice", "age": 31, "vip": True}}
     assert store.get_node(Label.USER, "carol") == {"id": "carol", "attrs": {}}
@@ -136,7 +136,7 @@ def test_writes_naming_missing_nodes_create_them_with_only_their_key(store: Grap
     assert store.get_node(Label.ENTITY, "http://e") == {"iri": "http://e"}
     assert store.counts() == {
         "users": 1, "items": 2, "tags": 1, "interactions": 1, "taggings": 1, "item_tags": 0, "follows": 0, "facts": 1,
-        "dislikes": 0,
+        "dislikes": 0, "attributes": 0, "has_attribute": 0,
     }
     # Filling the node in later keeps its relationships.
     store.upsert_items([Item("i-new", "Now titled")])
@@ -192,7 +192,7 @@ def test_delete_users_cascades_their_relationships(store: GraphStore) -> None:
     assert store.get_node(Label.USER, "alice") is None
     assert store.counts() == {
         "users": 2, "items": 3, "tags": 2, "interactions": 2, "taggings": 1, "item_tags": 3, "follows": 0, "facts": 3,
-        "dislikes": 2,
+        "dislikes": 2, "attributes": 0, "has_attribute": 0,
     }
     assert not store.has_relationship((Label.USER, "bob"), Rel.FOLLOWS, (Label.USER, "alice"))
     assert [n.id for n in store.neighbors(Label.USER, "bob")] == ["muse", "blur", "radiohead"]
@@ -205,7 +205,7 @@ def test_delete_items_cascades_their_relationships(store: GraphStore) -> None:
     assert store.get_node(Label.ITEM, "blur") is None
     assert store.counts() == {
         "users": 3, "items": 2, "tags": 2, "interactions": 2, "taggings": 1, "item_tags": 1, "follows": 3, "facts": 1,
-        "dislikes": 1,
+        "dislikes": 1, "attributes": 0, "has_attribute": 0,
     }
     assert store.get_node(Label.TAG, "britpop") is not None  # tags outlive their items
 
@@ -568,3 +568,48 @@ def test_upserts_count_distinct_keys(store: GraphStore) -> None:
     assert store.upsert_users([User("u"), User("u", {"a": 1})]) == 1
     assert store.counts()["interactions"] == 2
     assert {(r.item, r.weight) for r in store.export().interactions} == {("i", 4.0), ("j", 1.0)}
+
+
+def test_impressions_are_stored_once_and_their_skips_are_derived(store: GraphStore) -> None:
+    """Both stores: a retried batch writes each impression once, feedback marks it once, the
+    user's shown and skipped items ship under the feedback token, and nothing leaks into the
+    graph's records or counts (impressions are a log, not training data)."""
+    from kgrec.graph.impressions import Impression, Outcome, as_impression_store
+
+    store.load(small())
+    records, counts = store.export(), store.counts()
+    log = as_impression_store(store)
+    rows = [Impression(f"r0000001:{p}", "r0000001", "alice", item, p, 100.0 + p, "explore", "itemcf", "itemcf",
+                       1.0 if p < 3 else 0.25, 1.0 / p, p == 3, 0.1, 1.0, 2,
+                       ("radiohead", "blur", "muse") if p == 1 else None, (0.0, -0.5, -1.0) if p == 1 else None)
+            for p, item in ((1, "radiohead"), (2, "blur"), (3, "muse"))]
+    before = store.feedback("alice")
+    assert log.log_impressions(rows) == 3
+    assert log.log_impressions(rows[1:]) == 2  # a retry: no new impression
+    store.flush()
+    assert log.impression_count() == 3
+    got = log.get_impressions(["r0000001:1", "r0000001:3", "nope0000:1"])
+    assert set(got) == {"r0000001:1", "r0000001:3"} and got["r0000001:1"] == rows[0] and got["r0000001:3"] == rows[2]
+    after = store.feedback("alice", before.user_token, impressions_token=before.impressions_token)
+    assert after.impressions_token != before.impressions_token
+    assert after.user_token == before.user_token and after.interacted is None  # the history is not re-shipped
+    assert after.shown == after.skipped == {"radiohead": 1, "blur": 1, "muse": 1}
+    assert log.record_outcomes([Outcome("r0000001:2", "chosen", 200.0), Outcome("r0000001:2", "chosen", 300.0),
+                                Outcome("nope0000:1", "chosen", 200.0)]) == 1
+    assert log.record_outcomes([Outcome("r0000001:2", "chosen", 400.0)]) == 0  # the same feedback again
+    assert log.record_outcomes([Outcome("r0000001:3", "disliked", 200.0)]) == 1
+    store.flush()
+    fb = store.feedback("alice", after.user_token, impressions_token=after.impressions_token)
+    assert fb.skipped == {"radiohead": 1} and fb.shown == {"radiohead": 1, "blur": 1, "muse": 1}
+    logged = log.logged_impressions()
+    assert [i.id for i in logged] == ["r0000001:1", "r0000001:2", "r0000001:3"]
+    assert logged[1].chosen_at == 200.0 and logged[2].disliked_at == 200.0 and logged[0].skipped
+    assert [i.id for i in log.logged_impressions(since=102.0, until=103.5)] == ["r0000001:2", "r0000001:3"]
+    assert store.has_relationship((Label.USER, "alice"), Rel.SAW, (Label.IMPRESSION, "r0000001:2"))
+    assert store.has_relationship((Label.IMPRESSION, "r0000001:2"), Rel.SHOWS, (Label.ITEM, "blur"))
+    assert store.export() == records and store.counts() == counts
+    for bad in (Impression("r0000002:1", "r0000002", "alice", "muse", 1, 1.0, "learn", "m", "m", 1.5, 0.0),
+                Impression("r0000002:2", "r0000002", "alice", "muse", 1, 1.0, "learn", "m", "m", 1.0, 0.0)):
+        with pytest.raises(StoreError, match="nothing of this batch was written"):
+            log.log_impressions([bad])  # a propensity over 1; an id that is not request:position
+    assert log.impression_count() == 3

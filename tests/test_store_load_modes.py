@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from kgrec.graph import records as rec
 from kgrec.graph.memory import MemoryStore
-from kgrec.graph.records import Dislike, Fact, Follow, GraphRecords, Interaction, Item, ItemTag, Tag, Tagging, User
+from kgrec.graph.records import GraphRecords
 from kgrec.graph.schema import COUNT_KEYS, Label
 from kgrec.graph.store import GraphStore
 from kgrec.graph.store_errors import StoreError
@@ -58,24 +59,32 @@ def tricky() -> GraphRecords:
     """Records whose order matters: repeated keys with changed, partial or absent values, nodes
     named only by relationships, a self-loop, and mixed attribute and weight types."""
     g = small()
-    g.users += [User("alice", {"city": "Oslo", "age": 32.5}), User("dave", {"vip": False})]
-    g.items += [Item("muse", None, {"year": 2001}), Item("radiohead", None, {"year": 1985})]  # titles removed
-    g.tags += [Tag("rock", None, None), Tag("britpop", "Britpop!", None)]  # name/kind kept when absent
+    g.users += [rec.User("alice", {"city": "Oslo", "age": 32.5}), rec.User("dave", {"vip": False})]
+    g.items += [rec.Item("muse", None, {"year": 2001}), rec.Item("radiohead", None, {"year": 1985})]  # titles removed
+    g.tags += [rec.Tag("rock", None, None), rec.Tag("britpop", "Britpop!", None)]  # name/kind kept when absent
     g.interactions += [
-        Interaction("alice", "radiohead", 2, None, None),  # replaces weight, drops rating and ts
-        Interaction("erin", "only-named", 1.5, 5.0, 1_700_000_000),  # both ends only named here
-        Interaction("bob", "blur", 7.5, None, 1_600_000_100),  # an exact repeat
+        rec.Interaction("alice", "radiohead", 2, None, None),  # replaces weight, drops rating and ts
+        rec.Interaction("erin", "only-named", 1.5, 5.0, 1_700_000_000),  # both ends only named here
+        rec.Interaction("bob", "blur", 7.5, None, 1_600_000_100),  # an exact repeat
     ]
-    g.taggings += [Tagging("alice", "blur", "britpop", 1_600_000_999), Tagging("erin", "blur", "new-tag")]
-    g.item_tags += [ItemTag("blur", "britpop", 4), ItemTag("only-named", "rock", 1.0)]
-    g.follows += [Follow("alice", "bob", 0.25), Follow("erin", "erin", 1.0)]
+    g.taggings += [rec.Tagging("alice", "blur", "britpop", 1_600_000_999), rec.Tagging("erin", "blur", "new-tag")]
+    g.item_tags += [rec.ItemTag("blur", "britpop", 4), rec.ItemTag("only-named", "rock", 1.0)]
+    g.follows += [rec.Follow("alice", "bob", 0.25), rec.Follow("erin", "erin", 1.0)]
     g.facts += [
-        Fact("radiohead", DBO + "hometown", DBR + "Abingdon"),  # keeps the label given before
-        Fact("muse", DBO + "hometown", DBR + "Teignmouth"),
+        rec.Fact("radiohead", DBO + "hometown", DBR + "Abingdon"),  # keeps the label given before
+        rec.Fact("muse", DBO + "hometown", DBR + "Teignmouth"),
     ]
-    g.dislikes += [Dislike("dave", "blur", 1_600_000_500), Dislike("dave", "blur", None),  # ts dropped
-                   Dislike("alice", "muse", 1_700_000_001), Dislike("frank", "disliked-only")]
+    g.dislikes += [rec.Dislike("dave", "blur", 1_600_000_500), rec.Dislike("dave", "blur", None),  # ts dropped
+                   rec.Dislike("alice", "muse", 1_700_000_001), rec.Dislike("frank", "disliked-only")]
     g.hidden += ["muse", "no-such-item", "muse"]  # a flag on a missing item is skipped
+    g.items += [rec.Item("placed", None, {}, (51.5, -0.125)), rec.Item("placed", "Moved", {}, (-33.5, 151)),
+                rec.Item("unplaced", None, {}, (10.0, 10.0)),
+                rec.Item("unplaced", "Gone")]  # location replaced, removed
+    g.attributes += [rec.Attribute("age:25-34", "age", "25-34", "age 25-34"), rec.Attribute("team:red", "team", "red"),
+                     rec.Attribute("age:25-34", None, None, "aged 25-34")]  # kind and value kept when absent
+    g.has_attribute += [rec.UserAttribute("alice", "age:25-34"), rec.UserAttribute("alice", "team:red"),
+                        rec.UserAttribute("alice", "age:25-34"), rec.UserAttribute("erin", "only-linked"),
+                        rec.UserAttribute("linked-only", "team:red")]  # ends only named here
     return g
 
 
@@ -84,7 +93,7 @@ def upserted(records: GraphRecords, tmp_path: Path) -> MemoryStore:
     ref = MemoryStore(tmp_path / "reference")
     for kind in COUNT_KEYS:
         for record in getattr(records, kind):
-            getattr(ref, f"upsert_{kind}")([record])
+            ref.upsert(kind, [record])
     ref.set_hidden(records.hidden, True)
     return ref
 
@@ -94,7 +103,8 @@ def assert_same_graph(store: GraphStore, ref: GraphStore) -> None:
     assert store.snapshot().fingerprint == ref.snapshot().fingerprint
     for label, key in [(Label.USER, "alice"), (Label.USER, "dave"), (Label.USER, "erin"), (Label.ITEM, "radiohead"),
                        (Label.ITEM, "only-named"), (Label.TAG, "rock"), (Label.TAG, "britpop"), (Label.TAG, "new-tag"),
-                       (Label.ENTITY, DBR + "Abingdon"), (Label.ENTITY, DBR + "Teignmouth")]:
+                       (Label.ENTITY, DBR + "Abingdon"), (Label.ENTITY, DBR + "Teignmouth"), (Label.ITEM, "placed"),
+                       (Label.ITEM, "unplaced"), (Label.ATTRIBUTE, "age:25-34"), (Label.ATTRIBUTE, "only-linked")]:
         got, want = store.get_node(label, key), ref.get_node(label, key)
         assert got == want, (label, key)
         assert {k: type(v) for k, v in (got or {}).get("attrs", {}).items()} == {
@@ -105,6 +115,10 @@ def assert_same_graph(store: GraphStore, ref: GraphStore) -> None:
         assert store.feedback(user).disliked == ref.feedback(user).disliked, user
     assert store.feedback("alice").hidden == ref.feedback("alice").hidden == {"muse"}
     assert store.get_node(Label.ITEM, "muse")["hidden"] is True
+    for user in ("alice", "erin", "linked-only"):
+        assert store.feedback(user).attributes == ref.feedback(user).attributes, user
+    assert store.attributes() == ref.attributes()
+    assert store.items_within(0, 0, 20_100) == ref.items_within(0, 0, 20_100)
 
 
 @pytest.mark.parametrize("mode", ["create", "merge", "auto"])
@@ -129,13 +143,13 @@ def test_merge_into_a_full_or_partly_loaded_store_gives_the_upserts_graph(
     store.write_graph(tricky(), "merge")
     for record_kind in COUNT_KEYS:
         for record in getattr(tricky(), record_kind):
-            getattr(reference, f"upsert_{record_kind}")([record])
+            reference.upsert(record_kind, [record])
     reference.set_hidden(tricky().hidden, True)
     assert_same_graph(store, reference)
 
 
 def test_create_refuses_a_store_holding_data_and_writes_nothing(store: GraphStore) -> None:
-    store.upsert_users([User("someone")])
+    store.upsert_users([rec.User("someone")])
     before = store.counts()
     with pytest.raises(StoreError, match="--mode merge"):
         store.write_graph(small(), "create")
@@ -146,7 +160,7 @@ def test_create_refuses_a_store_holding_data_and_writes_nothing(store: GraphStor
 
 def test_a_bad_row_refuses_the_whole_graph_in_every_mode(store: GraphStore) -> None:
     records = small()
-    records.interactions.append(Interaction("alice", "blur", float("nan")))
+    records.interactions.append(rec.Interaction("alice", "blur", float("nan")))
     for mode in ("create", "merge"):
         with pytest.raises(StoreError, match="interaction weight"):
             store.write_graph(records, mode)

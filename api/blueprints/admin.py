@@ -20,7 +20,11 @@ def health() -> Response:
     return jsonify({
         "status": "ok" if reachable else "degraded",
         "store": {"url": handle.url, "reachable": reachable},
-        "bundle": {"loaded": True, "fingerprint": srv.snapshot.fingerprint, "models": sorted(srv.models)},
+        "bundle": {"loaded": True, "fingerprint": srv.snapshot.fingerprint, "models": sorted(srv.models),
+                   # changes with any byte of the bundle (recommenders.bundle.integrity)
+                   "digest": srv.seal.digest if srv.seal else None,
+                   "signed": bool(srv.seal and srv.seal.signed),
+                   "signature_checked": bool(srv.seal and srv.seal.authenticated)},
     })
 
 

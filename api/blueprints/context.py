@@ -6,6 +6,7 @@ from flask import current_app
 
 from kgrec.api.settings import Settings
 from kgrec.api.store_handle import StoreHandle
+from kgrec.recommenders.serving.impression_log import ImpressionLogger
 from kgrec.recommenders.serving.live_state import LiveState
 from kgrec.recommenders.serving.server import Server
 
@@ -24,3 +25,8 @@ def settings() -> Settings:
 
 def store() -> StoreHandle:
     return current_app.extensions["kgrec.store"]
+
+
+def impression_logger() -> ImpressionLogger | None:
+    """The worker's impression logger, or None when ``KGREC_IMPRESSIONS=off``."""
+    return current_app.extensions.get("kgrec.impressions")

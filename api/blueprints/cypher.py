@@ -5,7 +5,9 @@ only, checked on the tokens and again on the server's own plan), or it is refuse
 ``forbidden_clause``; it then runs in a READ transaction, so the server itself refuses any
 write. Bounded: the server enforces a transaction timeout (504), and rows are streamed, not
 fetched whole: at most ``max_rows`` rows and ``MAX_RESPONSE_BYTES`` of JSON are read, then the
-transaction is rolled back, which stops the query at the server. It needs an analyst key
+transaction is rolled back, which stops the query at the server. Planning (``EXPLAIN``) and the
+run share the one timeout, so a query answers within it (plus half a second) whatever it
+costs to plan. It needs an analyst key
 (``KGREC_ANALYST_KEY``), because a read can still see the whole graph. Cookbook queries run by
 name, with their parameters checked first; they are kgrec's own text and skip the guard.
 """
@@ -25,8 +27,9 @@ from kgrec.api.cypher_guard import Forbidden, check_plan, check_text
 from kgrec.api.errors import ApiError, bad_request
 from kgrec.api.params import printable
 from kgrec.graph.cypher import Cookbook, CookbookError
+from kgrec.graph.neo4j_connection import deadline
 from kgrec.graph.store import RunsCypher
-from kgrec.graph.store_errors import StoreError, StoreUnavailable
+from kgrec.graph.store_errors import StoreError, StoreTimeout, StoreUnavailable
 from kgrec.graph.values import scalar_problem, text_problem
 
 bp = Blueprint("cypher", __name__)
@@ -42,12 +45,8 @@ FETCH = 64
 #: Longest query text, and the control characters it may hold (as spaces, for the text check).
 MAX_QUERY = 65_536
 LAYOUT = str.maketrans("\t\n\r", "   ")
-#: Neo4j status codes this endpoint turns into their own answers.
+#: The Neo4j status code of a write attempted in a read transaction.
 ACCESS_MODE = "Neo.ClientError.Statement.AccessMode"
-TIMED_OUT = (
-    "Neo.ClientError.Transaction.TransactionTimedOut",
-    "Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration",
-)
 
 OPENAPI: dict[str, Any] = {"post": {
     "summary": "Run read-only Cypher (text or a cookbook query by name) in a read transaction with a timeout",
@@ -129,10 +128,15 @@ def _statement(body: dict[str, Any]) -> tuple[str, dict[str, Any], bool]:
 
 def _check_values(value: Any, where: str) -> None:
     """Parameters hold what Bolt can carry: text, finite 64-bit numbers, booleans, null, and
-    lists and maps of them (the body's depth is already bounded)."""
+    lists and maps of them, their names and keys storable text too (the body's depth is already
+    bounded, and lone surrogates refused when it was parsed)."""
     if isinstance(value, dict):
         for key, item in value.items():
-            _check_values(item, f"{where}.{printable(key)}")
+            name = f"{where}.{printable(key)}"
+            problem = text_problem(key)
+            if problem is not None:
+                raise bad_request(name, f"the parameter name {name} {problem}")
+            _check_values(item, name)
     elif isinstance(value, list):
         for n, item in enumerate(value):
             _check_values(item, f"{where}[{n}]")
@@ -157,21 +161,26 @@ def cypher() -> Response:
         if not isinstance(s, RunsCypher):
             return None
         try:
-            if not trusted:
-                check_plan(s.plan(text, values))
-            return _first_rows(s, text, values, timeout, max_rows)
+            with deadline(timeout):  # planning and running share the query's timeout
+                if not trusted:
+                    check_plan(s.plan(text, values))
+                return _first_rows(s, text, values, timeout, max_rows)
         except StoreUnavailable:
-            raise  # the store is down: 503, and the handle reconnects next time
+            raise  # down (503, and the handle reconnects next time), or out of time (504)
         except (StoreError, Forbidden) as exc:  # the query's fault, not the store's: keep the connection
             return exc
 
-    outcome = store().call(run)
+    try:
+        outcome = store().call(run)
+    except StoreTimeout:
+        raise ApiError(504, "query_timeout", f"the query ran longer than {timeout:g} s and was terminated",
+                       "timeout") from None
     if outcome is None:
         raise ApiError(409, "cypher_unavailable", "Cypher needs a Neo4j store (KGREC_STORE=neo4j://HOST:PORT)")
     if isinstance(outcome, Forbidden):
         raise ApiError(403, "forbidden_clause", str(outcome), "query")
     if isinstance(outcome, StoreError):
-        raise _refusal(outcome, timeout)
+        raise _refusal(outcome)
     rows, cut = outcome
     body_out: dict[str, Any] = {"rows": rows, "count": len(rows), "truncated": cut is not None}
     if cut is not None:
@@ -207,12 +216,9 @@ def _first_rows(s: Any, text: str, values: dict[str, Any], timeout: float,
     return rows, None
 
 
-def _refusal(exc: StoreError, timeout: float) -> ApiError:
+def _refusal(exc: StoreError) -> ApiError:
     code = getattr(exc.__cause__, "code", None) or ""
     if code == ACCESS_MODE:
         return ApiError(403, "read_only", "this endpoint runs read transactions only; the query tried to write",
                         "query")
-    if code in TIMED_OUT:
-        return ApiError(504, "query_timeout", f"the query ran longer than {timeout:g} s and was terminated",
-                        "timeout")
     return bad_request("query", str(exc))

@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, abort, render_template, request
 from werkzeug.wrappers import Response
 
 from kgrec.api import params
 from kgrec.api.blueprints.context import live, server, settings, store
-from kgrec.api.path_drawing import cypher_snippet, layout
+from kgrec.api.path_drawing import cypher_snippet, layout, served_map
 from kgrec.graph.schema import Label
 from kgrec.graph.store_errors import StoreUnavailable
-from kgrec.recommenders.serving.server import Query
+from kgrec.recommenders.serving.query import Query
 
 bp = Blueprint("explain_pages", __name__, template_folder="../templates", static_folder="../static",
                static_url_path="/static")
 
 
 @bp.app_template_global()
-def drawing(reason):  # type: ignore[no-untyped-def]
+def drawing(reason: Any) -> Any:
     return layout(reason)
 
 
 @bp.app_template_global()
-def snippet(reason):  # type: ignore[no-untyped-def]
+def snippet(reason: Any) -> Any:
     return cypher_snippet(reason)
+
+
+@bp.app_template_global()
+def places_drawing(user: str | None, served: Any) -> Any:
+    return served_map(server().snapshot, server().bundle_history(user) if user else {}, served)
 
 
 @bp.get("/")

@@ -7,6 +7,7 @@ read from the store on each request (``recommenders.live``).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, g, jsonify, request
@@ -14,15 +15,21 @@ from werkzeug.wrappers import Response
 
 from kgrec.api import params
 from kgrec.api.auth import require_api_key
-from kgrec.api.blueprints.context import live, server, settings, store
-from kgrec.api.errors import ApiError, not_found
+from kgrec.api.blueprints.context import impression_logger, live, server, settings, store
+from kgrec.api.errors import ApiError, bad_request, not_found
+from kgrec.api.impression_feedback import outcomes_for, take_impression_ids
+from kgrec.api.response_headers import mark_stale
+from kgrec.graph.impressions import as_impression_store
 from kgrec.graph.records import Dislike, Interaction
 from kgrec.graph.schema import Label
 from kgrec.graph.store import GraphStore
-from kgrec.graph.store_errors import StoreUnavailable
+from kgrec.graph.store_errors import StoreTimeout, StoreUnavailable
+from kgrec.recommenders.serving.impression_log import impressions, new_request_id, seed_of
 from kgrec.recommenders.serving.live_state import Live
-from kgrec.recommenders.serving.reason_json import reason_json
-from kgrec.recommenders.serving.server import Query
+from kgrec.recommenders.serving.policies import POLICIES
+from kgrec.recommenders.serving.query import Query, UserState
+from kgrec.recommenders.serving.reason_json import Served, reason_json
+from kgrec.recommenders.serving.server import Server
 
 bp = Blueprint("recommend", __name__)
 
@@ -35,17 +42,12 @@ def _query_common() -> tuple[int, str | None]:
 
 
 def _live(user: str) -> Live:
-    """The user's state beyond the bundle; a read served without the store says so in a header."""
+    """The user's state beyond the bundle; a read served without the store says so in a header
+    (``api.response_headers``)."""
     state = live().state(user)
-    g.kgrec_stale = state.stale
+    if state.stale:
+        mark_stale()
     return state
-
-
-@bp.after_app_request
-def _stale_header(resp: Response) -> Response:
-    if g.get("kgrec_stale"):
-        resp.headers["X-Kgrec-Store"] = "unreachable; served from the bundle and the last known state"
-    return resp
 
 
 @bp.get("/users/<user_id>/recommendations")
@@ -53,17 +55,43 @@ def recommendations(user_id: str) -> Response:
     k, model = _query_common()
     q = Query(user_id, k, model, exclude=params.id_filter(request.args, "exclude"),
               tags=params.id_filter(request.args, "tags"), not_tags=params.id_filter(request.args, "not_tags"),
-              explain=params.parse_bool("explain", request.args.get("explain")))
+              explain=params.parse_bool("explain", request.args.get("explain")), **params.geo_query(request.args),
+              q=params.query_text(request.args))
     srv, state = server(), _live(user_id).state
-    served = srv.recommend(q, state)
+    served, policy = logged_recommendations(srv, q, state, _policy(request.args.get("policy")))
     g.kgrec_model = model or srv.default_model
     g.kgrec_sources = [s.source for s in served]
     return jsonify({
         "user": user_id,
         "model": model or srv.default_model,
         "known_user": user_id in srv.snapshot.users or state.known or bool(state.history),
+        "policy": policy,
         "recommendations": [s.to_dict() for s in served],
     })
+
+
+def _policy(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if raw not in POLICIES:
+        raise bad_request("policy", f"policy must be one of {', '.join(POLICIES)}, got {params.printable(raw)!r}")
+    return raw
+
+
+def logged_recommendations(srv: Server, q: Query, state: UserState, policy: str | None) -> tuple[list[Served], str]:
+    """Serve ``q`` under ``policy`` and, unless ``KGREC_IMPRESSIONS=off``, hand its impressions to
+    the worker's logger (never waiting for the store); items carry their impression ids only when
+    the logger took them."""
+    request_id = new_request_id()
+    decision = srv.decide(replace(q, policy=policy, seed=seed_of(request_id)), state)
+    served = decision.served
+    logger = impression_logger()
+    if logger is not None and served:
+        rows = impressions(decision, request_id, q.user, q.model or srv.default_model)
+        if logger.submit(rows):
+            served = [replace(s, impression_id=r.id) for s, r in zip(served, rows, strict=True)]
+            live().note_shown(q.user, [s.item for s in served])
+    return served, decision.spec.name
 
 
 @bp.get("/items/<item_id>/similar")
@@ -147,8 +175,8 @@ def _store_node(label: Label, key: str) -> dict[str, Any] | None:
     or when the store is down."""
     try:
         return store().call(lambda st: st.get_node(label, key))
-    except StoreUnavailable:
-        g.kgrec_stale = True
+    except StoreUnavailable:  # (a timeout too) served without it, and marked so
+        mark_stale()
         return None
 
 
@@ -159,6 +187,9 @@ def _require_item(item_id: str) -> None:
 
 # -- writes -----------------------------------------------------------------------------
 def _unavailable(exc: StoreUnavailable) -> ApiError:
+    if isinstance(exc, StoreTimeout):
+        return ApiError(504, "store_timeout", f"the graph store did not answer within {exc.allowed:g} s; the write "
+                        "may be partly applied: writes are idempotent, so send it again")
     return ApiError(503, "store_unavailable", f"the graph store is unavailable; nothing was written ({exc})")
 
 
@@ -174,17 +205,27 @@ def _write(fn: Any) -> Any:
 def post_interactions() -> tuple[Response, int]:
     """Positive feedback and dislikes (``"type": "dislike"``), checked whole, written in one go."""
     rows, was_list = params.as_rows(params.json_body(request), settings().max_batch)
+    impression_ids = take_impression_ids(rows, was_list)
     parsed = [params.feedback(r, params.prefix_for(n, was_list)) for n, r in enumerate(rows)]
     positive = [r for r in parsed if isinstance(r, Interaction)]
     dislikes = [r for r in parsed if isinstance(r, Dislike)]
 
     _check_items_exist(parsed, was_list)
+    outcomes = outcomes_for(parsed, impression_ids, was_list)
+    marked = 0
 
     def write(st: GraphStore) -> int:
-        return (st.upsert_interactions(positive) if positive else 0) + (st.upsert_dislikes(dislikes) if dislikes else 0)
+        nonlocal marked
+        written = (st.upsert_interactions(positive) if positive else 0) + (
+            st.upsert_dislikes(dislikes) if dislikes else 0)
+        marked = as_impression_store(st).record_outcomes(outcomes) if outcomes else 0
+        return written
 
     written = _write(write)
-    return jsonify({"written": written, "users": sorted({r.user for r in parsed})}), 201
+    body: dict[str, Any] = {"written": written, "users": sorted({r.user for r in parsed})}
+    if outcomes:  # the same feedback on an impression twice counts once
+        body["impression_outcomes"] = {"recorded": marked, "already_recorded": len(outcomes) - marked}
+    return jsonify(body), 201
 
 
 def _check_items_exist(rows: list[Interaction | Dislike], was_list: bool) -> None:
@@ -211,7 +252,8 @@ def _check_items_exist(rows: list[Interaction | Dislike], was_list: bool) -> Non
 def post_users() -> tuple[Response, int]:
     rows, was_list = params.as_rows(params.json_body(request), settings().max_batch)
     parsed = [params.user(r, params.prefix_for(n, was_list)) for n, r in enumerate(rows)]
-    written = _write(lambda st: st.upsert_users(parsed))
+    # attrs as the loaders treat them: Attribute nodes and links too (graph.user_attributes)
+    written = _write(lambda st: st.upsert_profiles(parsed))
     return jsonify({"written": written, "ids": [u.id for u in parsed]}), 201
 
 
