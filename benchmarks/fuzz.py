@@ -6,6 +6,9 @@ with 50 (``tests/test_schemathesis.py``); here nothing stops at the first failur
 answer is counted. Then every case of ``tests/bad_input_corpus.py`` is sent once. Checked for
 each request: no 5xx; valid requests answer as the document says (status, content type,
 body); the store holds exactly what was acknowledged (``tests/fuzz_oracle.StoreOracle``).
+Last, the corpus's raw byte streams (malformed chunked bodies, bad request lines, oversized
+heads: ``RAW_CASES``) go to a real ``kgrec serve`` over sockets: each must be its JSON 4xx on a
+closed connection, changing nothing.
 The table goes under ``<!-- section:fuzz -->`` in RESULTS.md.
 
     PYTHONPATH=. python benchmarks/fuzz.py --examples 500
@@ -43,8 +46,9 @@ from kgrec.api.settings import Settings  # noqa: E402
 from kgrec.graph.snapshot import build_snapshot  # noqa: E402
 from kgrec.loaders.synthetic import generate  # noqa: E402
 from tests.api_fixtures import ANALYST_KEY, API_KEY, fill_store, fresh_server, train_bundle  # noqa: E402
-from tests.bad_input_corpus import ANALYST, WRITER, cases  # noqa: E402
+from tests.bad_input_corpus import ANALYST, RAW_CASES, WRITER, cases  # noqa: E402
 from tests.fuzz_oracle import NEGATIVE_CHECKS, POSITIVE_CHECKS, StoreOracle, digest, sent_body, with_known_ids  # noqa: E402
+from tests.serve_fixtures import raw_request, serving  # noqa: E402
 
 KEYS = {WRITER: API_KEY, ANALYST: ANALYST_KEY}
 
@@ -103,6 +107,23 @@ def replay_corpus(app, store_dir: Path) -> Counter:
     return counts
 
 
+def replay_raw(bundle: Path, store_dir: Path, root: Path) -> Counter:
+    """``RAW_CASES`` against a real ``kgrec serve`` (2 workers): status, JSON, closed, store unchanged."""
+    counts: Counter = Counter()
+    env = {"KGREC_API_KEY": API_KEY, "KGREC_MAX_BODY": "65536", "KGREC_BODY_TIMEOUT": "3"}
+    with serving(bundle, f"memory://{store_dir}", root, env=env) as (port, _):
+        for case in RAW_CASES:
+            before = digest(store_dir)
+            answer = raw_request(port, case.payload.replace(b"{WRITER_KEY}", API_KEY.encode()))
+            counts["cases"] += 1
+            counts["5xx"] += answer.status >= 500
+            counts["wrong"] += answer.status != case.status
+            counts["not_json"] += answer.headers.get("content-type") != "application/json"
+            counts["left_open"] += not answer.closed
+            counts["store"] += digest(store_dir) != before
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=500, help="requests drawn per operation")
@@ -120,7 +141,8 @@ def main() -> None:
         bundle = train_bundle(snap, root / "bundle")
         store = fill_store(graph.records, root / "store")
         app = create_app(Settings(bundle=str(bundle), store=store, api_key=API_KEY, analyst_key=ANALYST_KEY,
-                                  max_body=65_536), server=fresh_server(bundle))
+                                  max_body=65_536, impressions=False),  # the oracle checks acknowledged writes
+                         server=fresh_server(bundle))
         oracle = StoreOracle(root / "store", root / "shadow")
         rows, total = [], Counter()
         for n, op in enumerate(schemathesis.openapi.from_dict(build_spec()).get_all_operations()):
@@ -132,6 +154,7 @@ def main() -> None:
                         f"{counts['5xx']} | {counts['document']} | {counts['store']} |")
             print(rows[-1], file=sys.stderr)
         corpus = replay_corpus(app, root / "store")
+        raw = replay_raw(bundle, root / "store", root)
     minutes = (time.time() - started) / 60
     text = "\n".join([
         f"`python benchmarks/fuzz.py --examples {args.examples}` on a synthetic graph of {args.users} users and "
@@ -152,6 +175,11 @@ def main() -> None:
         "",
         f"Bad-input corpus (`tests/bad_input_corpus.py`): {corpus['cases']} cases, {corpus['5xx']} answered 5xx, "
         f"{corpus['wrong']} answered another status or field than expected, {corpus['store']} changed the store.",
+        "",
+        f"Raw byte streams (`RAW_CASES`: malformed chunked bodies, bad request lines, oversized heads) against a "
+        f"real `kgrec serve`: {raw['cases']} cases, {raw['5xx']} answered 5xx, {raw['wrong']} another status than "
+        f"expected, {raw['not_json']} not JSON, {raw['left_open']} left the connection open, {raw['store']} changed "
+        "the store.",
     ])
     print(text)
     if not args.no_write:

@@ -1,4 +1,4 @@
-"""Load benchmark: Last.fm 2K and ml-latest-small into MemoryStore and Neo4j, by every path.
+"""Load benchmark: Last.fm 2K, ml-latest-small and gowalla-u1000 into MemoryStore and Neo4j, by every path.
 
 Paths, each in its own child process (its peak RSS and CPU are its own):
 
@@ -46,7 +46,9 @@ from sections import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 
-DATASETS = {"lastfm-2k": "lastfm-2k", "ml-latest-small": "ml-latest-small"}
+DATASETS = {"lastfm-2k": "lastfm-2k", "ml-latest-small": "ml-latest-small", "gowalla-u1000": "gowalla-u1000"}
+#: Check-in files have no header row (loaders/gowalla.py); every line of them is data.
+HEADERLESS = ("_checkins.txt", "_poi_coos.txt", "_social_relations.txt", "_poi_categories.txt")
 RELATIONSHIPS = ("interactions", "taggings", "item_tags", "follows", "facts")
 NEO4J_PATHS = ("old", "create", "create-1w", "merge-empty", "merge-again", "merge-half", "bulk")
 LOCAL = ROOT / "deploy" / "neo4j" / "neo4j-local"
@@ -57,10 +59,10 @@ def child(dataset: str, path: str, scenario: str, target: str) -> dict[str, Any]
     """Parse one dataset and write it by one path; runs in its own process."""
     sys.path.insert(0, str(ROOT))
     from kgrec.graph.schema import COUNT_KEYS
-    from kgrec.loaders import lastfm, movielens
+    from kgrec.loaders import gowalla, lastfm, movielens
 
     t0 = time.perf_counter()
-    loaded = (lastfm if dataset == "lastfm-2k" else movielens).load(path)
+    loaded = {"lastfm-2k": lastfm, "gowalla-u1000": gowalla}.get(dataset, movielens).load(path)
     parse_s = time.perf_counter() - t0
     records = loaded.records
     out: dict[str, Any] = {"dataset": dataset, "path": scenario, "parse_s": parse_s,
@@ -119,7 +121,7 @@ def _upserts(store: Any, records: Any, timings: dict[str, float]) -> None:
     for kind in COUNT_KEYS:
         rows, started = getattr(records, kind), time.perf_counter()
         for start in range(0, len(rows), 10_000):
-            getattr(store, f"upsert_{kind}")(rows[start : start + 10_000])
+            store.upsert(kind, rows[start : start + 10_000])
         timings[kind] = time.perf_counter() - started
     store.flush()
 
@@ -239,6 +241,8 @@ def data_lines(folder: Path) -> dict[str, int]:
     for p in sorted(folder.iterdir()):
         if p.suffix in (".dat", ".csv"):
             out[p.name] = sum(1 for line in p.read_bytes().split(b"\n")[1:] if line.strip())
+        elif p.name.endswith(HEADERLESS):
+            out[p.name] = sum(1 for line in p.read_bytes().split(b"\n") if line.strip())
     return out
 
 
@@ -339,7 +343,23 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2, help="unmeasured warm-up rounds on the server (default 2)")
     ap.add_argument("--write", action="store_true", help="write the results under the load marker in RESULTS.md")
     ap.add_argument("--machine", default=f"{os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    ph = ap.add_argument_group("phases", "parse, check and write apart, and kgrec load end to end "
+                               "(benchmarks/load_phases.py); written under the load-phases marker")
+    ph.add_argument("--phases", action="store_true", help="run these instead of the paths above")
+    ph.add_argument("--baseline", help="a checkout laid out as DIR/kgrec, measured the same way (before)")
+    ph.add_argument("--phase-sizes", default="1x,damaged,16x", help="1x (Last.fm 2K), damaged, 16x (synthetic)")
+    ph.add_argument("--phase-stores", default="memory,neo4j")
+    ph.add_argument("--end-to-end-16x", action="store_true", help="also time kgrec load of the 16x CSV folder")
+    ph.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "kgrec-load-phases"))
     args = ap.parse_args()
+    if args.phases:
+        import load_phases
+
+        text = load_phases.run(args)
+        print(text)
+        if args.write:
+            write_section("load-phases", text)
+        return
     paths = args.paths.split(",")
     base = Path(args.datasets)
     results, lines, failures = [], {}, []

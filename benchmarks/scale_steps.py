@@ -185,7 +185,7 @@ def batch_step(bundle: str, users: int, workers: int) -> dict[str, Any]:
     from kgrec.recommenders.batch.batch_tasks import RecommendOptions, recommend_block
     from kgrec.recommenders.batch.engines import LocalEngine, Payload
     from kgrec.recommenders.batch.ray_engine import RayEngine
-    from kgrec.recommenders.serving.server import Query
+    from kgrec.recommenders.serving.query import Query
     from kgrec.recommenders.serving.server_loading import load_server
 
     t0 = time.perf_counter()

@@ -105,9 +105,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(bundle: Path, store: str, port: int, workers: int, threads: int) -> subprocess.Popen:
+def start_server(bundle: Path, store: str, port: int, workers: int, threads: int,
+                 worker_class: str = "asgi") -> subprocess.Popen:
     cmd = [sys.executable, "-c", "from kgrec.cli import main; main()", "serve", "--bundle", str(bundle),
            "--store", store, "--port", str(port), "--workers", str(workers), "--threads", str(threads),
+           "--worker-class", worker_class,
            "--model", "graph_walk"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -122,6 +124,36 @@ def start_server(bundle: Path, store: str, port: int, workers: int, threads: int
             time.sleep(0.5)
     proc.kill()
     sys.exit("server did not come up within 120 s")
+
+
+#: Requests cycle through a list of paths; each connection waits ``pause`` ms between requests.
+PATHS_LUA = """
+paths = {%s}
+pause = %s
+counter = 0
+delay = function()
+  return pause
+end
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", paths[(counter %% #paths) + 1])
+end
+"""
+
+
+def paths_script(path: Path, paths: list[str], pause_ms: int) -> Path:
+    """A wrk script at ``path`` that requests ``paths`` in turn, pausing ``pause_ms`` per connection."""
+    path.write_text(PATHS_LUA % (",".join(json.dumps(p) for p in paths), pause_ms), encoding="utf-8")
+    return path
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """SIGTERM (gunicorn's graceful stop), then SIGKILL after 30 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 LUA = """
@@ -171,7 +203,7 @@ def in_process_ms(bundle: Path, users: list[str], n: int = 300) -> dict[str, dic
     """The read path alone (no HTTP, no JSON), one request at a time: where the time goes."""
     import numpy as np
 
-    from kgrec.recommenders.serving.server import Query
+    from kgrec.recommenders.serving.query import Query
     from kgrec.recommenders.serving.server_loading import load_server
 
     server = load_server(bundle, default_model="graph_walk")
@@ -262,6 +294,8 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--worker-class", choices=["asgi", "gthread"], default="asgi",
+                    help="kgrec serve's worker class (benchmarks/slow_clients.py compares them under slow clients)")
     ap.add_argument("--cache", type=Path, default=ROOT / "data" / "bench" / "lastfm-bundle")
     ap.add_argument("--retrain", action="store_true", help="train the bundle again (current model defaults)")
     ap.add_argument("--no-write", action="store_true", help="print the results, leave RESULTS.md alone")
@@ -276,7 +310,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="kgrec-serve-bench-"))
     port = free_port()
     store = build_store(args.datasets, args.cache.parent / "lastfm-store")
-    proc = start_server(bundle, store, port, args.workers, args.threads)
+    proc = start_server(bundle, store, port, args.workers, args.threads, args.worker_class)
     base = f"http://127.0.0.1:{port}"
     wait_until_store_reachable(base)
     quoted = ",".join(json.dumps(u) for u in users)
@@ -302,11 +336,7 @@ def main() -> None:
         rss = worker_rss_mb(proc.pid)
         load_after = os.getloadavg()[0]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
     alone = in_process_ms(bundle, users)
@@ -325,7 +355,7 @@ def main() -> None:
         "rss": max(rss) <= TARGETS["rss_mb"],
     }
     verdict = lambda good: "met" if good else "**missed**"  # noqa: E731
-    worker_class = "gthread" if args.threads > 1 else "sync"
+    worker_class = args.worker_class
     sample = len(users[:: max(1, len(users) // 300)][:300])
     lines = [
         "## Serving (`benchmarks/serve.py`)",
