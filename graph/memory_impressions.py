@@ -17,6 +17,7 @@ user at each batch): each user has a counter of their own, the ``impressions_tok
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections.abc import Iterable
@@ -37,6 +38,9 @@ IMPRESSIONS_NAME = "impressions.jsonl"
 #: directory lock for a disk flush per batch (5-25 ms here). A power failure may lose the last
 #: second of impressions (a process that exits or is killed loses nothing: the OS has the bytes).
 SYNC_SECONDS = 1.0
+#: Impressions applied between two ``gc.freeze()`` calls (``_freeze_now_and_then``).
+FREEZE_EVERY = 2_000
+_UNFROZEN = 0
 _SAW, _SHOWS = Rel.SAW.value, Rel.SHOWS.value
 #: Impression properties in ``impressions`` row order (``Impression.row``).
 _NAMES = ("id", "request", "user", "item", "position", "at", "policy", "model", "source", "propensity", "score",
@@ -69,6 +73,19 @@ def put_impressions(store: Any, rows: list[Any]) -> None:
     for row in fresh.values():
         skipped = row[17] is None and row[18] is None
         store._index_impression(row[2], row[3], 1, int(skipped))
+    _freeze_now_and_then(len(fresh))
+
+
+def _freeze_now_and_then(added: int) -> None:
+    """Move the impressions applied so far out of the cyclic collector's reach once every
+    ``FREEZE_EVERY`` of them. The log only grows while a server runs, and a full collection walks
+    every tracked object: at 150,000 impressions one took 438 ms, a pause for every request in
+    flight. Frozen objects are still freed by reference counting (a node removed is gone)."""
+    global _UNFROZEN
+    _UNFROZEN += added
+    if _UNFROZEN >= FREEZE_EVERY:
+        _UNFROZEN = 0
+        gc.freeze()
 
 
 def put_outcomes(store: Any, rows: list[Any]) -> None:
