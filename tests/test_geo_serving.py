@@ -215,3 +215,24 @@ def test_the_explanation_page_draws_a_map_of_the_users_places(graph, bundle: Pat
     assert 'class="link"' in page and "your places" in page
     # a model whose reasons walk no NEAR hop gets no map
     assert '<svg class="map"' not in client.get(f"/ui/users/{user}?k=5&model=popularity").get_data(as_text=True)
+
+
+def test_the_latitude_band_keeps_exactly_what_a_full_haversine_keeps() -> None:
+    """``NearFilter`` computes distances only inside the circle's latitude band: the same items as
+    a haversine over every item, near the poles and across the antimeridian too."""
+    from types import SimpleNamespace
+
+    from kgrec.graph.geo import haversine_km
+    from kgrec.recommenders.serving.geo_query import NearFilter
+
+    rng = np.random.default_rng(5)
+    lat = np.concatenate([rng.uniform(-90, 90, 3000), rng.uniform(88, 90, 300), [np.nan] * 5])
+    lon = np.concatenate([rng.uniform(-180, 180, 3000), rng.uniform(-180, 180, 300), [0.0] * 5])
+    snap = SimpleNamespace(items=range(len(lat)), item_lat=lat, item_lon=lon)
+    nf = NearFilter(snap)  # type: ignore[arg-type]
+    ok = np.isfinite(lat)
+    for centre, r in [((0.0, 179.9), 50.0), ((89.5, 10.0), 100.0), ((-45.0, -170.0), 2000.0),
+                      ((10.0, 10.0), 0.0), ((60.0, 30.0), 20000.0), ((-89.99, 0.0), 30.0)]:
+        full = np.zeros(len(lat), dtype=bool)
+        full[np.flatnonzero(ok)] = haversine_km(centre[0], centre[1], lat[ok], lon[ok]) <= r
+        assert np.array_equal(nf.mask(centre, r), full), (centre, r)

@@ -19,7 +19,7 @@ from threading import Lock
 
 import numpy as np
 
-from kgrec.graph.geo import haversine_km
+from kgrec.graph.geo import EARTH_RADIUS_KM, haversine_km
 from kgrec.graph.snapshot import GraphSnapshot
 from kgrec.graph.values import location_problem
 from kgrec.recommenders.models.sparse_rows import snapshot_view
@@ -105,6 +105,11 @@ class NearFilter:
         self._n = len(snapshot.items)
         self._located = np.flatnonzero(known)
         self._lat, self._lon = np.asarray(lat)[known], np.asarray(lon)[known]
+        #: The located items by latitude: a circle lies within a latitude band (a great-circle
+        #: distance is at least the Earth's radius times the latitude difference), so only the
+        #: band's items need a haversine.
+        self._by_lat = np.argsort(self._lat, kind="stable")
+        self._lat_sorted = self._lat[self._by_lat]
         self._cache: OrderedDict[tuple[float, float, float], np.ndarray] = OrderedDict()
         self._lock = Lock()
 
@@ -118,7 +123,12 @@ class NearFilter:
                 return got
         out = np.zeros(self._n, dtype=bool)
         if len(self._located):
-            out[self._located[haversine_km(near[0], near[1], self._lat, self._lon) <= radius_km]] = True
+            band = math.degrees(radius_km / EARTH_RADIUS_KM) + 1e-9
+            lo = int(np.searchsorted(self._lat_sorted, near[0] - band, side="left"))
+            hi = int(np.searchsorted(self._lat_sorted, near[0] + band, side="right"))
+            idx = self._by_lat[lo:hi]
+            within = haversine_km(near[0], near[1], self._lat[idx], self._lon[idx]) <= radius_km
+            out[self._located[idx[within]]] = True
         out.setflags(write=False)
         with self._lock:
             self._cache[key] = out

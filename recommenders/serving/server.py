@@ -224,7 +224,7 @@ class Server(SimilarServing):
         """``need`` candidates source by source under the mask ``ok`` (which they join)."""
         picked: list[Recommendation] = []
         for source in self.order(q.model, q.fallback):
-            if len(picked) >= need:
+            if len(picked) >= need or not ok.any():  # no allowed item left: no source can add one
                 break
             found = self._candidates(source, q.user, folded, need - len(picked), ok, q.at, attributes)
             picked += found
