@@ -26,7 +26,8 @@ from urllib.request import urlopen
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.serve import ensure_wrk, free_port, paths_script, run_wrk, stop_server, worker_rss_mb  # noqa: E402
+from benchmarks.serve import ensure_wrk, free_port, run_wrk, worker_rss_mb  # noqa: E402
+from benchmarks.wrk_paths import paths_script, stop_server  # noqa: E402
 
 
 def start(bundle: Path, store: str, port: int, workers: int, threads: int) -> subprocess.Popen:

@@ -17,7 +17,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +27,8 @@ from urllib.request import urlopen
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks.wrk_paths import stop_server  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 #: Pauses of the paced runs are set from these offered rates (the achieved rate is lower, as
 #: each connection also waits for its answer): about 500+ req/s for plain requests, and
@@ -124,36 +125,6 @@ def start_server(bundle: Path, store: str, port: int, workers: int, threads: int
             time.sleep(0.5)
     proc.kill()
     sys.exit("server did not come up within 120 s")
-
-
-#: Requests cycle through a list of paths; each connection waits ``pause`` ms between requests.
-PATHS_LUA = """
-paths = {%s}
-pause = %s
-counter = 0
-delay = function()
-  return pause
-end
-request = function()
-  counter = counter + 1
-  return wrk.format("GET", paths[(counter %% #paths) + 1])
-end
-"""
-
-
-def paths_script(path: Path, paths: list[str], pause_ms: int) -> Path:
-    """A wrk script at ``path`` that requests ``paths`` in turn, pausing ``pause_ms`` per connection."""
-    path.write_text(PATHS_LUA % (",".join(json.dumps(p) for p in paths), pause_ms), encoding="utf-8")
-    return path
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    """SIGTERM (gunicorn's graceful stop), then SIGKILL after 30 s."""
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 LUA = """

@@ -30,12 +30,11 @@ from benchmarks.serve import (  # noqa: E402
     build_store,
     ensure_wrk,
     free_port,
-    paths_script,
     run_wrk,
     start_server,
-    stop_server,
     wait_until_store_reachable,
 )
+from benchmarks.wrk_paths import paths_script, stop_server  # noqa: E402
 
 
 def queries(bundle: Path, n: int, seed: int) -> list[str]:

@@ -30,17 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sections import write_section
-from serve import (
-    ROOT,
-    ensure_wrk,
-    free_port,
-    paths_script,
-    run_wrk,
-    start_server,
-    stop_server,
-    wait_until_store_reachable,
-    worker_rss_mb,
-)
+from serve import ROOT, ensure_wrk, free_port, run_wrk, start_server, wait_until_store_reachable, worker_rss_mb
+from wrk_paths import paths_script, stop_server
 
 #: Offered rate of the paced run and the latency target there (the issue's).
 RATE, P99_MS, ITEMS = 200.0, 30.0, 10

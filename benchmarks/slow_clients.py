@@ -34,7 +34,7 @@ from urllib.request import urlopen
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from benchmarks.serve import stop_server  # noqa: E402
+from benchmarks.wrk_paths import stop_server  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "slow_clients.json"
 

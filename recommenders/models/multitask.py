@@ -26,9 +26,9 @@ import scipy.sparse as sp
 
 from kgrec.graph.snapshot import GraphSnapshot
 from kgrec.recommenders.base import FitCost, Reason
-from kgrec.recommenders.config import AtLeastOne, ModelConfig, NonNegative, Positive, Range
+from kgrec.recommenders.config import AtLeastOne, NonNegative
 from kgrec.recommenders.models.ease import kept_items
-from kgrec.recommenders.models.multvae import gradient_reasons
+from kgrec.recommenders.models.multvae import VAENetworkConfig, gradient_reasons
 from kgrec.recommenders.models.scored import ScoredRecommender
 from kgrec.recommenders.registry import register
 from kgrec.recommenders.saved_arrays import Dim
@@ -54,25 +54,14 @@ def behaviours(snapshot: GraphSnapshot) -> dict[str, sp.csr_matrix]:
 
 
 @dataclass(frozen=True)
-class MultiTaskConfig(ModelConfig):
+class MultiTaskConfig(VAENetworkConfig):
     """``tasks``: the behaviours it learns (``interactions`` always, first); the network and
     training options are ``multvae``'s; ``aux_weight``: weight of every other head's loss;
     ``min_users`` / ``max_columns``: which columns of each behaviour it models."""
 
     tasks: tuple[Task, ...] = ("interactions", "tagged", "tags")
     aux_weight: Annotated[float, NonNegative] = 1.0
-    hidden_dim: Annotated[int, AtLeastOne] = 600
-    latent_dim: Annotated[int, AtLeastOne] = 64
-    dropout: Annotated[float, Range(0, 1, open_high=True)] = 0.5
-    epochs: Annotated[int, NonNegative] = 75
-    batch_size: Annotated[int, AtLeastOne] = 500
-    lr: Annotated[float, Positive] = 1e-3
-    anneal_cap: Annotated[float, NonNegative] = 0.2
-    anneal_epochs: Annotated[int, NonNegative] = 20
-    min_users: Annotated[int, AtLeastOne] = 2
     max_columns: Annotated[int, AtLeastOne] = 20000
-    neighbours_explained: Annotated[int, NonNegative] = 3
-    threads: Annotated[int, NonNegative] = 0
 
 
 @register("multitask", fit_cost=FitCost(nnz=120.0, fixed=2.0))

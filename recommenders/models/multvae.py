@@ -40,7 +40,25 @@ WEIGHTS = ("enc_w", "enc_b", "mu_w", "mu_b", "lv_w", "lv_b", "dec_w", "dec_b", "
 
 
 @dataclass(frozen=True)
-class MultVAEConfig(ModelConfig):
+class VAENetworkConfig(ModelConfig):
+    """The Mult-VAE network and training options that ``multvae`` and ``multitask`` share
+    (``MultVAEConfig`` says what each means and how the defaults were chosen)."""
+
+    hidden_dim: Annotated[int, AtLeastOne] = 600
+    latent_dim: Annotated[int, AtLeastOne] = 64
+    dropout: Annotated[float, Range(0, 1, open_high=True)] = 0.5
+    epochs: Annotated[int, NonNegative] = 75
+    batch_size: Annotated[int, AtLeastOne] = 500
+    lr: Annotated[float, Positive] = 1e-3
+    anneal_cap: Annotated[float, NonNegative] = 0.2
+    anneal_epochs: Annotated[int, NonNegative] = 20
+    min_users: Annotated[int, AtLeastOne] = 2
+    neighbours_explained: Annotated[int, NonNegative] = 3
+    threads: Annotated[int, NonNegative] = 0
+
+
+@dataclass(frozen=True)
+class MultVAEConfig(VAENetworkConfig):
     """Network (``hidden_dim`` → ``latent_dim``) and training options; ``anneal_cap`` is the
     final β of the KL term, reached after ``anneal_epochs``. ``epochs`` = 75, batch 500 and
     latent 64 were chosen on validation cuts of Last.fm 2K and ml-latest-small (epochs 50 / 75 /
@@ -53,25 +71,14 @@ class MultVAEConfig(ModelConfig):
     datasets this was not better than the fixed default: the holdout's curve flattens early).
     ``threads``: torch CPU threads while training (0: torch's default)."""
 
-    hidden_dim: Annotated[int, AtLeastOne] = 600
-    latent_dim: Annotated[int, AtLeastOne] = 64
-    dropout: Annotated[float, Range(0, 1, open_high=True)] = 0.5
-    epochs: Annotated[int, NonNegative] = 75
-    batch_size: Annotated[int, AtLeastOne] = 500
-    lr: Annotated[float, Positive] = 1e-3
     weight_decay: Annotated[float, NonNegative] = 0.0
-    anneal_cap: Annotated[float, NonNegative] = 0.2
-    anneal_epochs: Annotated[int, NonNegative] = 20
     validation_fraction: Annotated[float, Range(0, 1, open_high=True)] = 0.0
     validation_users: Annotated[int, AtLeastOne] = 1000
     eval_every: Annotated[int, AtLeastOne] = 5
     patience: Annotated[int, AtLeastOne] = 3
-    min_users: Annotated[int, AtLeastOne] = 2
     max_items: Annotated[int, AtLeastOne] = 20000
     interaction_weighting: Literal["binary", "log", "raw"] = "binary"
-    neighbours_explained: Annotated[int, NonNegative] = 3
     device: str = "auto"
-    threads: Annotated[int, NonNegative] = 0
 
 
 @register("multvae", fit_cost=FitCost(nnz=80.0, fixed=2.0))
